@@ -1,0 +1,342 @@
+"""The desired layout as a networkx graph, and the questions asked of it.
+
+Nodes are named with one identifier form used everywhere (plans, errors,
+pictures): ``kind:host/name``. Edges carry what crosses them:
+
+- ``trunk``: an OVS port carrying a set of VLAN ids (``vlans``), one of them
+  possibly untagged (``native``);
+- ``access``: an OVS port in one VLAN (``tag``; None for untagged);
+- ``member``, ``patch``, ``cable``: plain L2 links that pass whatever they get;
+- ``contains``, ``routes``: structure and L3, never part of a broadcast domain.
+
+Broadcast domains are computed by union-find over "clusters" (nodes joined by
+plain L2 links) so that thousands of VLANs cost the sum of their trunk
+memberships, not VLANs x edges.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Iterable
+
+import networkx as nx
+
+from ovsnet.topology.model import Attach, Host, Layout, Topology
+
+L2_PLAIN = frozenset({"member", "patch", "cable"})
+L2_FILTERED = frozenset({"trunk", "access"})
+
+
+def nid(kind: str, *parts: str) -> str:
+    return f"{kind}:{'/'.join(parts)}"
+
+
+def host_id(host: str) -> str:
+    return nid("host", host)
+
+
+def ovs_id(host: Host) -> str:
+    return nid("ovs", host.name, host.bridge.name)
+
+
+def switch_id(name: str) -> str:
+    return nid("switch", name)
+
+
+def build(topo: Topology) -> nx.Graph:
+    g = nx.Graph(name=topo.name)
+    vid = {v.name: v.id for v in topo.vlans.values()}
+    for v in topo.vlans.values():
+        g.graph.setdefault("vlans", {})[v.id] = v.name
+    for host in topo.hosts.values():
+        if host.layout is Layout.FLAT:
+            _add_flat_host(g, host, vid)
+        else:
+            _add_vlan_host(g, host, vid, topo)
+    _add_lab(g, topo, vid)
+    _add_endpoints(g, topo, vid)
+    return g
+
+
+def _add_vlan_host(g: nx.Graph, host: Host, vid: dict[str, int], topo: Topology) -> None:
+    h = host_id(host.name)
+    g.add_node(h, kind="host", host=host.name, name=host.name)
+    br = ovs_id(host)
+    g.add_node(br, kind="ovs_bridge", host=host.name, name=host.bridge.name, datapath=host.bridge.datapath.value)
+    g.add_edge(h, br, kind="contains")
+    for up in host.uplinks:
+        nic = nid("nic", host.name, up.nic)
+        g.add_node(nic, kind="nic", host=host.name, name=up.nic, mtu=up.mtu)
+        g.add_edge(h, nic, kind="contains")
+        native = vid[up.native_vlan] if up.native_vlan else None
+        vlans = frozenset(vid[v] for v in up.vlans) | ({native} if native else frozenset())
+        g.add_edge(br, nic, kind="trunk", vlans=vlans, native=native)
+    m = host.management
+    if m:
+        port = nid("internal", host.name, m.port)
+        mvlan = host.management_vlan
+        tag = vid[mvlan] if mvlan else None
+        g.add_node(port, kind="internal", host=host.name, name=m.port, addresses=tuple(str(a) for a in m.addresses))
+        g.add_edge(h, port, kind="contains")
+        g.add_edge(br, port, kind="access", tag=tag)
+    for d in host.docker:
+        mtu = d.mtu or topo.vlans[d.vlan].mtu
+        ovs_end = nid("veth", host.name, d.patch_ovs)
+        br_end = nid("veth", host.name, d.patch_bridge)
+        lbr = nid("linux_bridge", host.name, d.bridge)
+        g.add_node(ovs_end, kind="veth", host=host.name, name=d.patch_ovs, mtu=mtu)
+        g.add_node(br_end, kind="veth", host=host.name, name=d.patch_bridge, mtu=mtu)
+        g.add_node(lbr, kind="linux_bridge", host=host.name, name=d.bridge, mtu=mtu, network=d.network, vlan=vid[d.vlan])
+        g.add_edge(h, lbr, kind="contains")
+        g.add_edge(br, ovs_end, kind="access", tag=vid[d.vlan])
+        g.add_edge(ovs_end, br_end, kind="patch")
+        g.add_edge(br_end, lbr, kind="member")
+    for ap in host.access_ports:
+        iface = nid("iface", host.name, ap.interface)
+        g.add_node(iface, kind="iface", host=host.name, name=ap.interface)
+        g.add_edge(h, iface, kind="contains")
+        g.add_edge(br, iface, kind="access", tag=vid[ap.vlan])
+
+
+def _add_flat_host(g: nx.Graph, host: Host, vid: dict[str, int]) -> None:
+    assert host.flat is not None
+    h = host_id(host.name)
+    g.add_node(h, kind="host", host=host.name, name=host.name)
+    lbr = nid("linux_bridge", host.name, host.flat.bridge)
+    nic = nid("nic", host.name, host.flat.nic)
+    addresses = tuple(str(a) for a in host.management.addresses) if host.management else ()
+    seg = vid[host.flat.vlan] if host.flat.vlan else None
+    g.add_node(lbr, kind="linux_bridge", host=host.name, name=host.flat.bridge, addresses=addresses, vlan=seg, flat=True)
+    g.add_node(nic, kind="nic", host=host.name, name=host.flat.nic, native=seg)
+    g.add_edge(h, lbr, kind="contains")
+    g.add_edge(h, nic, kind="contains")
+    g.add_edge(lbr, nic, kind="member")
+
+
+def _add_lab(g: nx.Graph, topo: Topology, vid: dict[str, int]) -> None:
+    lab = topo.lab
+    if lab is None:
+        return
+    if lab.switch:
+        g.add_node(switch_id(lab.switch), kind="switch", host=lab.switch, name=lab.switch)
+    for cable in lab.cables:
+        a, b = (_cable_node(g, topo, lab.switch, end, other, vid) for end, other in ((cable.a, cable.b), (cable.b, cable.a)))
+        if a and b:
+            g.add_edge(a, b, kind="cable")
+    if topo.router and lab.switch:
+        r = nid("router", topo.router.name)
+        g.add_node(r, kind="router", host=topo.router.name, name=topo.router.name)
+        for vname in topo.router.vlans:
+            v = topo.vlans[vname]
+            leg = nid("router_leg", topo.router.name, vname)
+            g.add_node(leg, kind="router_leg", host=topo.router.name, name=vname, addresses=(f"{v.router}/{v.subnet.prefixlen}",) if v.router and v.subnet else ())
+            g.add_edge(r, leg, kind="routes")
+            g.add_edge(switch_id(lab.switch), leg, kind="access", tag=v.id)
+
+
+def _cable_node(g, topo, switch, end, other, vid) -> str | None:
+    """The node a cable end plugs into; a switch end gets a port mirroring the host's trunk."""
+    if switch and end.node == switch:
+        if other.node not in topo.hosts or other.nic is None:
+            return None
+        port = nid("switch_port", switch, f"{other.node}-{other.nic}")
+        host = topo.hosts[other.node]
+        g.add_node(port, kind="switch_port", host=switch, name=f"{other.node}-{other.nic}")
+        up = next((u for u in host.uplinks if u.nic == other.nic), None)
+        if up is not None:
+            native = vid[up.native_vlan] if up.native_vlan else None
+            vlans = frozenset(vid[v] for v in up.vlans) | ({native} if native else frozenset())
+            g.add_edge(switch_id(switch), port, kind="trunk", vlans=vlans, native=native)
+        elif host.flat is not None and host.flat.nic == other.nic:
+            tag = vid[host.flat.vlan] if host.flat.vlan else None
+            g.add_edge(switch_id(switch), port, kind="access", tag=tag)
+        return port
+    node = nid("nic", end.node, end.nic or "")
+    return node if node in g else None
+
+
+def _add_endpoints(g: nx.Graph, topo: Topology, vid: dict[str, int]) -> None:
+    for ep in topo.endpoints:
+        e = nid("endpoint", ep.name)
+        g.add_node(e, kind="endpoint", host=ep.host, name=ep.name, addresses=(str(ep.address),), vlan=vid[ep.vlan])
+        host = topo.hosts.get(ep.host)
+        if host is None:
+            continue
+        if host.layout is Layout.FLAT and host.flat:
+            g.add_edge(nid("linux_bridge", host.name, host.flat.bridge), e, kind="member")
+        elif ep.attach is Attach.DOCKER:
+            d = next((d for d in host.docker if d.vlan == ep.vlan), None)
+            if d is not None:
+                g.add_edge(nid("linux_bridge", host.name, d.bridge), e, kind="member")
+        else:
+            g.add_edge(ovs_id(host), e, kind="access", tag=vid[ep.vlan])
+
+
+# --- broadcast domains --------------------------------------------------------
+
+
+def carries(data: dict, vlan: int) -> bool:
+    kind = data["kind"]
+    if kind in L2_PLAIN:
+        return True
+    if kind == "trunk":
+        return vlan in data["vlans"]
+    if kind == "access":
+        return data["tag"] == vlan
+    return False
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        parent = self.parent
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while x != root:  # path compression
+            parent[x], x = root, parent.get(x, x)
+        return root
+
+    def union(self, a: str, b: str) -> bool:
+        """Join; False when a and b were already joined (the edge closes a loop)."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        self.parent[ra] = rb
+        return True
+
+
+@dataclass(frozen=True)
+class Loop:
+    vlan: int | None  # None: a loop of plain links, in every VLAN
+    edge: tuple[str, str]
+
+
+class Domains:
+    """Broadcast domains of every VLAN, computed once per graph."""
+
+    def __init__(self, g: nx.Graph):
+        self.g = g
+        plain = nx.Graph()
+        plain.add_nodes_from(g.nodes)
+        plain.add_edges_from((u, v) for u, v, d in g.edges(data=True) if d["kind"] in L2_PLAIN)
+        self.cluster: dict[str, str] = {}
+        self.loops: list[Loop] = []
+        for comp in nx.connected_components(plain):
+            rep = min(comp)
+            for n in comp:
+                self.cluster[n] = rep
+            sub = plain.subgraph(comp)
+            if sub.number_of_edges() >= len(comp):
+                cyc = nx.find_cycle(sub)
+                self.loops.append(Loop(None, (cyc[0][0], cyc[0][1])))
+        # Filtered edges per VLAN: the only per-VLAN work there is.
+        by_vlan: dict[int | None, list[tuple[str, str]]] = {}
+        for u, v, d in g.edges(data=True):
+            if d["kind"] == "trunk":
+                for vlan in d["vlans"]:
+                    by_vlan.setdefault(vlan, []).append((u, v))
+            elif d["kind"] == "access":
+                by_vlan.setdefault(d["tag"], []).append((u, v))
+        self._uf: dict[int | None, _UnionFind] = {}
+        for vlan, edges in by_vlan.items():
+            uf = _UnionFind()
+            for u, v in edges:
+                if not uf.union(self.cluster[u], self.cluster[v]):
+                    self.loops.append(Loop(vlan, (u, v)))
+            self._uf[vlan] = uf
+
+    def same(self, vlan: int | None, a: str, b: str) -> bool:
+        """Whether a and b are in one broadcast domain of this VLAN."""
+        ca, cb = self.cluster[a], self.cluster[b]
+        if ca == cb:
+            return True
+        uf = self._uf.get(vlan)
+        return uf is not None and uf.find(ca) == uf.find(cb)
+
+    def members(self, vlan: int | None, node: str) -> set[str]:
+        """Every node in node's broadcast domain of this VLAN (for small queries)."""
+        uf = self._uf.get(vlan)
+        root = uf.find(self.cluster[node]) if uf else self.cluster[node]
+        clusters = {c for c in set(self.cluster.values()) if (uf.find(c) if uf else c) == root}
+        return {n for n, c in self.cluster.items() if c in clusters}
+
+    def vlan_edges(self, vlan: int) -> Iterable[tuple[str, str]]:
+        return ((u, v) for u, v, d in self.g.edges(data=True) if d["kind"] in L2_FILTERED and carries(d, vlan))
+
+
+# --- reachability ----------------------------------------------------------------
+
+
+class Expect(str, enum.Enum):
+    SAME_VLAN = "same-vlan"  # one broadcast domain
+    ROUTED = "routed"  # different VLANs, both routed by the router
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True)
+class Station:
+    """Something with an address that verify pings from or to."""
+
+    node: str  # graph node id
+    name: str
+    host: str
+    vlan: int | None
+    address: str  # "10.100.0.5/24"
+    is_host_address: bool = False
+
+
+def stations(topo: Topology, g: nx.Graph) -> list[Station]:
+    """Endpoints plus each host's own addresses (which containers must not reach directly)."""
+    out = []
+    vid = {v.name: v.id for v in topo.vlans.values()}
+    for ep in topo.endpoints:
+        out.append(Station(nid("endpoint", ep.name), ep.name, ep.host, vid[ep.vlan], str(ep.address)))
+    for host in topo.hosts.values():
+        m = host.management
+        if not m:
+            continue
+        if host.layout is Layout.FLAT and host.flat:
+            node = nid("linux_bridge", host.name, host.flat.bridge)
+        else:
+            node = nid("internal", host.name, m.port)
+        mvlan = host.management_vlan
+        vlan = vid[mvlan] if mvlan else None
+        for i, addr in enumerate(m.addresses):
+            if addr.version == 4:
+                out.append(Station(node, f"{host.name}" + (f"#{i}" if i else ""), host.name, vlan, str(addr), True))
+    return out
+
+
+def expected(topo: Topology, g: nx.Graph, doms: Domains | None = None) -> dict[tuple[str, str], Expect]:
+    """Who should reach whom, from the graph alone."""
+    doms = doms or Domains(g)
+    sts = stations(topo, g)
+    router_legs: dict[int, str] = {}
+    if topo.router and topo.lab and topo.lab.switch:
+        for vname in topo.router.vlans:
+            router_legs[topo.vlans[vname].id] = nid("router_leg", topo.router.name, vname)
+    routed_ids = {topo.vlans[v].id for v in topo.router.vlans} if topo.router else set()
+
+    def on_router(s: Station) -> bool:
+        if s.vlan not in routed_ids:
+            return False
+        leg = router_legs.get(s.vlan)
+        # Without a modelled switch (real hosts) the router is assumed on the trunk.
+        return leg is None or doms.same(s.vlan, s.node, leg)
+
+    out = {}
+    for a in sts:
+        for b in sts:
+            if a is b or a.host == b.host and a.is_host_address and b.is_host_address:
+                continue
+            if a.vlan == b.vlan and doms.same(a.vlan, a.node, b.node):
+                out[(a.name, b.name)] = Expect.SAME_VLAN
+            elif a.vlan != b.vlan and on_router(a) and on_router(b):
+                out[(a.name, b.name)] = Expect.ROUTED
+            else:
+                out[(a.name, b.name)] = Expect.BLOCKED
+    return out

@@ -1,0 +1,1 @@
+"""Simulated hosts on one machine: namespaces, private OVS instances, cables."""

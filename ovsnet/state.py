@@ -1,0 +1,148 @@
+"""What a host has now, as read from OVSDB and netlink.
+
+The backends fill these in; the planner compares them with the desired
+layout. Everything is frozen so a snapshot taken before an apply can be
+kept as the "before" of every change and for rollback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+# external_ids / ifalias keys that mark an object as ovsnet's.
+OWNER_KEY = "ovsnet-topology"
+ROLE_KEY = "ovsnet-role"
+ALIAS_PREFIX = "ovsnet:"
+
+
+def alias_for(topology: str, role: str) -> str:
+    """The ifalias ovsnet writes on Linux objects it creates."""
+    return f"{ALIAS_PREFIX}{topology}:{role}"
+
+
+def alias_owner(alias: str | None) -> str | None:
+    """The topology named in an ovsnet ifalias, or None for foreign links."""
+    if not alias or not alias.startswith(ALIAS_PREFIX):
+        return None
+    return alias[len(ALIAS_PREFIX):].split(":", 1)[0] or None
+
+
+@dataclass(frozen=True)
+class OvsInterface:
+    name: str
+    type: str = ""  # "" is a system (kernel/netdev) interface
+    ofport: int | None = None  # -1 means ovs-vswitchd failed to open it
+    error: str | None = None
+    external_ids: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OvsPort:
+    name: str
+    bridge: str
+    tag: int | None = None
+    trunks: frozenset[int] = frozenset()
+    vlan_mode: str | None = None
+    interfaces: tuple[OvsInterface, ...] = ()
+    external_ids: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def owner(self) -> str | None:
+        return self.external_ids.get(OWNER_KEY)
+
+
+@dataclass(frozen=True)
+class OvsBridge:
+    name: str
+    datapath_type: str = ""
+    ports: tuple[str, ...] = ()
+    external_ids: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def owner(self) -> str | None:
+        return self.external_ids.get(OWNER_KEY)
+
+
+@dataclass(frozen=True)
+class OvsState:
+    bridges: Mapping[str, OvsBridge] = field(default_factory=dict)
+    ports: Mapping[str, OvsPort] = field(default_factory=dict)
+    cur_cfg: int = 0
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    index: int
+    kind: str = ""  # "bridge", "veth", "tun", "openvswitch", "" for plain NICs
+    master: str | None = None
+    peer: str | None = None  # for veths: the other end's name, when visible
+    mtu: int = 1500
+    up: bool = False
+    alias: str | None = None
+    mac: str | None = None
+
+    @property
+    def owner(self) -> str | None:
+        return alias_owner(self.alias)
+
+
+@dataclass(frozen=True, order=True)
+class Address:
+    ifname: str
+    cidr: str  # "192.0.2.10/24"
+
+
+@dataclass(frozen=True, order=True)
+class Route:
+    dst: str  # "default" or a CIDR
+    ifname: str
+    gateway: str | None = None
+    metric: int = 0
+    proto: str = "static"  # "kernel" for connected routes, "boot", "static", ...
+
+
+@dataclass(frozen=True)
+class LinuxState:
+    links: Mapping[str, Link] = field(default_factory=dict)
+    addresses: tuple[Address, ...] = ()
+    routes: tuple[Route, ...] = ()
+
+    def addresses_of(self, ifname: str) -> tuple[str, ...]:
+        return tuple(a.cidr for a in self.addresses if a.ifname == ifname)
+
+    def routes_via(self, ifname: str) -> tuple[Route, ...]:
+        return tuple(r for r in self.routes if r.ifname == ifname)
+
+    def default_routes(self) -> tuple[Route, ...]:
+        return tuple(r for r in self.routes if r.dst == "default")
+
+
+@dataclass(frozen=True)
+class HostState:
+    ovs: OvsState
+    linux: LinuxState
+    dns: tuple[str, ...] | None = None  # resolv.conf nameservers; None: not read
+    docker: Mapping[str, "DockerNetwork"] | None = None  # None: Docker not reachable or not asked
+
+
+@dataclass(frozen=True)
+class DockerNetwork:
+    name: str
+    id: str
+    driver: str
+    bridge: str | None  # com.docker.network.bridge.name
+    subnet: str | None
+    gateway: str | None
+    ip_range: str | None
+    mtu: int | None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    containers: tuple[str, ...] = ()  # names of attached containers
+
+    @property
+    def owner(self) -> str | None:
+        return self.labels.get(DOCKER_OWNER_LABEL)
+
+
+DOCKER_OWNER_LABEL = "org.ovsnet.topology"

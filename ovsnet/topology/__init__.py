@@ -1,0 +1,39 @@
+"""The topology file: model, loading, validation and the address plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+
+from ovsnet.errors import ConfigError, Finding
+from ovsnet.topology.model import Topology
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A topology that loaded and validated, with what was derived from it."""
+
+    topology: Topology
+    graph: nx.Graph
+    warnings: tuple[Finding, ...]
+
+
+def check(topo: Topology) -> Checked:
+    """Build the graph and validate; raise ConfigError with every error found."""
+    from ovsnet import graph as graph_mod
+    from ovsnet.topology.validate import validate
+
+    g = graph_mod.build(topo)
+    findings = validate(topo, g)
+    errs = [f for f in findings if f.severity == "error"]
+    if errs:
+        raise ConfigError(topo.source, findings)
+    return Checked(topo, g, tuple(findings))
+
+
+def load_checked(path: str | Path) -> Checked:
+    from ovsnet.topology.load import load
+
+    return check(load(path))

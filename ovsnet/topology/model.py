@@ -1,0 +1,196 @@
+"""The desired layout, as read from topology.toml: intent only, no I/O.
+
+Names are resolved by the loader: every VLAN reference here is a VLAN name
+that exists in `Topology.vlans`.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Mapping, Union
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+
+DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
+DEFAULT_MTU = 1500
+
+
+class Datapath(str, enum.Enum):
+    SYSTEM = "system"  # the kernel datapath, what real hosts use
+    NETDEV = "netdev"  # userspace, what the lab uses
+
+
+class Layout(str, enum.Enum):
+    VLAN = "vlan"  # the seed's recommended layout: OVS trunk + per-VLAN Linux bridges
+    FLAT = "flat"  # the seed's simple layout: NIC in a Linux bridge, Docker -b
+
+
+class Attach(str, enum.Enum):
+    DOCKER = "docker"  # on the VLAN's Docker (Linux) bridge
+    OVS = "ovs"  # an access port straight on the OVS bridge
+
+
+@dataclass(frozen=True)
+class Vlan:
+    name: str
+    id: int
+    subnet: IPNetwork | None = None
+    router: IPAddress | None = None  # the containers' gateway on this VLAN
+    mtu: int = DEFAULT_MTU
+    host_slice: int | None = None  # prefix length of each host's container slice
+
+
+@dataclass(frozen=True)
+class Uplink:
+    """A physical NIC added to the OVS bridge as a trunk."""
+
+    nic: str
+    vlans: tuple[str, ...]
+    native_vlan: str | None = None  # carried untagged on the wire
+    mtu: int = DEFAULT_MTU
+
+
+@dataclass(frozen=True)
+class Management:
+    """The host's own addresses, moved from the NIC onto the bridge side."""
+
+    addresses: tuple[IPInterface, ...]
+    gateway: IPAddress | None = None
+    dns: tuple[IPAddress, ...] = ()
+    vlan: str | None = None  # None: untagged on the OVS bridge
+    port: str = "mgmt0"  # OVS internal port that receives the addresses
+    from_nic: str | None = None  # where the addresses are now; default: the first uplink
+
+
+@dataclass(frozen=True)
+class DockerBridge:
+    """A Linux bridge for Docker on one VLAN, patched into OVS by a veth pair."""
+
+    bridge: str
+    vlan: str
+    patch_ovs: str  # veth end that becomes an OVS access port
+    patch_bridge: str  # veth end enslaved to the Linux bridge
+    network: str | None = None  # Docker network to create on the bridge
+    ip_range: IPNetwork | None = None  # explicit slice; else the address plan picks one
+    mtu: int | None = None  # default: the VLAN's
+
+
+@dataclass(frozen=True)
+class AccessPort:
+    """An existing interface attached to the OVS bridge on one VLAN."""
+
+    interface: str
+    vlan: str
+
+
+@dataclass(frozen=True)
+class OvsBridgeSpec:
+    name: str = "br-ovs"
+    datapath: Datapath = Datapath.SYSTEM
+
+
+@dataclass(frozen=True)
+class FlatBridge:
+    """The seed's first way: the NIC straight into a Linux bridge, Docker on it."""
+
+    bridge: str
+    nic: str
+    vlan: str | None = None  # which topology VLAN this segment is, for addresses and the lab
+    network: str | None = None  # informational: Docker's default network uses -b
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    layout: Layout = Layout.VLAN
+    ovsdb: str = DEFAULT_OVSDB
+    docker_host: str | None = None
+    bridge: OvsBridgeSpec = field(default_factory=OvsBridgeSpec)
+    uplinks: tuple[Uplink, ...] = ()
+    management: Management | None = None
+    docker: tuple[DockerBridge, ...] = ()
+    access_ports: tuple[AccessPort, ...] = ()
+    flat: FlatBridge | None = None
+
+    @property
+    def uplink_nic(self) -> str | None:
+        """The NIC the host's own address lives on before the first `up`."""
+        if self.management and self.management.from_nic:
+            return self.management.from_nic
+        if self.flat:
+            return self.flat.nic
+        return self.uplinks[0].nic if self.uplinks else None
+
+    @property
+    def management_vlan(self) -> str | None:
+        """The VLAN of the host's own addresses: declared, or the uplink's native one."""
+        if self.management is None:
+            return None
+        if self.layout is Layout.FLAT:
+            return self.flat.vlan if self.flat else None
+        if self.management.vlan:
+            return self.management.vlan
+        up = next((u for u in self.uplinks if u.nic == self.uplink_nic), None)
+        return up.native_vlan if up else None
+
+
+@dataclass(frozen=True)
+class Router:
+    """Routes between the listed VLANs; at each VLAN's `router` address."""
+
+    name: str = "router"
+    vlans: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A test endpoint: something on a VLAN with an address, for verify."""
+
+    name: str
+    host: str
+    vlan: str
+    address: IPInterface
+    attach: Attach = Attach.DOCKER
+
+
+SWITCH = "switch"
+
+
+@dataclass(frozen=True)
+class CableEnd:
+    node: str  # a host name, or the lab switch's name
+    nic: str | None = None  # None on the switch side: the lab names the port
+
+    def __str__(self) -> str:
+        return f"{self.node}:{self.nic}" if self.nic else self.node
+
+
+@dataclass(frozen=True)
+class Cable:
+    a: CableEnd
+    b: CableEnd
+
+
+@dataclass(frozen=True)
+class Lab:
+    switch: str | None = None  # a simulated upstream switch, when cables go to it
+    cables: tuple[Cable, ...] = ()
+    datapath: Datapath = Datapath.NETDEV  # the lab has no OVS kernel module
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    vlans: Mapping[str, Vlan]
+    hosts: Mapping[str, Host]
+    router: Router | None = None
+    endpoints: tuple[Endpoint, ...] = ()
+    lab: Lab | None = None
+    source: str = "<memory>"
+
+    def vlan_by_id(self) -> dict[int, Vlan]:
+        return {v.id: v for v in self.vlans.values()}

@@ -1,0 +1,306 @@
+"""Checks on a loaded topology and its graph; returns every finding at once.
+
+Each finding carries the key path to fix and names the objects involved, in
+the graph's identifier form where a graph object is the subject.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterator
+
+import networkx as nx
+
+from ovsnet.errors import Finding
+from ovsnet.graph import Domains, nid
+from ovsnet.topology import addressing
+from ovsnet.topology.model import Attach, Host, Layout, Topology
+
+IFNAMSIZ = 16  # the kernel's limit including the trailing NUL
+VLAN_TAG_BYTES = 4
+ETH_HEADER = 18  # destination, source, type, FCS
+
+
+def ifname_problem(name: str) -> str | None:
+    """Why the kernel would refuse this interface name, or None."""
+    raw = name.encode("utf-8", "surrogatepass")
+    if len(raw) >= IFNAMSIZ:
+        return f"is {len(raw)} bytes; the kernel allows at most {IFNAMSIZ - 1}"
+    if name in (".", ".."):
+        return "is reserved by the kernel"
+    bad = sorted({c for c in name if c in "/:" or c.isspace() or ord(c) < 32})
+    if bad:
+        return "contains " + ", ".join(repr(c) for c in bad) + ", which the kernel refuses"
+    return None
+
+
+def validate(topo: Topology, g: nx.Graph, doms: Domains | None = None) -> list[Finding]:
+    doms = doms or Domains(g)
+    findings: list[Finding] = []
+    findings += _vlans(topo)
+    for host in topo.hosts.values():
+        findings += _host(topo, host)
+    findings += _subnets(topo)
+    findings += _addresses(topo)
+    findings += _references(topo)
+    findings += _loops(g, doms)
+    findings += _mtu(topo, g)
+    findings += _lab(topo)
+    _, slice_findings = addressing.plan(topo)
+    findings += slice_findings
+    return findings
+
+
+def errors(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity == "error"]
+
+
+def _vlans(topo: Topology) -> Iterator[Finding]:
+    by_id: dict[int, list[str]] = defaultdict(list)
+    for v in topo.vlans.values():
+        by_id[v.id].append(v.name)
+        if v.router and v.subnet and v.router not in v.subnet:
+            yield Finding(f"vlans.{v.name}.router", f"router {v.router} is outside VLAN {v.name}'s subnet {v.subnet}", "put the router address inside the subnet")
+        if v.router and v.subnet and v.router in (v.subnet.network_address, v.subnet.broadcast_address) and v.subnet.prefixlen < v.subnet.max_prefixlen - 1:
+            yield Finding(f"vlans.{v.name}.router", f"router {v.router} is the subnet's network or broadcast address", "use a host address, e.g. the first one")
+    for vid, names in by_id.items():
+        if len(names) > 1:
+            yield Finding(f"vlans.{names[1]}.id", f"VLAN id {vid} is used by {' and '.join(names)}", "give each VLAN its own id")
+
+
+def _host_ifnames(host: Host) -> Iterator[tuple[str, str]]:
+    """(key path, interface name) for every name ovsnet will give the kernel or OVS."""
+    p = f"hosts.{host.name}"
+    if host.layout is Layout.FLAT:
+        if host.flat:
+            yield f"{p}.flat.bridge", host.flat.bridge
+            yield f"{p}.flat.nic", host.flat.nic
+        return
+    yield f"{p}.bridge.name", host.bridge.name
+    for i, up in enumerate(host.uplinks):
+        yield f"{p}.uplinks[{i}].nic", up.nic
+    if host.management:
+        yield f"{p}.management.port", host.management.port
+    for i, d in enumerate(host.docker):
+        yield f"{p}.docker[{i}].bridge", d.bridge
+        yield f"{p}.docker[{i}].patch_ovs", d.patch_ovs
+        yield f"{p}.docker[{i}].patch_bridge", d.patch_bridge
+    for i, ap in enumerate(host.access_ports):
+        yield f"{p}.access_ports[{i}].interface", ap.interface
+
+
+def _host(topo: Topology, host: Host) -> Iterator[Finding]:
+    p = f"hosts.{host.name}"
+    seen: dict[str, str] = {}
+    for path, name in _host_ifnames(host):
+        problem = ifname_problem(name)
+        if problem:
+            yield Finding(path, f"interface name '{name}' {problem}", "pick a name of at most 15 ASCII letters, digits, '-', '_' or '.'")
+        if name in seen:
+            yield Finding(path, f"interface name '{name}' is also used at {seen[name]}", "give each interface on a host its own name")
+        else:
+            seen[name] = path
+
+    if host.layout is Layout.FLAT:
+        for key in ("uplinks", "docker", "access_ports"):
+            if getattr(host, key):
+                yield Finding(f"{p}.{key}", f"a host with layout \"flat\" has no OVS bridge for {key}", "remove them, or use layout = \"vlan\"")
+        return
+
+    carried: dict[str, set[str]] = {}
+    for up in host.uplinks:
+        carried[up.nic] = set(up.vlans) | ({up.native_vlan} if up.native_vlan else set())
+    on_trunk = set().union(*carried.values()) if carried else set()
+    if not host.uplinks:
+        yield Finding(f"{p}.uplinks", f"host {host.name} has no uplink to trunk", 'add [[hosts.' + host.name + '.uplinks]] with nic and vlans')
+
+    used: set[str] = set()
+    by_vlan_net: dict[str, list[int]] = defaultdict(list)
+    for i, d in enumerate(host.docker):
+        used.add(d.vlan)
+        if d.vlan not in on_trunk:
+            yield Finding(f"{p}.docker[{i}].vlan", f"Docker bridge {nid('linux_bridge', host.name, d.bridge)} is on VLAN {d.vlan}, which no uplink of {host.name} carries", f"add '{d.vlan}' to an uplink's vlans")
+        if d.network or d.ip_range:
+            by_vlan_net[d.vlan].append(i)
+        vlan_mtu = topo.vlans[d.vlan].mtu
+        if d.mtu and d.mtu > vlan_mtu:
+            yield Finding(f"{p}.docker[{i}].mtu", f"Docker bridge {d.bridge} has mtu {d.mtu}, above VLAN {d.vlan}'s mtu {vlan_mtu}: its large frames would be dropped on the trunk", f"use mtu {vlan_mtu} or less")
+    for vname, idx in by_vlan_net.items():
+        if len(idx) > 1:
+            yield Finding(f"{p}.docker[{idx[1]}]", f"host {host.name} has {len(idx)} Docker networks on VLAN {vname}; their address slices would collide", "keep one Docker network per VLAN per host")
+    for i, ap in enumerate(host.access_ports):
+        used.add(ap.vlan)
+        if ap.vlan not in on_trunk:
+            yield Finding(f"{p}.access_ports[{i}].vlan", f"access port {nid('iface', host.name, ap.interface)} is on VLAN {ap.vlan}, which no uplink of {host.name} carries", f"add '{ap.vlan}' to an uplink's vlans")
+    for ep in topo.endpoints:
+        if ep.host == host.name:
+            used.add(ep.vlan)
+
+    m = host.management
+    if m:
+        if m.from_nic and m.from_nic not in carried:
+            yield Finding(f"{p}.management.from_nic", f"'{m.from_nic}' is not an uplink of {host.name}", "name one of the uplinks' nic")
+        mvlan = host.management_vlan
+        if mvlan is None:
+            yield Finding(f"{p}.management.vlan", "untagged management needs the uplink's native_vlan", "set management.vlan, or native_vlan on the uplink")
+        else:
+            used.add(mvlan)
+            nic = host.uplink_nic
+            if nic in carried and mvlan not in carried[nic]:
+                yield Finding(f"{p}.management.vlan", f"management address of {host.name} is on VLAN {mvlan}, which its uplink {nic} does not carry: the host would be cut off", f"add '{mvlan}' to the vlans of uplink {nic}")
+        if m.gateway and not any(m.gateway in a.network for a in m.addresses):
+            yield Finding(f"{p}.management.gateway", f"gateway {m.gateway} is on none of {host.name}'s own subnets", "use a gateway inside one of management.addresses' subnets")
+
+    for i, up in enumerate(host.uplinks):
+        if up.native_vlan and up.native_vlan not in up.vlans:
+            yield Finding(f"{p}.uplinks[{i}].native_vlan", f"native VLAN {up.native_vlan} is not in the uplink's vlans list", f"add '{up.native_vlan}' to vlans", severity="warning")
+        for vname in up.vlans:
+            if vname not in used:
+                yield Finding(f"{p}.uplinks[{i}].vlans", f"VLAN {vname} is trunked on {nid('nic', host.name, up.nic)} but nothing on {host.name} uses it", "remove it from the trunk, or ignore if the host is a transit", severity="warning")
+
+
+def _subnets(topo: Topology) -> Iterator[Finding]:
+    nets = [(v.name, v.subnet) for v in topo.vlans.values() if v.subnet is not None]
+    # Sorting by (version, address) makes overlap a neighbour check: n log n for 4094 VLANs.
+    nets.sort(key=lambda t: (t[1].version, int(t[1].network_address), -t[1].prefixlen))
+    widest: tuple[str, object] | None = None
+    for name, net in nets:
+        if widest and widest[1].version == net.version and widest[1].overlaps(net):  # type: ignore[union-attr]
+            yield Finding(f"vlans.{name}.subnet", f"subnet {net} of VLAN {name} overlaps {widest[1]} of VLAN {widest[0]}", "give each VLAN a subnet of its own")
+        if widest is None or widest[1].version != net.version or int(net.broadcast_address) > int(widest[1].broadcast_address):  # type: ignore[union-attr]
+            widest = (name, net)
+
+
+def _addresses(topo: Topology) -> Iterator[Finding]:
+    holders: dict[object, str] = {}
+
+    def claim(addr, who: str, path: str) -> Iterator[Finding]:
+        if addr in holders:
+            yield Finding(path, f"address {addr} of {who} is also {holders[addr]}'s", "give each a distinct address")
+        else:
+            holders[addr] = who
+
+    for v in topo.vlans.values():
+        if v.router:
+            yield from claim(v.router, f"VLAN {v.name}'s router", f"vlans.{v.name}.router")
+    for host in topo.hosts.values():
+        m = host.management
+        if not m:
+            continue
+        mvlan = topo.vlans.get(host.management_vlan or "")
+        for i, a in enumerate(m.addresses):
+            path = f"hosts.{host.name}.management.addresses[{i}]"
+            yield from claim(a.ip, f"host {host.name}", path)
+            if mvlan and mvlan.subnet and a.version == mvlan.subnet.version and a.ip not in mvlan.subnet:
+                yield Finding(path, f"address {a} of host {host.name} is outside its VLAN {mvlan.name}'s subnet {mvlan.subnet}", f"use an address inside {mvlan.subnet}")
+    for i, ep in enumerate(topo.endpoints):
+        path = f"endpoints[{i}].address"
+        yield from claim(ep.address.ip, f"endpoint {ep.name}", path)
+        v = topo.vlans[ep.vlan]
+        if v.subnet and (ep.address.version != v.subnet.version or ep.address.ip not in v.subnet):
+            yield Finding(path, f"address {ep.address} of endpoint {ep.name} is outside VLAN {v.name}'s subnet {v.subnet}", f"use an address inside {v.subnet}")
+
+
+def _references(topo: Topology) -> Iterator[Finding]:
+    names: dict[str, int] = {}
+    for i, ep in enumerate(topo.endpoints):
+        path = f"endpoints[{i}]"
+        if ep.name in names:
+            yield Finding(f"{path}.name", f"endpoint name '{ep.name}' is also endpoints[{names[ep.name]}]'s", "give each endpoint its own name")
+        names.setdefault(ep.name, i)
+        if ep.name in topo.hosts:
+            yield Finding(f"{path}.name", f"endpoint name '{ep.name}' is also a host's name", "pick another name")
+        host = topo.hosts.get(ep.host)
+        if host is None:
+            yield Finding(f"{path}.host", f"no host named '{ep.host}'", "use one of: " + ", ".join(topo.hosts))
+            continue
+        if host.layout is Layout.FLAT:
+            if host.flat and host.flat.vlan and ep.vlan != host.flat.vlan:
+                yield Finding(f"{path}.vlan", f"host {host.name} is flat on VLAN {host.flat.vlan}; endpoint {ep.name} says {ep.vlan}", f"use vlan = \"{host.flat.vlan}\"")
+        elif ep.attach is Attach.DOCKER and not any(d.vlan == ep.vlan for d in host.docker):
+            yield Finding(f"{path}.attach", f"host {host.name} has no Docker bridge on VLAN {ep.vlan} for endpoint {ep.name}", 'add one under docker, or use attach = "ovs"')
+        elif ep.attach is Attach.OVS and not any(ep.vlan in u.vlans or ep.vlan == u.native_vlan for u in host.uplinks):
+            yield Finding(f"{path}.vlan", f"endpoint {ep.name} is on VLAN {ep.vlan}, which no uplink of {host.name} carries", f"add '{ep.vlan}' to an uplink's vlans")
+    if topo.router:
+        for i, vname in enumerate(topo.router.vlans):
+            v = topo.vlans[vname]
+            if v.router is None or v.subnet is None:
+                yield Finding(f"router.vlans[{i}]", f"the router routes VLAN {vname}, which has no subnet and router address", f"set subnet and router under [vlans.{vname}]")
+
+
+def _loops(g: nx.Graph, doms: Domains) -> Iterator[Finding]:
+    vlan_names = g.graph.get("vlans", {})
+    for loop in doms.loops:
+        u, v = loop.edge
+        which = f"VLAN {vlan_names.get(loop.vlan, loop.vlan)}" if loop.vlan is not None else "every VLAN"
+        yield Finding("", f"L2 loop in {which}: {u} - {v} closes a second path between the same bridges", "carry each VLAN over one path only (or bond the links)")
+
+
+def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
+    for host in topo.hosts.values():
+        for i, up in enumerate(host.uplinks):
+            for vname in set(up.vlans) | ({up.native_vlan} if up.native_vlan else set()):
+                v = topo.vlans[vname]
+                if v.mtu > up.mtu:
+                    tagged = vname != up.native_vlan
+                    frame = v.mtu + ETH_HEADER + (VLAN_TAG_BYTES if tagged else 0)
+                    limit = up.mtu + ETH_HEADER + (VLAN_TAG_BYTES if tagged else 0)
+                    yield Finding(
+                        f"hosts.{host.name}.uplinks[{i}].mtu",
+                        f"VLAN {vname} (mtu {v.mtu}) does not fit {nid('nic', host.name, up.nic)} (mtu {up.mtu}): "
+                        f"its {'802.1Q-tagged ' if tagged else ''}frames are {frame} bytes, the NIC passes {limit}",
+                        f"raise the uplink's mtu to {v.mtu} or lower VLAN {vname}'s mtu",
+                    )
+    # Cabled NICs must agree too: a frame that leaves one end must enter the other.
+    if topo.lab:
+        for c in topo.lab.cables:
+            mtus = []
+            for end in (c.a, c.b):
+                h = topo.hosts.get(end.node)
+                up = next((u for u in h.uplinks if u.nic == end.nic), None) if h else None
+                if up:
+                    mtus.append((str(end), up.mtu))
+            if len(mtus) == 2 and mtus[0][1] != mtus[1][1]:
+                yield Finding("lab.cables", f"cable {mtus[0][0]} - {mtus[1][0]} joins mtu {mtus[0][1]} to mtu {mtus[1][1]}", "use the same mtu on both ends")
+
+
+def _lab(topo: Topology) -> Iterator[Finding]:
+    lab = topo.lab
+    if lab is None:
+        return
+    plugged: dict[str, int] = {}
+    for i, c in enumerate(lab.cables):
+        path = f"lab.cables[{i}].ends"
+        for end in (c.a, c.b):
+            if lab.switch and end.node == lab.switch:
+                if end.nic:
+                    yield Finding(path, f"switch end '{end}' names a port", f'write just "{lab.switch}"; the lab names switch ports')
+                continue
+            host = topo.hosts.get(end.node)
+            if host is None:
+                hint = "use HOST:NIC with one of: " + ", ".join(topo.hosts)
+                if not lab.switch:
+                    hint += ", or declare lab.switch"
+                yield Finding(path, f"'{end.node}' is neither a host nor the lab switch", hint)
+                continue
+            nics = [u.nic for u in host.uplinks] + ([host.flat.nic] if host.flat else [])
+            if end.nic not in nics:
+                yield Finding(path, f"'{end}' is not an uplink NIC of host {host.name}", "use one of: " + ", ".join(f"{host.name}:{n}" for n in nics))
+                continue
+            key = str(end)
+            if key in plugged:
+                yield Finding(path, f"'{key}' is already cabled by lab.cables[{plugged[key]}]", "a NIC takes one cable")
+            plugged.setdefault(key, i)
+        # Direct cables must agree on which VLAN travels untagged.
+        if not (lab.switch and lab.switch in (c.a.node, c.b.node)):
+            natives = []
+            for end in (c.a, c.b):
+                host = topo.hosts.get(end.node)
+                up = next((u for u in host.uplinks if u.nic == end.nic), None) if host else None
+                if up:
+                    natives.append(up.native_vlan)
+            if len(natives) == 2 and natives[0] != natives[1]:
+                yield Finding(path, f"the two ends disagree on the native VLAN ({natives[0]} vs {natives[1]}): untagged frames would change VLAN", "use the same native_vlan on both ends")
+    if topo.router and not lab.switch:
+        yield Finding("lab.switch", "the lab's router needs a switch to plug its VLAN legs into", 'add switch = "switch" and cable the hosts to it', severity="warning")
+
