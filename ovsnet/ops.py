@@ -122,6 +122,7 @@ class NlReplaceRoute:
     ifname: str
     gateway: str | None = None
     metric: int = 0
+    proto: str = "static"  # restoring a route puts its original protocol back too
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ class Plan:
 @dataclass(frozen=True)
 class Options:
     adopt: bool = False
+    docker: bool = True  # False: Docker is not reachable; say so and plan the rest
 
 
 def _marks(topology: str, role: str) -> dict[str, str]:
@@ -309,7 +310,7 @@ class _Planner:
                 continue
             new = ops.NlReplaceRoute(r.dst, target, r.gateway, r.metric)
             self.add(Action.MOVE, f"route:{r.dst}", Phase.UPLINK, f"leaves by {target} now that {nic} is a bridge port", before=f"via {r.gateway} dev {nic}", after=f"via {r.gateway} dev {target}",
-                     ops=(new,), undo=(ops.NlReplaceRoute(r.dst, nic, r.gateway, r.metric),))
+                     ops=(new,), undo=(ops.NlReplaceRoute(r.dst, nic, r.gateway, r.metric, r.proto),))
             routes_moved.append(r)
         if up.gateway:
             defaults = linux.default_routes()
@@ -320,7 +321,7 @@ class _Planner:
             if not right and not moved_default:
                 old = fam_defaults[0] if fam_defaults else None
                 metric = old.metric if old else 0
-                undo = (ops.NlReplaceRoute("default", old.ifname, old.gateway, old.metric),) if old else (ops.NlDelRoute("default", target, up.gateway, metric),)
+                undo = (ops.NlReplaceRoute("default", old.ifname, old.gateway, old.metric, old.proto),) if old else (ops.NlDelRoute("default", target, up.gateway, metric),)
                 self.add(Action.MOVE if old else Action.CREATE, "route:default", Phase.UPLINK, "the host's default route",
                          before=f"via {old.gateway} dev {old.ifname}" if old else None, after=f"via {up.gateway} dev {target}",
                          ops=(ops.NlReplaceRoute("default", target, up.gateway, metric),), undo=undo)
@@ -337,6 +338,10 @@ class _Planner:
     def docker(self) -> None:
         nets = self.a.docker
         if not self.d.docker_networks and not nets:
+            return
+        if not self.opt.docker:
+            names = ", ".join(n.name for n in self.d.docker_networks)
+            self.notes.append(f"Docker is not reachable: Docker networks {names} are left for a later run")
             return
         if nets is None:
             for n in self.d.docker_networks:
@@ -438,7 +443,7 @@ def teardown(topology: str, actual: HostState, saved: Saved | None, fallback: Sa
         for r in sorted(restore.routes, key=lambda r: r.dst != "default"):
             if r not in linux.routes:
                 changes.append(Change(Action.RESTORE, f"route:{r.dst}", Phase.UPLINK, "as it was before the first up", after=f"via {r.gateway} dev {nic}",
-                                      ops=(ops.NlReplaceRoute(r.dst, nic, r.gateway, r.metric),)))
+                                      ops=(ops.NlReplaceRoute(r.dst, nic, r.gateway, r.metric, r.proto),)))
         if restore.dns is not None and actual.dns is not None and tuple(actual.dns) != tuple(restore.dns):
             changes.append(Change(Action.RESTORE, "dns:nameservers", Phase.DNS, "as it was before the first up", before=", ".join(actual.dns), after=", ".join(restore.dns) or "none",
                                   ops=(ops.DnsSetServers(tuple(restore.dns)),)))

@@ -173,6 +173,19 @@ class Netlink:
                     continue
                 yield Route(where, names.get(oif, str(oif)), m.get_attr("RTA_GATEWAY"), metric, proto)
 
+    def route_to(self, ip: str) -> str | None:
+        """The interface the kernel would send a packet to ip out of, or None."""
+        try:
+            msgs = self._ipr.route("get", dst=ip)
+        except Exception:
+            return None
+        for msg in msgs:
+            oif = msg.get("RTA_OIF")
+            if oif:
+                found = self._ipr.get_links(oif)
+                return found[0].get("IFLA_IFNAME") if found else None
+        return None
+
     def link(self, name: str) -> Link | None:
         return self.read().links.get(name)
 
@@ -276,8 +289,7 @@ class Netlink:
             "priority": op.metric,
         }
         if isinstance(op, NlReplaceRoute):
-            # Marked static so that a read shows the proto that Route() defaults to.
-            spec.update(proto=RTPROT_STATIC, type=RTN_UNICAST)
+            spec.update(proto=_proto_number(op.proto), type=RTN_UNICAST)
         if gateway is not None:
             spec["gateway"] = str(gateway)
         return spec
@@ -366,6 +378,14 @@ def _bait(sock: socket.socket, ip: ipaddress.IPv4Address | ipaddress.IPv6Address
         sock.sendto(b"ovsnet-probe", addr)
     except OSError:
         pass  # down link, no source address: the entry never resolves and we say False
+
+
+def _proto_number(name: str) -> int:
+    """The route protocol as the kernel numbers it; the names read() gives, or digits."""
+    for number, known in PROTO_NAMES.items():
+        if known == name:
+            return number
+    return int(name) if name.isdigit() else RTPROT_STATIC
 
 
 def describe(op: NlOp) -> str:

@@ -409,9 +409,10 @@ def _load_docker(r: _Reader, path: str, raw: Any) -> DockerBridge | None:
     mtu = r.get(t, path, "mtu", as_int(68, 65535), None)
     if bridge is None or vlan is None:
         return None
-    vid = next((vid for vid, n in r.vlan_ids.items() if n == vlan), 0)
-    patch_ovs = r.get(t, path, "patch_ovs", as_ifname, f"v{vid}-ovs") or f"v{vid}-ovs"
-    patch_bridge = r.get(t, path, "patch_bridge", as_ifname, f"v{vid}-br") or f"v{vid}-br"
+    # Named after the bridge, not the VLAN, so moving a bridge to another VLAN
+    # re-tags its port instead of renaming it.
+    patch_ovs = r.get(t, path, "patch_ovs", as_ifname, f"ovs-{bridge}") or f"ovs-{bridge}"
+    patch_bridge = r.get(t, path, "patch_bridge", as_ifname, f"lnx-{bridge}") or f"lnx-{bridge}"
     return DockerBridge(bridge, vlan, patch_ovs, patch_bridge, network, ip_range, mtu)
 
 

@@ -1,0 +1,37 @@
+"""The host's nameservers, as the `nameserver` lines of a resolv.conf file.
+
+Only those lines change; search domains and options stay as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ovsnet.errors import BackendError
+
+
+def read(path: str) -> tuple[str, ...] | None:
+    """The nameservers listed, or None when the file does not exist."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BackendError(f"cannot read {path}: {exc.strerror}") from None
+    return tuple(line.split()[1] for line in text.splitlines() if line.split()[:1] == ["nameserver"] and len(line.split()) > 1)
+
+
+def write(path: str, servers: tuple[str, ...]) -> None:
+    p = Path(path)
+    try:
+        old = p.read_text().splitlines() if p.exists() else []
+        kept = [line for line in old if line.split()[:1] != ["nameserver"]]
+        body = "\n".join(kept + [f"nameserver {s}" for s in servers]) + "\n"
+        # resolv.conf is often a symlink (systemd-resolved); write through it.
+        real = p.resolve()
+        tmp = real.with_name(f".{real.name}.ovsnet")
+        tmp.write_text(body)
+        os.replace(tmp, real)
+    except OSError as exc:
+        raise BackendError(f"cannot write {path}: {exc.strerror}") from None

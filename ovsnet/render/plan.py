@@ -1,0 +1,72 @@
+"""Plans and drift as text for people; progress while applying."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from ovsnet.plan import Plan
+
+_PHASE_TITLES = {
+    "netlink": "Linux bridges and patch links (netlink)",
+    "ovsdb": "Open vSwitch (one OVSDB transaction)",
+    "uplink": "Host address and default route: NIC -> bridge side (route replaced atomically)",
+    "dns": "DNS",
+    "docker": "Docker networks",
+    "netlink-cleanup": "Removals (netlink)",
+}
+
+
+def plan_text(p: Plan, offline: bool = False) -> str:
+    head = f"Plan for host {p.host} of topology {p.topology}" + (" (offline: from nothing)" if offline else "")
+    lines = [head]
+    if p.empty and not p.blockers:
+        lines.append("  nothing to change: the host matches the topology")
+    phase = None
+    n = 0
+    for c in p.changes:
+        if c.phase.value != phase:
+            phase = c.phase.value
+            lines.append(f"\n{_PHASE_TITLES.get(phase, phase)}:")
+        n += 1
+        lines.append(f"  {n:3}. {c.line()}")
+        lines.append(f"       because: {c.reason}")
+    if p.moves_uplink and p.uplink:
+        lines.append(f"\nAfter the move ovsnet checks that the gateway answers, and puts {p.uplink.nic} back as it was if not.")
+    for note in p.notes:
+        lines.append(f"note: {note}")
+    if p.blockers:
+        lines.append("\nREFUSED, nothing will be applied until these are resolved:")
+        for b in p.blockers:
+            lines.append(f"  {b.resource}: {b.message}\n      fix: {b.hint}")
+    return "\n".join(lines)
+
+
+def drift_text(p: Plan) -> str:
+    if not p.changes and not p.blockers:
+        return f"in sync: host {p.host} matches topology {p.topology}"
+    lines = [f"drift on host {p.host} ({len(p.changes)} differences); `ovsnet up` would:"]
+    lines += [f"  {c.line()}   ({c.reason})" for c in p.changes]
+    lines += [f"  blocked {b.resource}: {b.message}" for b in p.blockers]
+    return "\n".join(lines)
+
+
+@contextmanager
+def progress(quiet: bool) -> Iterator[Callable[[str], None]]:
+    """A live status line on a terminal (rich), plain lines otherwise, nothing when quiet."""
+    if quiet:
+        yield lambda _msg: None
+        return
+    if not sys.stderr.isatty():
+        yield lambda msg: sys.stderr.write(f"  {msg}\n")
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    with console.status("applying") as status:
+        def report(msg: str) -> None:
+            console.log(msg)
+            status.update(msg)
+
+        yield report

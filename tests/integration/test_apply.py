@@ -1,0 +1,304 @@
+"""ovsnet up/down/plan/status against a real OVS, real netlink and real packets.
+
+The "host" is a namespace with a private ovsdb-server + ovs-vswitchd; its
+physical NIC eth1 is a veth whose peer sits in a "gateway" namespace that
+answers on the management VLAN untagged, as an upstream switch port with a
+native VLAN would. Results are checked with independent tools (ovs-vsctl,
+ip, bridge, ping), never only through ovsnet's own readers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+
+from ovsnet import apply
+from ovsnet.errors import RefusedError
+from ovsnet.target import Target
+from ovsnet.topology import check
+from ovsnet.topology.load import parse
+
+pytestmark = pytest.mark.root
+
+TOPOLOGY = """
+name = "t{tag}"
+[vlans.mgmt]
+id = 10
+subnet = "192.168.10.0/24"
+router = "192.168.10.1"
+[vlans.web]
+id = 100
+subnet = "10.100.0.0/24"
+router = "10.100.0.1"
+[vlans.db]
+id = 200
+subnet = "10.200.0.0/24"
+
+[hosts.node1]
+bridge = {{ name = "br-ovs", datapath = "netdev" }}
+[[hosts.node1.uplinks]]
+nic = "eth1"
+vlans = ["mgmt", "web", "db"]
+native_vlan = "mgmt"
+[hosts.node1.management]
+addresses = ["192.168.10.11/24"]
+gateway = "{gateway}"
+dns = ["192.168.10.1"]
+[[hosts.node1.docker]]
+bridge = "br-web"
+vlan = "web"
+[[hosts.node1.docker]]
+bridge = "br-db"
+vlan = "{db_vlan}"
+"""
+
+
+def topo(tag: str, gateway: str = "192.168.10.1", db_vlan: str = "db"):
+    return check(parse(TOPOLOGY.format(tag=tag, gateway=gateway, db_vlan=db_vlan), "test.toml"))
+
+
+def sh(*argv: str, check: bool = True) -> str:
+    return subprocess.run(argv, check=check, capture_output=True, text=True).stdout
+
+
+def ns_json(ns: str, *argv: str):
+    return json.loads(sh("ip", "-n", ns, "-j", *argv) or "[]")
+
+
+@pytest.fixture
+def lab_host(ovs, make_ns, tmp_path, run_prefix):
+    """node1 before ovsnet: eth1 holds 192.168.10.11/24 and the default route via the gateway."""
+    gw = make_ns("gw")
+    sh("ip", "link", "add", "eth1", "netns", ovs.netns, "type", "veth", "peer", "name", "gw0", "netns", gw)
+    sh("ip", "-n", gw, "addr", "add", "192.168.10.1/24", "dev", "gw0")
+    sh("ip", "-n", gw, "link", "set", "gw0", "up")
+    sh("ip", "-n", ovs.netns, "addr", "add", "192.168.10.11/24", "dev", "eth1")
+    sh("ip", "-n", ovs.netns, "link", "set", "eth1", "up")
+    sh("ip", "-n", ovs.netns, "route", "add", "default", "via", "192.168.10.1", "dev", "eth1")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("search example.test\nnameserver 9.9.9.9\n")
+    target = Target(ovsdb=ovs.remote, netns=ovs.netns, state_dir=str(tmp_path / "state"), resolv_conf=str(resolv), gateway_timeout=3.0)
+
+    class H:
+        pass
+
+    h = H()
+    h.ns, h.gw, h.target, h.ovs, h.resolv, h.tag = ovs.netns, gw, target, ovs, resolv, run_prefix[-5:]
+    h.vsctl = lambda *a: sh("ovs-vsctl", f"--db={ovs.remote}", *a).strip()
+    return h
+
+
+def ping(ns: str, addr: str, count: int = 1) -> bool:
+    return subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", str(count), "-W", "1", "-i", "0.2", addr], capture_output=True).returncode == 0
+
+
+def snapshot(h) -> dict:
+    return {
+        "links": sorted((l["ifname"], l.get("master"), l.get("mtu")) for l in ns_json(h.ns, "-d", "link")),
+        "addrs": sorted((a["ifname"], i["local"]) for a in ns_json(h.ns, "addr") for i in a.get("addr_info", []) if i.get("scope") != "link"),
+        "routes": sorted(json.dumps(r, sort_keys=True) for r in ns_json(h.ns, "route")),
+        "ovs": h.vsctl("show").replace(h.vsctl("get", "Open_vSwitch", ".", "_uuid"), ""),
+    }
+
+
+def test_up_from_nothing_then_again_then_down(lab_host):
+    h = lab_host
+    checked = topo(h.tag)
+    before = snapshot(h)
+    assert ping(h.ns, "192.168.10.1")
+
+    result = apply.up(checked, "node1", h.target)
+    assert result.applied
+
+    # OVS, as an independent client sees it.
+    assert h.vsctl("get", "Bridge", "br-ovs", "datapath_type") == "netdev"
+    assert h.vsctl("get", "Port", "eth1", "vlan_mode") == "native-untagged"
+    assert h.vsctl("get", "Port", "eth1", "tag") == "10"
+    assert h.vsctl("get", "Port", "eth1", "trunks") == "[10, 100, 200]"
+    assert h.vsctl("get", "Port", "ovs-br-web", "tag") == "100"
+    assert h.vsctl("get", "Port", "ovs-br-db", "tag") == "200"
+    assert h.vsctl("get", "Port", "mgmt0", "tag") == "10"
+    assert h.vsctl("get", "Interface", "mgmt0", "type") == "internal"
+    assert f"ovsnet-topology=t{h.tag}" in h.vsctl("get", "Port", "ovs-br-web", "external_ids")
+    # Linux side, as ip and bridge see it.
+    links = {l["ifname"]: l for l in ns_json(h.ns, "-d", "link")}
+    assert links["lnx-br-web"]["master"] == "br-web" and links["lnx-br-db"]["master"] == "br-db"
+    assert links["br-web"]["ifalias"].startswith("ovsnet:")
+    addrs = {(a["ifname"], i["local"]) for a in ns_json(h.ns, "addr") for i in a.get("addr_info", [])}
+    assert ("mgmt0", "192.168.10.11") in addrs and ("eth1", "192.168.10.11") not in addrs
+    default = [r for r in ns_json(h.ns, "route") if r["dst"] == "default"]
+    assert default == [dict(default[0], dev="mgmt0", gateway="192.168.10.1")]
+    assert "nameserver 192.168.10.1" in h.resolv.read_text() and "search example.test" in h.resolv.read_text()
+    # Real packets: the host still reaches its gateway, now through OVS.
+    assert ping(h.ns, "192.168.10.1")
+    assert ping(h.gw, "192.168.10.11")
+
+    again = apply.up(checked, "node1", h.target)
+    assert again.applied == () and again.plan.empty
+    assert apply.drift(checked, "node1", h.target).empty
+
+    apply.down(checked, "node1", h.target)
+    after = snapshot(h)
+    assert after["links"] == before["links"]
+    assert after["addrs"] == before["addrs"]
+    assert after["routes"] == before["routes"]
+    assert "br-ovs" not in h.vsctl("list-br")
+    assert "nameserver 9.9.9.9" in h.resolv.read_text()
+    assert ping(h.ns, "192.168.10.1")
+
+
+def test_edit_changes_only_what_the_edit_touched(lab_host):
+    h = lab_host
+    apply.up(topo(h.tag), "node1", h.target)
+    uuid_web = h.vsctl("get", "Port", "ovs-br-web", "_uuid")
+    edited = topo(h.tag, db_vlan="web")  # br-db moves to VLAN 100
+    p = apply.plan_live(edited, "node1", h.target)
+    assert [c.resource for c in p.changes] == ["port:br-ovs/ovs-br-db"]
+    apply.up(edited, "node1", h.target)
+    assert h.vsctl("get", "Port", "ovs-br-db", "tag") == "100"
+    assert h.vsctl("get", "Port", "ovs-br-web", "_uuid") == uuid_web
+    apply.down(edited, "node1", h.target)
+
+
+def test_drift_is_reported_and_repaired(lab_host):
+    h = lab_host
+    checked = topo(h.tag)
+    apply.up(checked, "node1", h.target)
+    h.vsctl("set", "Port", "ovs-br-web", "tag=200")
+    h.vsctl("set", "Port", "eth1", "trunks=10,100")
+    sh("ip", "-n", h.ns, "link", "del", "ovs-br-db")
+    sh("ip", "-n", h.ns, "addr", "del", "192.168.10.11/24", "dev", "mgmt0")
+    p = apply.drift(checked, "node1", h.target)
+    resources = {c.resource for c in p.changes}
+    assert {"port:br-ovs/ovs-br-web", "port:br-ovs/eth1", "veth:ovs-br-db/lnx-br-db", "address:mgmt0/192.168.10.11/24"} <= resources
+    out = subprocess.run([".venv/bin/ovsnet", "status", "-", "--host", "node1"], capture_output=True, text=True)
+    assert out.returncode == 2  # "-" is not a file: a clear error, not a traceback
+    assert "Traceback" not in out.stderr
+    apply.up(checked, "node1", h.target)
+    assert apply.drift(checked, "node1", h.target).empty
+    assert h.vsctl("get", "Port", "ovs-br-web", "tag") == "100"
+    apply.down(checked, "node1", h.target)
+
+
+def test_foreign_objects_are_refused_and_survive(lab_host):
+    h = lab_host
+    checked = topo(h.tag)
+    h.vsctl("add-br", "br-foreign", "--", "set", "bridge", "br-foreign", "datapath_type=netdev")
+    sh("ip", "-n", h.ns, "link", "add", "br-web", "type", "bridge")  # same name as ours, not ours
+    before = snapshot(h)
+    with pytest.raises(RefusedError, match="br-web"):
+        apply.up(checked, "node1", h.target)
+    assert snapshot(h) == before  # refused before touching anything
+    sh("ip", "-n", h.ns, "link", "del", "br-web")
+    apply.up(checked, "node1", h.target)
+    apply.down(checked, "node1", h.target)
+    assert "br-foreign" in h.vsctl("list-br")
+
+
+def test_adopt_takes_over_a_foreign_bridge(lab_host):
+    h = lab_host
+    checked = topo(h.tag)
+    h.vsctl("add-br", "br-ovs", "--", "set", "bridge", "br-ovs", "datapath_type=netdev")
+    with pytest.raises(RefusedError, match="br-ovs"):
+        apply.up(checked, "node1", h.target)
+    apply.up(checked, "node1", h.target, apply.UpOptions(adopt=True))
+    assert f"ovsnet-topology=t{h.tag}" in h.vsctl("get", "Bridge", "br-ovs", "external_ids")
+    apply.down(checked, "node1", h.target)
+
+
+def test_uplink_move_keeps_the_host_reachable(lab_host):
+    h = lab_host
+    checked = topo(h.tag)
+    lost = {"sent": 0, "lost": 0}
+    stop = threading.Event()
+
+    def pinger():
+        while not stop.is_set():
+            lost["sent"] += 1
+            if not ping(h.gw, "192.168.10.11"):
+                lost["lost"] += 1
+
+    t = threading.Thread(target=pinger)
+    t.start()
+    try:
+        time.sleep(0.5)
+        apply.up(checked, "node1", h.target)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join()
+    assert lost["sent"] >= 3
+    assert lost["lost"] <= 2, lost
+    apply.down(checked, "node1", h.target)
+
+
+def test_unreachable_gateway_rolls_back_by_itself(lab_host):
+    h = lab_host
+    before = snapshot(h)
+    # The gateway the file names does not exist: after the move nobody answers.
+    checked = topo(h.tag, gateway="192.168.10.99")
+    sh("ip", "-n", h.ns, "route", "replace", "default", "via", "192.168.10.99", "dev", "eth1")
+    before = snapshot(h)
+    with pytest.raises(apply.ApplyFailed, match="did not answer") as err:
+        apply.up(checked, "node1", h.target)
+    assert "route:default" in err.value.undone
+    assert snapshot(h) == before
+    assert ping(h.ns, "192.168.10.1")
+
+
+def test_failure_midway_rolls_back(lab_host):
+    h = lab_host
+    checked = topo(h.tag)
+    before = snapshot(h)
+
+    def boom(change):
+        if change.resource == "route:default":
+            raise RuntimeError("injected failure")
+
+    with pytest.raises(apply.ApplyFailed, match="injected failure") as err:
+        apply.up(checked, "node1", h.target, apply.UpOptions(after_change=boom))
+    assert err.value.undone and not err.value.undo_errors
+    assert snapshot(h) == before
+    assert "br-ovs" not in h.vsctl("list-br")
+
+
+def test_two_ups_at_once_one_waits_or_fails_clearly(lab_host):
+    h = lab_host
+    checked = topo(h.tag)
+    results = []
+
+    def run():
+        try:
+            apply.up(checked, "node1", h.target)
+            results.append("ok")
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            results.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert "ok" in results
+    other = [r for r in results if r != "ok"]
+    assert all("another ovsnet run" in str(e) for e in other), other
+    assert apply.drift(checked, "node1", h.target).empty
+    apply.down(checked, "node1", h.target)
+
+
+def test_reboot_convergence(lab_host):
+    """OVSDB keeps the bridge, the kernel forgets the Linux side: up again converges."""
+    h = lab_host
+    checked = topo(h.tag)
+    apply.up(checked, "node1", h.target)
+    for link in ("br-web", "br-db", "ovs-br-web", "ovs-br-db"):
+        sh("ip", "-n", h.ns, "link", "del", link)
+    assert not apply.drift(checked, "node1", h.target).empty
+    apply.up(checked, "node1", h.target)
+    assert apply.drift(checked, "node1", h.target).empty
+    assert ping(h.ns, "192.168.10.1")
+    apply.down(checked, "node1", h.target)
