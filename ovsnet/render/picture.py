@@ -46,7 +46,7 @@ MAX_TRUNK_LINES = 8
 # Past this many VLANs a trunk label becomes unreadable; the rest is counted.
 MAX_LABEL_VLANS = 16
 DEFAULT_MTU = 1500
-# The invisible node that orders the hosts; ':' and '/' keep it off any graph id's form.
+# Prefix of the invisible nodes that order the hosts; no graph id has this form.
 _SPINE = "picture:/host-order"
 
 # Rank of each kind, top to bottom; edges are written from the higher rank
@@ -406,6 +406,8 @@ def to_dot(g: nx.Graph) -> str:
         '  node [fontname="Helvetica", fontsize="11", margin="0.12,0.05"];',
         '  edge [fontname="Helvetica", fontsize="10"];',
     ]
+    # Before the clusters, so `dot` meets the row of pegs first.
+    out += _dot_host_order(g)
     for grp in groups(g):
         nodes = _drawn_nodes(g, grp)
         if not nodes:
@@ -421,7 +423,6 @@ def to_dot(g: nx.Graph) -> str:
         out += [indent + line for line in _dot_same_rank(g, nodes)]
         if grp.role != "other":
             out.append("  }")
-    out += _dot_host_order(g)
     out += ["  " + _dot_edge(g, u, v, d, colours) for u, v, d in drawn_edges(g)]
     # Last, so the clusters do not inherit it as their own label.
     out.append(f'  graph [label={_dot_legend(g, colours)}, labelloc="t", labeljust="c"];')
@@ -440,9 +441,10 @@ def _dot_host_order(g: nx.Graph) -> list[str]:
     """Hosts left to right in name order, their NICs on one row.
 
     `dot` places clusters wherever crossings are fewest, which often flips
-    them, and it ignores flat invisible edges between clusters; an invisible
-    node above all hosts, with `ordering=out` and one edge to each host's top
-    node in name order, does hold the order.
+    them, and it ignores flat edges between clusters. A row of invisible
+    nodes outside every cluster does keep its order, and each host hangs
+    from its own one: putting the hosts out of order would cross those
+    invisible edges, which `dot` avoids.
     """
     tops = []
     for grp in groups(g):
@@ -455,9 +457,10 @@ def _dot_host_order(g: nx.Graph) -> list[str]:
     # host's own chain (a flat host has no OVS layer to push them down).
     nics = sorted(n for n, d in g.nodes(data=True) if d.get("kind") == "nic")
     out = [f"  {{ rank=same; {' '.join(_dq(n) + ';' for n in nics)} }}"] if len(nics) > 1 else []
-    spine = _dq(_SPINE)
-    out += [f'  {spine} [shape="point", style="invis", width="0", ordering="out"];']
-    out += [f'  {spine} -- {_dq(n)} [style="invis"];' for n in tops]
+    pegs = [_dq(f"{_SPINE}/{i}") for i in range(len(tops))]
+    out += [f'  {peg} [shape="point", style="invis", width="0"];' for peg in pegs]
+    out.append(f"  {{ rank=same; {' -- '.join(pegs)} [style=\"invis\"]; }}")
+    out += [f'  {peg} -- {_dq(top)} [style="invis"];' for peg, top in zip(pegs, tops)]
     return out
 
 
@@ -632,8 +635,16 @@ def _reach(g: nx.Graph, start: str, grp: Group, seen: set[str]) -> set[str]:
 def _children(g: nx.Graph, n: str, members: set[str], seen: set[str]) -> list[str]:
     return sorted(
         (m for m in g.neighbors(n) if m in members and m not in seen and g.edges[n, m].get("kind") != "contains"),
-        key=lambda m: _sort_key(g, m),
+        key=lambda m: _port_key(g, n, m),
     )
+
+
+def _port_key(g: nx.Graph, n: str, m: str) -> tuple[int, int, int, str]:
+    # As a switch's configuration reads: trunks first, then access ports by tag.
+    d = g.edges[n, m]
+    role = {"trunk": 0, "access": 1}.get(d.get("kind", ""), 2)
+    tag = d.get("tag")
+    return (role, -1 if tag is None else tag, _ORDER.get(g.nodes[m].get("kind", ""), 99), m)
 
 
 def _describe(g: nx.Graph, n: str) -> str:
@@ -661,7 +672,7 @@ def _tree_lines(
     # Links that leave the group (cables, the switch's router legs) end as a pointer.
     away = sorted(
         (m for m in g.neighbors(n) if m not in members and g.edges[n, m].get("kind") != "contains"),
-        key=lambda m: _sort_key(g, m),
+        key=lambda m: _port_key(g, n, m),
     )
     entries: list[tuple[str, str]] = [("kid", m) for m in kids] + [("away", m) for m in away]
     for i, (what, m) in enumerate(entries):
