@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -26,7 +25,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ovsnet.backends.netlink import Netlink
 from ovsnet.backends.ovsdb import Ovsdb
@@ -44,7 +43,7 @@ from ovsnet.ops import (
     OvsOp,
 )
 from ovsnet.target import Target
-from ovsnet.topology.model import Attach, Endpoint, Host, Layout, Topology
+from ovsnet.topology.model import DEFAULT_MTU, Attach, Endpoint, Host, Layout, Topology, Vlan
 
 LAB_ROOT = Path("/run/ovsnet-lab")
 ETC_NETNS = Path("/etc/netns")
@@ -56,6 +55,7 @@ IFNAMSIZ = 16  # the kernel's limit, NUL included: names are at most 15 bytes
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,7}$")
 CLONE_NEWNET = 0x40000000
 STOP_GRACE = 5.0
+SUN_PATH_MAX = 107  # bytes of a unix socket path, NUL excluded
 
 
 # --- names -------------------------------------------------------------------
@@ -98,15 +98,12 @@ class LabNames:
     router: str | None = None
 
     def __post_init__(self) -> None:
+        # At most 8 characters: "<prefix>-e<n>" and "<prefix>t<n>" then fit in
+        # 15 bytes up to n = 99999, and the prefix cannot contain the "-".
         if not PREFIX_RE.match(self.prefix):
             raise UsageError(
                 f"lab prefix {self.prefix!r} is not 2 to 8 lowercase letters and digits starting with a letter"
             )
-        longest = [self.host_ns(h) for h in self.hosts] + [self.endpoint_ns(e) for e in self.endpoints]
-        longest += [self.endpoint_link(e) for e in self.endpoints] + [self.temp_link(len(longest) + 99)]
-        too_long = [n for n in longest if not _fits(n)]
-        if too_long:
-            raise UsageError(f"lab names would exceed 15 bytes: {', '.join(too_long)}; use a shorter prefix")
 
     @classmethod
     def for_topology(cls, topo: Topology, prefix: str | None = None) -> LabNames:
@@ -331,7 +328,7 @@ def _read_state(lab_dir: Path) -> dict[str, Any]:
 def load_lab(topo: Topology, prefix: str | None = None, lab_dir: str | os.PathLike[str] | None = None) -> Lab:
     """The Lab of an earlier build(), from its state file (for commands run in a later process)."""
     names = LabNames.for_topology(topo, prefix)
-    where = Path(lab_dir) if lab_dir else default_lab_dir(names.prefix)
+    where = Path(lab_dir or default_lab_dir(names.prefix)).resolve()
     data = _read_state(where)
     if not data:
         raise UsageError(f"no lab {names.prefix} at {where}: build it first")
@@ -360,10 +357,13 @@ class _Kernel:
         for sock in [*self._nl.values(), *self._raw.values()]:
             sock.close()
 
-    def apply(self, ns: str, ops: Sequence[NlOp]) -> None:
+    def _netlink(self, ns: str) -> Netlink:
         if ns not in self._nl:
             self._nl[ns] = Netlink(ns)
-        self._nl[ns].apply(ops)
+        return self._nl[ns]
+
+    def apply(self, ns: str, ops: Sequence[NlOp]) -> None:
+        self._netlink(ns).apply(ops)
 
     def move(self, src: str, name: str, dst: str, new_name: str) -> None:
         """Move a (down) link to another namespace, renaming it on the way.
@@ -381,6 +381,9 @@ class _Kernel:
             ipr.link("set", index=index, net_ns_fd=dst, ifname=new_name)
         except Exception as exc:
             raise BackendError(f"lab: cannot move {name} from {src} to {dst} as {new_name}: {exc}") from exc
+
+    def has_link(self, ns: str, name: str) -> bool:
+        return self._netlink(ns).link(name) is not None
 
     def veth(self, ns_a: str, name_a: str, ns_b: str, name_b: str, temp: str, mtu: int | None) -> None:
         """A veth pair from ns_a to ns_b: made whole in ns_a, then one end moved."""
@@ -411,12 +414,13 @@ def build(
     names = LabNames.for_topology(topo, prefix)
     where = Path(lab_dir or default_lab_dir(names.prefix)).resolve()
     _refuse_existing(names, where)
+    _check_socket_paths(names, where)
     ledger = _Ledger.begin(where, names, topo)
     _make_namespaces(names, ledger)
     ovs = _start_ovs(names, where, ledger)
     with _Kernel() as kernel:
         temps = _Temps(names)
-        switch_ports = _cable(topo, names, kernel, temps)
+        switch_ports = _cable(topo, names, kernel, temps, ledger)
         _router_legs(topo, names, kernel, temps)
         _make_switch(topo, names, ovs, switch_ports)
         _make_router(topo, names)
@@ -431,6 +435,14 @@ def _refuse_existing(names: LabNames, lab_dir: Path) -> None:
         raise UsageError(
             f"lab {names.prefix} already exists ({', '.join(existing) or lab_dir / STATE_FILE}); destroy it first"
         )
+
+
+def _check_socket_paths(names: LabNames, lab_dir: Path) -> None:
+    # ovs-vswitchd's control socket is the longest path in a run directory.
+    for ns in _ovs_namespaces(names):
+        path = lab_dir / "ovs" / ns / "ovs-vswitchd.4194304.ctl"
+        if len(str(path).encode()) > SUN_PATH_MAX:
+            raise UsageError(f"lab directory {lab_dir} is too long for OVS's unix sockets; use a shorter one")
 
 
 def _make_namespaces(names: LabNames, ledger: _Ledger) -> None:
@@ -468,11 +480,11 @@ def _pidfile_pids(rundir: Path) -> dict[str, int]:
 def _host_nics(host: Host) -> list[tuple[str, int]]:
     """(NIC, MTU) of every NIC the host has before ovsnet: its uplinks, or its flat NIC."""
     if host.layout is Layout.FLAT:
-        return [(host.flat.nic, 1500)] if host.flat else []
+        return [(host.flat.nic, DEFAULT_MTU)] if host.flat else []
     return [(u.nic, u.mtu) for u in host.uplinks]
 
 
-def _cable(topo: Topology, names: LabNames, kernel: _Kernel, temps: _Temps) -> dict[str, str]:
+def _cable(topo: Topology, names: LabNames, kernel: _Kernel, temps: _Temps, ledger: _Ledger) -> dict[str, str]:
     """Every cable as a veth pair; NICs with no cable get a peer in the spare namespace."""
     switch = topo.lab.switch if topo.lab else None
     mtus = {(h.name, nic): mtu for h in topo.hosts.values() for nic, mtu in _host_nics(h)}
@@ -491,20 +503,18 @@ def _cable(topo: Topology, names: LabNames, kernel: _Kernel, temps: _Temps) -> d
             kernel.veth(names.host_ns(a.node), a.nic or "", names.host_ns(b.node), b.nic or "", temps.next(), mtu)
     loose = [(host, nic, mtu) for (host, nic), mtu in mtus.items() if (host, nic) not in cabled]
     if loose:
-        netns.create(names.spare_ns)  # the prefix covers it: no ledger entry needed for destroy
+        ledger.namespace(names.spare_ns)
+        netns.create(names.spare_ns)
     for host, nic, mtu in loose:
         kernel.veth(names.host_ns(host), nic, names.spare_ns, names.switch_port(host, nic), temps.next(), mtu)
     return switch_ports
 
 
-def _routed(topo: Topology) -> list[Any]:
-    if not (topo.router and names_switch(topo)):
+def _routed(topo: Topology) -> list[Vlan]:
+    """The VLANs the lab's router has a leg on: none without a switch to plug legs into."""
+    if not (topo.router and topo.lab and topo.lab.switch):
         return []
     return [topo.vlans[v] for v in topo.router.vlans]
-
-
-def names_switch(topo: Topology) -> str | None:
-    return topo.lab.switch if topo.lab else None
 
 
 def _router_legs(topo: Topology, names: LabNames, kernel: _Kernel, temps: _Temps) -> None:
@@ -632,9 +642,8 @@ def attach_endpoints(lab: Lab) -> None:
     with _Kernel() as kernel:
         for ep in topo.endpoints:
             ns = names.endpoint_ns(ep.name)
-            with Netlink(ns) as nl:
-                if nl.link("eth0") is not None:
-                    continue
+            if kernel.has_link(ns, "eth0"):
+                continue
             host = topo.hosts[ep.host]
             host_ns, link = names.host_ns(host.name), names.endpoint_link(ep.name)
             mtu = _endpoint_mtu(topo, host, ep)
@@ -744,7 +753,7 @@ def destroy(prefix: str, lab_dir: str | os.PathLike[str] | None = None) -> None:
 
 def _is_lab_dir(names: LabNames, where: Path, data: Mapping[str, Any]) -> bool:
     """Only a directory that is this lab's is removed: a mistyped --lab-dir must not cost a tree."""
-    return data.get("prefix") == names.prefix or (where.name == names.prefix and where.parent == LAB_ROOT)
+    return data.get("prefix") == names.prefix or where.name == names.prefix
 
 
 def _lab_namespaces(names: LabNames, data: Mapping[str, Any]) -> list[str]:
@@ -770,13 +779,14 @@ def _lab_daemons(names: LabNames, lab_dir: Path, data: Mapping[str, Any]) -> Ite
     rundirs = [str(info.get("rundir")) for info in data.get("ovs", {}).values() if isinstance(info, dict)]
     rundirs = [r for r in rundirs if names.owns(Path(r).name)]
     candidates: set[int] = set()
-    for ns, info in data.get("ovs", {}).items():
+    for info in data.get("ovs", {}).values():
         if isinstance(info, dict):
             candidates |= {p for p in info.get("pids", {}).values() if isinstance(p, int)}
     for rundir in rundirs:
         candidates |= set(_pidfile_pids(Path(rundir)).values())
     candidates |= set(_pids_named(OVS_PROGRAMS))
-    marks = [*rundirs, f"{lab_dir}/"]
+    # Both marks contain the prefix: a daemon of another lab (or test) never matches.
+    marks = [*rundirs, f"{lab_dir}/ovs/{names.ns_prefix}"]
     for pid in sorted(candidates):
         argv = _cmdline(pid)
         if not argv or os.path.basename(argv[0]) not in OVS_PROGRAMS:
@@ -850,7 +860,7 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-def _quietly(step: Any, *args: Any) -> None:
+def _quietly(step: Callable[..., object], *args: Any) -> None:
     try:
         step(*args)
     except OSError as exc:

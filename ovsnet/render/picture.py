@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import networkx as nx
 
@@ -223,17 +223,18 @@ def link_vlan(g: nx.Graph, u: str, v: str, d: dict) -> int | None:
 class Group:
     """One box of the picture: a host, the lab switch, or the router."""
 
-    key: str  # unique among groups; "" for nodes that name no host
-    role: str  # "host", "switch", "router" or "other"
+    key: str  # "role:name", unique among groups
+    role: str  # "host", "switch", "router" or "other" (nodes naming no known host)
     name: str
     nodes: tuple[str, ...]
 
     @property
     def title(self) -> str:
-        if self.role == "host":
-            return self.name
-        what = {"switch": "lab switch", "router": "router"}.get(self.role, "")
-        return what if self.name == what.split()[-1] or not what else f"{what} {self.name}"
+        if self.role == "switch":
+            return "lab switch" if self.name == "switch" else f"lab switch {self.name}"
+        if self.role == "router":
+            return "router" if self.name == "router" else f"router {self.name}"
+        return self.name or "(no host)"
 
     @property
     def cluster_id(self) -> str:
@@ -296,8 +297,8 @@ def _lighten(colour: str, keep: float = 0.2) -> str:
 
 # --- Graphviz DOT -----------------------------------------------------------------
 
-# Shapes chosen to read at a glance: boxes for bridges, tabs for ports,
-# rounded boxes for things with addresses, a circle for the router.
+# Shapes chosen to read at a glance: boxes for bridges, arrow-tipped tags for
+# ports, rounded boxes for what holds an address, a circle for the router.
 _DOT_NODE: dict[str, dict[str, str]] = {
     "ovs_bridge": {"shape": "box3d", "fillcolor": "#d6e6f5", "style": "filled", "penwidth": "1.5"},
     "linux_bridge": {"shape": "box", "fillcolor": "#eeeeee", "style": "filled"},
@@ -328,11 +329,8 @@ def _dot_label(lines: Iterable[str]) -> str:
 
 
 def _dot_attrs(attrs: dict[str, str]) -> str:
-    parts = []
-    for key, value in attrs.items():
-        rendered = value if key == "label" and value.startswith(('"', "<")) else _dq(value)
-        parts.append(f"{key}={rendered}")
-    return "[" + ", ".join(parts) + "]"
+    # Labels arrive already quoted by _dot_label; everything else is quoted here.
+    return "[" + ", ".join(f"{k}={v if k == 'label' else _dq(v)}" for k, v in attrs.items()) + "]"
 
 
 def _dot_node(g: nx.Graph, n: str, colours: dict[int, str]) -> str:
@@ -351,15 +349,15 @@ def _dot_node(g: nx.Graph, n: str, colours: dict[int, str]) -> str:
 def _dot_edge(g: nx.Graph, u: str, v: str, d: dict, colours: dict[int, str]) -> str:
     kind = d.get("kind", "")
     attrs: dict[str, str] = {"tooltip": f"{u} -- {v} ({kind})"}
+    label = _dot_label([edge_text(g, d)])
     if kind == "trunk":
-        vlans = sorted(d.get("vlans") or ())
-        attrs["color"] = _trunk_colour(vlans, colours)
-        attrs |= {"penwidth": "3", "style": "bold", "label": _dot_label([edge_text(g, d)]), "fontsize": "10"}
+        colour = _trunk_colour(sorted(d.get("vlans") or ()), colours)
+        attrs |= {"color": colour, "penwidth": "3", "style": "bold", "label": label, "fontsize": "10"}
     elif kind == "access":
         colour = colours.get(d.get("tag"), UNTAGGED)
-        attrs |= {"color": colour, "fontcolor": colour, "penwidth": "2", "label": _dot_label([edge_text(g, d)]), "fontsize": "10"}
+        attrs |= {"color": colour, "fontcolor": colour, "penwidth": "2", "label": label, "fontsize": "10"}
     elif kind == "cable":
-        attrs |= {"style": "dashed", "color": PLAIN, "penwidth": "2", "label": _dot_label(["cable"]), "fontsize": "9"}
+        attrs |= {"style": "dashed", "color": PLAIN, "penwidth": "2", "label": label, "fontsize": "9"}
     elif kind == "patch":
         colour = colours.get(link_vlan(g, u, v, d), PLAIN)
         attrs |= {"style": "dotted", "color": colour, "penwidth": "2"}
@@ -368,7 +366,7 @@ def _dot_edge(g: nx.Graph, u: str, v: str, d: dict, colours: dict[int, str]) -> 
     elif kind == "routes":
         attrs |= {"color": "#888888", "penwidth": "0.8"}
     else:
-        attrs |= {"label": _dot_label([kind])}
+        attrs["label"] = label
     return f"{_dq(u)} -- {_dq(v)} {_dot_attrs(attrs)};"
 
 
@@ -385,7 +383,8 @@ def _dot_legend(g: nx.Graph, colours: dict[int, str]) -> str:
     """Title and a VLAN colour key, as an HTML-like label so it needs no fake nodes."""
     names = g.graph.get("vlans", {})
     cells = "".join(
-        f'<td bgcolor="{colours[vid]}"><font color="white"><b>{vid}</b> {html.escape(str(names.get(vid, "")))}</font></td>'
+        f'<td bgcolor="{colours[vid]}"><font color="white">'
+        f'<b>{vid}</b> {html.escape(str(names.get(vid, "")))}</font></td>'
         for vid in sorted(colours)
     )
     title = html.escape(str(g.graph.get("name") or "topology"))
@@ -402,7 +401,7 @@ def to_dot(g: nx.Graph) -> str:
     colours = vlan_colours(g)
     out = [
         f"graph {_dq(str(g.graph.get('name') or 'topology'))} {{",
-        '  graph [rankdir="TB", newrank="true", nodesep="0.35", ranksep="0.55", fontname="Helvetica", compound="true"];',
+        '  graph [rankdir="TB", newrank="true", nodesep="0.35", ranksep="0.55", fontname="Helvetica"];',
         '  node [fontname="Helvetica", fontsize="11", margin="0.12,0.05"];',
         '  edge [fontname="Helvetica", fontsize="10"];',
     ]
@@ -416,8 +415,14 @@ def to_dot(g: nx.Graph) -> str:
         if grp.role != "other":
             style = "rounded,filled" if grp.role == "host" else "rounded,dashed"
             fill = "#fbfbfb" if grp.role == "host" else "#ffffff"
+            # Cables drop into the switch's box from the hosts above and cross a
+            # title at its top; its bottom-right corner is where no line goes.
+            loc, just = ("t", "l") if grp.role == "host" else ("b", "r")
             out.append(f"  subgraph {_dq(grp.cluster_id)} {{")
-            out.append(f'    graph [label={_dot_label([grp.title])}, style="{style}", fillcolor="{fill}", color="#999999", fontsize="16", labeljust="l"];')
+            out.append(
+                f"    graph [label={_dot_label([grp.title])}, style={_dq(style)}, fillcolor={_dq(fill)}, "
+                f'color="#999999", fontsize="16", labelloc={_dq(loc)}, labeljust={_dq(just)}];'
+            )
             indent = "    "
         out += [indent + _dot_node(g, n, colours) for n in nodes]
         out += [indent + line for line in _dot_same_rank(g, nodes)]
@@ -712,7 +717,9 @@ def run_dot(text: str, fmt: str) -> bytes:
     """Lay out DOT text with Graphviz; the output bytes of `dot -T<fmt>`."""
     dot = shutil.which("dot")
     if dot is None:
-        raise UsageError("Graphviz 'dot' is not installed: apt-get install graphviz, or use -o file.dot / --format mermaid")
+        raise UsageError(
+            "Graphviz 'dot' is not installed: apt-get install graphviz, or use -o file.dot / --format mermaid"
+        )
     try:
         proc = subprocess.run(
             [dot, f"-T{fmt}"], input=text.encode(), capture_output=True, check=False, timeout=DOT_TIMEOUT_S

@@ -300,7 +300,7 @@ def _load_host(r: _Reader, name: str, body: Any) -> Host | None:
     if "bridge" in b:
         bp = f"{path}.bridge"
         if isinstance(b["bridge"], str):  # shorthand: bridge = "br-ovs"
-            bridge = OvsBridgeSpec(name=b["bridge"])
+            bridge = OvsBridgeSpec(name=r.get(b, path, "bridge", as_ifname, "br-ovs") or "br-ovs")
         else:
             bt = r.table(b["bridge"], bp, ("name", "datapath"))
             if bt is not None:

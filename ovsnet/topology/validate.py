@@ -24,6 +24,8 @@ ETH_HEADER = 18  # destination, source, type, FCS
 def ifname_problem(name: str) -> str | None:
     """Why the kernel would refuse this interface name, or None."""
     raw = name.encode("utf-8", "surrogatepass")
+    if not raw:
+        return "is empty"
     if len(raw) >= IFNAMSIZ:
         return f"is {len(raw)} bytes; the kernel allows at most {IFNAMSIZ - 1}"
     if name in (".", ".."):

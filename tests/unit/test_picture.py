@@ -124,6 +124,15 @@ def _dot_edge_line(dot: str, u: str, v: str) -> str:
     raise AssertionError(f"edge {u} -- {v} not in the DOT text")
 
 
+def _port(g: nx.Graph, bridge: str, tag: int) -> str:
+    """The node on `bridge`'s access port of this tag (names vary with the loader's defaults)."""
+    return next(m for m in g.neighbors(bridge) if g.edges[bridge, m] == {"kind": "access", "tag": tag})
+
+
+def _peer(g: nx.Graph, veth: str) -> str:
+    return next(m for m in g.neighbors(veth) if g.edges[veth, m]["kind"] == "patch")
+
+
 def _attr(line: str, key: str) -> str:
     m = re.search(rf'\b{key}="((?:[^"\\]|\\.)*)"', line)
     assert m, f"no {key} in {line}"
@@ -184,9 +193,10 @@ def test_dot_draws_every_edge_but_contains(seed):
 
 def test_dot_labels_access_and_trunk_edges(seed):
     dot = picture.to_dot(seed)
-    access = _dot_edge_line(dot, "ovs:node1/br-ovs", "veth:node1/v100-ovs")
+    access = _dot_edge_line(dot, "ovs:node1/br-ovs", _port(seed, "ovs:node1/br-ovs", 100))
     assert _attr(access, "label") == "tag 100 (web)"
-    assert _attr(_dot_edge_line(dot, "ovs:node2/br-ovs", "veth:node2/v200-ovs"), "label") == "tag 200 (db)"
+    db = _dot_edge_line(dot, "ovs:node2/br-ovs", _port(seed, "ovs:node2/br-ovs", 200))
+    assert _attr(db, "label") == "tag 200 (db)"
     trunk = _dot_edge_line(dot, "ovs:node1/br-ovs", "nic:node1/eth1")
     assert _attr(trunk, "label") == "trunk 10,100,200 (native 10)"
     assert _attr(trunk, "penwidth") == "3"
@@ -211,7 +221,8 @@ def test_dot_colours_each_vlan_differently(seed):
 def test_dot_line_styles_by_edge_kind(seed):
     dot = picture.to_dot(seed)
     assert _attr(_dot_edge_line(dot, "nic:node1/eth1", "switch_port:switch/node1-eth1"), "style") == "dashed"
-    assert _attr(_dot_edge_line(dot, "veth:node1/v100-ovs", "veth:node1/v100-br"), "style") == "dotted"
+    veth = _port(seed, "ovs:node1/br-ovs", 100)
+    assert _attr(_dot_edge_line(dot, veth, _peer(seed, veth)), "style") == "dotted"
     assert float(_attr(_dot_edge_line(dot, "router:router", "router_leg:router/web"), "penwidth")) < 1
 
 
@@ -347,18 +358,20 @@ def test_tree_shape_of_the_seed(seed):
     tree = picture.to_tree(seed)
     assert tree.startswith("seed\nVLANs: 10 mgmt, 100 web, 200 db\n")
     block = tree.split("\n\n")[1]
+    web, db = (_port(seed, "ovs:node1/br-ovs", tag) for tag in (100, 200))
+    name = {n: seed.nodes[n]["name"] for n in (web, db, _peer(seed, web), _peer(seed, db))}
     assert block.splitlines() == [
         "node1",
         "└── br-ovs (OVS bridge, datapath system)",
         "    ├── trunk 10,100,200 (native 10) → eth1 (NIC)",
         "    │   └── cable → node1-eth1 (switch port) on lab switch",
         "    ├── access tag 10 (mgmt) → mgmt0 (internal port, 192.168.10.11/24)",
-        "    ├── access tag 100 (web) → v100-ovs (veth)",
-        "    │   └── veth pair → v100-br (veth)",
+        f"    ├── access tag 100 (web) → {name[web]} (veth)",
+        f"    │   └── veth pair → {name[_peer(seed, web)]} (veth)",
         "    │       └── attached → br-web (Linux bridge, Docker network web)",
         "    │           └── attached → web1 (endpoint, 10.100.0.11/24)",
-        "    └── access tag 200 (db) → v200-ovs (veth)",
-        "        └── veth pair → v200-br (veth)",
+        f"    └── access tag 200 (db) → {name[db]} (veth)",
+        f"        └── veth pair → {name[_peer(seed, db)]} (veth)",
         "            └── attached → br-db (Linux bridge, Docker network db)",
         "                └── attached → db1 (endpoint, 10.200.0.11/24)",
     ]
@@ -370,14 +383,38 @@ def test_tree_shows_every_node_once_in_its_host(three):
     tree = picture.to_tree(three)
     blocks = {b.splitlines()[0]: b for b in tree.split("\n\n")[1:]}
     assert set(blocks) == {"alpha", "bravo", "charlie", "lab switch", "router"}
+    title = {"switch": "lab switch", "router": "router"}
     for n, d in three.nodes(data=True):
         if d["kind"] in ("host", "switch", "router"):
             continue
-        block = blocks[d["host"]] if d["host"] in blocks else blocks["lab switch" if d["kind"] == "switch_port" else "router"]
-        owned = [line for line in block.splitlines() if re.search(rf"→ {re.escape(d['name'])} \(", line) and " on " not in line]
+        block = blocks[title.get(d["host"], d["host"])]
+        # Its own line: reached by a link ("→") or a root ("──"); pointers to it end "on <group>".
+        mine = re.compile(rf"(→|──) {re.escape(d['name'])} \(")
+        owned = [line for line in block.splitlines() if mine.search(line) and " on " not in line]
         assert len(owned) == 1, (n, owned)
     assert "└── br0 (Linux bridge, flat: NIC as a port, VLAN 10 (mgmt), 192.168.10.13/24)" in blocks["charlie"]
     assert "access tag 300 (ops) → ops2 (endpoint, 10.30.0.12/24)" in blocks["bravo"]
+
+
+def test_pictures_of_odd_graphs():
+    # An endpoint on a host the graph does not know, and an empty graph:
+    # drawn outside any cluster, listed under its own heading.
+    g = nx.Graph(name="odd", vlans={5: "five"})
+    g.add_node("endpoint:lost", kind="endpoint", host="ghost", name="lost", addresses=("10.0.0.9/24",), vlan=5)
+    dot = picture.to_dot(g)
+    assert '"endpoint:lost" [' in dot and "cluster_" not in dot
+    assert "ghost\n└── lost (endpoint, 10.0.0.9/24)" in picture.to_tree(g)
+    assert "n_endpoint_lost" in picture.to_mermaid(g)
+    empty = nx.Graph()
+    assert picture.to_tree(empty) == "topology\n"
+    assert picture.to_mermaid(empty) == "flowchart LR\n"
+    assert picture.to_dot(empty).startswith('graph "topology" {')
+
+
+@needs_dot
+def test_odd_graphs_still_parse():
+    empty = nx.Graph()
+    subprocess.run(["dot", "-Tsvg"], input=picture.to_dot(empty).encode(), capture_output=True, check=True)
 
 
 # --- files ---------------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""The bridge graph of the seed, broadcast domains and expected reachability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+from ovsnet import graph
+from ovsnet.graph import Domains, Expect, expected, nid
+from ovsnet.topology.load import parse
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED_TEXT = (ROOT / "topologies" / "seed.toml").read_text()
+
+
+@pytest.fixture(scope="module")
+def seed():
+    topo = parse(SEED_TEXT)
+    return topo, graph.build(topo)
+
+
+def test_every_host_has_one_ovs_bridge(seed):
+    topo, g = seed
+    for h in topo.hosts:
+        bridges = [n for n, d in g.nodes(data=True) if d["kind"] == "ovs_bridge" and d["host"] == h]
+        assert bridges == [nid("ovs", h, "br-ovs")]
+        assert g.edges[graph.host_id(h), bridges[0]]["kind"] == "contains"
+
+
+def test_edge_attributes(seed):
+    _, g = seed
+    kinds = set()
+    for u, v, d in g.edges(data=True):
+        kinds.add(d["kind"])
+        if d["kind"] == "access":
+            assert isinstance(d["tag"], int) and not isinstance(d["tag"], bool), (u, v, d)
+        if d["kind"] == "trunk":
+            assert isinstance(d["vlans"], frozenset) and d["vlans"]
+            assert d["native"] is None or d["native"] in d["vlans"]
+    assert {"trunk", "access", "patch", "member", "contains", "cable", "routes"} <= kinds
+
+
+def test_seed_node_inventory(seed):
+    _, g = seed
+    t = g.edges[nid("ovs", "node1", "br-ovs"), nid("nic", "node1", "eth1")]
+    assert t["kind"] == "trunk" and t["vlans"] == frozenset({10, 100, 200}) and t["native"] == 10
+    assert g.edges[nid("ovs", "node1", "br-ovs"), nid("internal", "node1", "mgmt0")]["tag"] == 10
+    assert g.edges[nid("ovs", "node1", "br-ovs"), nid("veth", "node1", "ovs-br-web")]["tag"] == 100
+    assert g.edges[nid("linux_bridge", "node1", "br-web"), nid("endpoint", "web1")]["kind"] == "member"
+    assert g.graph["vlans"] == {10: "mgmt", 100: "web", 200: "db"}
+    assert nid("router_leg", "router", "web") in g
+    assert nid("router_leg", "router", "db") not in g
+    # per host: host, ovs, nic, internal, 2 x (veth, veth, linux_bridge) = 10; endpoints 4;
+    # switch + 2 ports; router + 2 legs
+    assert g.number_of_nodes() == 2 * 10 + 4 + 3 + 3
+
+
+def test_seed_has_no_loops(seed):
+    _, g = seed
+    assert Domains(g).loops == []
+
+
+def test_seed_domains(seed):
+    _, g = seed
+    doms = Domains(g)
+    assert doms.same(100, nid("endpoint", "web1"), nid("endpoint", "web2"))
+    assert doms.same(200, nid("endpoint", "db1"), nid("endpoint", "db2"))
+    assert not doms.same(100, nid("endpoint", "web1"), nid("endpoint", "db1"))
+    assert doms.same(10, nid("internal", "node1", "mgmt0"), nid("internal", "node2", "mgmt0"))
+    assert doms.same(10, nid("internal", "node1", "mgmt0"), nid("router_leg", "router", "mgmt"))
+    web = doms.members(100, nid("endpoint", "web1"))
+    assert nid("endpoint", "web2") in web and nid("router_leg", "router", "web") in web
+    assert nid("endpoint", "db1") not in web
+
+
+def test_expected_seed(seed):
+    topo, g = seed
+    e = expected(topo, g)
+    assert e[("web1", "web2")] is Expect.SAME_VLAN
+    assert e[("db1", "db2")] is Expect.SAME_VLAN
+    assert e[("node1", "node2")] is Expect.SAME_VLAN
+    for db in ("db1", "db2"):
+        for web in ("web1", "web2"):
+            assert e[(web, db)] is Expect.BLOCKED
+            assert e[(db, web)] is Expect.BLOCKED
+        for h in ("node1", "node2"):
+            assert e[(db, h)] is Expect.BLOCKED
+            assert e[(h, db)] is Expect.BLOCKED
+    for web in ("web1", "web2"):
+        for h in ("node1", "node2"):
+            assert e[(web, h)] is Expect.ROUTED
+            assert e[(h, web)] is Expect.ROUTED
+    for (a, b), v in e.items():
+        assert e[(b, a)] is v
+
+
+def test_expected_without_lab_assumes_router_on_trunk():
+    text = SEED_TEXT.split("# Only for `ovsnet lab`")[0]
+    topo = parse(text)
+    e = expected(topo, graph.build(topo))
+    # no cables: each host is its own island; same VLAN across hosts is not one domain
+    assert e[("web1", "web2")] is Expect.BLOCKED
+    assert e[("web1", "node1")] is Expect.ROUTED
+    assert e[("db1", "node1")] is Expect.BLOCKED
+
+
+def _two_uplinks(text: str) -> str:
+    for h in ("node1", "node2"):
+        old = f'[[hosts.{h}.uplinks]]\nnic = "eth1"\nvlans = ["mgmt", "web", "db"]\nnative_vlan = "mgmt"\n'
+        assert old in text
+        text = text.replace(old, old + f'\n[[hosts.{h}.uplinks]]\nnic = "eth2"\nvlans = ["web"]\n')
+    return text
+
+
+def test_domains_find_loop_between_hosts():
+    text = _two_uplinks(SEED_TEXT).replace(
+        '[[lab.cables]]\nends = ["node2:eth1", "switch"]',
+        '[[lab.cables]]\nends = ["node2:eth1", "switch"]\n\n[[lab.cables]]\nends = ["node1:eth2", "node2:eth2"]',
+    )
+    g = graph.build(parse(text))
+    loops = Domains(g).loops
+    assert [lp.vlan for lp in loops] == [100]
+
+
+def test_domains_find_loop_of_plain_links():
+    g = nx.Graph()
+    for n in ("a", "b", "c"):
+        g.add_node(n, kind="linux_bridge")
+    g.add_edge("a", "b", kind="member")
+    g.add_edge("b", "c", kind="patch")
+    g.add_edge("c", "a", kind="cable")
+    loops = Domains(g).loops
+    assert len(loops) == 1 and loops[0].vlan is None
+
+
+def test_domains_trunk_pair_with_disjoint_vlans_is_no_loop():
+    g = nx.Graph()
+    for n in ("x", "y"):
+        g.add_node(n, kind="ovs_bridge")
+    g.add_node("m", kind="switch")
+    g.add_edge("x", "m", kind="trunk", vlans=frozenset({1, 2}), native=None)
+    g.add_edge("y", "m", kind="trunk", vlans=frozenset({2}), native=None)
+    d = Domains(g)
+    assert d.loops == []
+    assert d.same(2, "x", "y") and not d.same(1, "x", "y")
