@@ -12,6 +12,7 @@ never moves an existing host's slice.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass
 
@@ -78,9 +79,21 @@ def slice_prefix(subnet: IPNetwork, host_slice: int | None) -> int:
 
 def plan(topo: Topology) -> tuple[dict[tuple[str, str], Slice], list[Finding]]:
     """Slices keyed by (host, vlan), and every collision or shortage as a finding."""
+    cached = _cache.get("last")
+    if cached is not None and cached[0] is topo:
+        return cached[1], cached[2]
     findings: list[Finding] = []
     slices: dict[tuple[str, str], Slice] = {}
     held = reserved_addresses(topo)
+    # Sorted once so each subnet finds its held addresses by bisection, not by a scan.
+    held_sorted = sorted(held, key=lambda a: (a.version, int(a)))
+    held_keys = [(a.version, int(a)) for a in held_sorted]
+
+    def held_in(net) -> list:
+        lo = bisect.bisect_left(held_keys, (net.version, int(net.network_address)))
+        hi = bisect.bisect_right(held_keys, (net.version, int(net.broadcast_address)))
+        return held_sorted[lo:hi]
+
     by_vlan: dict[str, list[Consumer]] = {}
     for c in consumers(topo):
         by_vlan.setdefault(c.vlan, []).append(c)
@@ -106,9 +119,8 @@ def plan(topo: Topology) -> tuple[dict[tuple[str, str], Slice], list[Finding]]:
 
         # Slots holding a router, host or endpoint address are never handed out.
         blocked: dict[int, str] = {}
-        for addr, who in held.items():
-            if addr.version == subnet.version and addr in subnet:
-                blocked.setdefault(slot_of(addr), f"{addr} ({who})")
+        for addr in held_in(subnet):
+            blocked.setdefault(slot_of(addr), f"{addr} ({held[addr]})")
         taken: dict[int, str] = {}
 
         for c in group:
@@ -119,7 +131,7 @@ def plan(topo: Topology) -> tuple[dict[tuple[str, str], Slice], list[Finding]]:
             if net.version != subnet.version or not net.subnet_of(subnet):  # type: ignore[arg-type]
                 findings.append(Finding(where, f"{net} is outside VLAN {vname}'s subnet {subnet}", f"pick a range inside {subnet}"))
                 continue
-            inside = [f"{a} ({who})" for a, who in held.items() if a.version == net.version and a in net]
+            inside = [f"{a} ({held[a]})" for a in held_in(net)]
             if inside:
                 findings.append(Finding(where, f"{net} contains {', '.join(inside)}", "pick a range that holds no router, host or endpoint address"))
             clash = next((s for s in slices.values() if s.vlan == vname and s.network.overlaps(net)), None)
@@ -141,7 +153,12 @@ def plan(topo: Topology) -> tuple[dict[tuple[str, str], Slice], list[Finding]]:
             taken[slot] = c.host
             net = type(subnet)((base + slot * size, prefix))
             slices[(c.host, vname)] = Slice(c.host, vname, net)
+    # Validation and every host's desired state ask for the same plan: keep the last.
+    _cache["last"] = (topo, slices, findings)
     return slices, findings
+
+
+_cache: dict[str, tuple[Topology, dict[tuple[str, str], Slice], list[Finding]]] = {}
 
 
 def _free_slot(start: int, nslots: int, taken: dict[int, str], blocked: dict[int, str]) -> int | None:

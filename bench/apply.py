@@ -1,0 +1,234 @@
+"""Live apply cost: ovsnet up/down vs the seed's one-command-per-object vs the floor.
+
+For each N, one simulated host: a fresh network namespace with a private
+ovsdb-server + ovs-vswitchd (netdev datapath), whose eth1 is a veth to a
+"gateway" namespace answering 192.168.10.1 (as tests/integration/test_apply.py).
+N "tagged veth ports" = N Docker bridge entries, each on its own VLAN: per
+entry a Linux bridge, a veth pair (one end enslaved to the bridge) and an OVS
+access port tagged with the VLAN. Three ways to build them:
+
+  (a) ovsnet   apply.up from nothing (also moves eth1 into OVS behind mgmt0,
+               waits for the gateway), up again with no change, then down.
+  (b) seed     one subprocess per object: `ip -n NS link add` / `link set`
+               for each bridge and veth, one `ovs-vsctl add-port` per port;
+               cleanup one `ip link del` per object + `ovs-vsctl del-br`.
+  (c) floor    one `ip -n NS -batch` for all links, one ovs-vsctl transaction
+               for the bridge and all ports; cleanup the same way.
+
+(b) and (c) do not touch the uplink/management address; (a) does (a fixed cost:
+the gateway ARP probe and route moves). Everything lives in namespaces with a
+unique prefix and is removed at the end, pass or fail.
+
+Usage (root):  .venv/bin/python bench/apply.py [--sizes 50,200,1000] [--skip-seed-above N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ovsnet import apply  # noqa: E402
+from ovsnet.lab import netns  # noqa: E402
+from ovsnet.lab.ovs_instance import OvsInstance  # noqa: E402
+from ovsnet.target import Target  # noqa: E402
+from ovsnet.topology import check  # noqa: E402
+from ovsnet.topology.load import parse  # noqa: E402
+
+BR = "br-ovs"
+VLAN0 = 100  # port i is on VLAN VLAN0 + i
+
+
+def sh(*argv: str, input: str | None = None) -> str:
+    p = subprocess.run(argv, capture_output=True, text=True, input=input)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:8])}{' ...' if len(argv) > 8 else ''} failed ({p.returncode}): {p.stderr.strip()[:500]}")
+    return p.stdout
+
+
+def topology(n: int, tag: str) -> str:
+    out = [f'name = "b{tag}"', "[vlans.mgmt]", "id = 10", 'subnet = "192.168.10.0/24"', 'router = "192.168.10.1"']
+    for i in range(n):
+        out += [f"[vlans.v{i}]", f"id = {VLAN0 + i}"]
+    out += [
+        "[hosts.node1]",
+        f'bridge = {{ name = "{BR}", datapath = "netdev" }}',
+        "[[hosts.node1.uplinks]]",
+        'nic = "eth1"',
+        "vlans = [" + ", ".join(['"mgmt"'] + [f'"v{i}"' for i in range(n)]) + "]",
+        'native_vlan = "mgmt"',
+        "[hosts.node1.management]",
+        'addresses = ["192.168.10.11/24"]',
+        'gateway = "192.168.10.1"',
+    ]
+    for i in range(n):
+        out += ["[[hosts.node1.docker]]", f'bridge = "b{i}"', f'vlan = "v{i}"']
+    return "\n".join(out) + "\n"
+
+
+class Lab:
+    """One host namespace with a private OVS, and its gateway namespace."""
+
+    def __init__(self, prefix: str, workdir: Path):
+        self.ns, self.gw = f"{prefix}h", f"{prefix}g"
+        self.workdir = workdir
+        self.ovs = OvsInstance()
+        self.made: list[str] = []
+
+    def start(self) -> None:
+        for name in (self.ns, self.gw):
+            netns.create(name)
+            self.made.append(name)
+        self.ovs.start(self.ns, self.workdir / "ovs")
+        sh("ip", "link", "add", "eth1", "netns", self.ns, "type", "veth", "peer", "name", "gw0", "netns", self.gw)
+        sh("ip", "-n", self.gw, "addr", "add", "192.168.10.1/24", "dev", "gw0")
+        sh("ip", "-n", self.gw, "link", "set", "gw0", "up")
+        sh("ip", "-n", self.ns, "addr", "add", "192.168.10.11/24", "dev", "eth1")
+        sh("ip", "-n", self.ns, "link", "set", "eth1", "up")
+        sh("ip", "-n", self.ns, "route", "add", "default", "via", "192.168.10.1", "dev", "eth1")
+        self.resolv = self.workdir / "resolv.conf"
+        self.resolv.write_text("nameserver 9.9.9.9\n")
+
+    def stop(self) -> None:
+        try:
+            self.ovs.stop()
+        finally:
+            for name in reversed(self.made):
+                netns.remove(name)
+
+    def vsctl(self, *args: str, wait: bool = True) -> str:
+        return sh("ovs-vsctl", f"--db={self.ovs.remote}", "--timeout=600", *([] if wait else ["--no-wait"]), *args)
+
+    def ip(self, *args: str) -> str:
+        return sh("ip", "-n", self.ns, *args)
+
+    def count_ports(self) -> int:
+        return len(self.vsctl("list-ports", BR).split())
+
+    def count_links(self) -> int:
+        return len(self.ip("-o", "link").splitlines())
+
+
+def bench_ovsnet(lab: Lab, n: int, tag: str) -> dict:
+    checked = check(parse(topology(n, tag), "bench.toml"))
+    target = Target(ovsdb=lab.ovs.remote, netns=lab.ns, state_dir=str(lab.workdir / "state"), resolv_conf=str(lab.resolv), datapath="netdev", gateway_timeout=10.0, ovs_timeout=120.0)
+    links_before = lab.count_links()
+    t0 = time.perf_counter()
+    r = apply.up(checked, "node1", target)
+    t_up = time.perf_counter() - t0
+    ports = lab.count_ports()
+    assert ports == n + 2, f"ovsnet up: {ports} ports on {BR}, expected {n + 2}"
+    t0 = time.perf_counter()
+    again = apply.up(checked, "node1", target)
+    t_again = time.perf_counter() - t0
+    assert again.applied == () and again.plan.empty, "second up was not a no-op"
+    t0 = time.perf_counter()
+    apply.down(checked, "node1", target)
+    t_down = time.perf_counter() - t0
+    assert lab.count_links() == links_before, "down left links behind"
+    return {"up": t_up, "again": t_again, "down": t_down, "changes": len(r.applied)}
+
+
+def bench_seed(lab: Lab, n: int) -> dict:
+    links_before = lab.count_links()
+    t0 = time.perf_counter()
+    lab.vsctl("add-br", BR, "--", "set", "Bridge", BR, "datapath_type=netdev")
+    for i in range(n):
+        b, o, l = f"b{i}", f"ovs-b{i}", f"lnx-b{i}"
+        lab.ip("link", "add", b, "type", "bridge")
+        lab.ip("link", "add", o, "type", "veth", "peer", "name", l)
+        lab.ip("link", "set", l, "master", b, "up")
+        lab.ip("link", "set", b, "up")
+        lab.ip("link", "set", o, "up")
+        lab.vsctl("add-port", BR, o, f"tag={VLAN0 + i}")
+    t_up = time.perf_counter() - t0
+    assert lab.count_ports() == n
+    t0 = time.perf_counter()
+    lab.vsctl("del-br", BR)
+    for i in range(n):
+        lab.ip("link", "del", f"ovs-b{i}")
+        lab.ip("link", "del", f"b{i}")
+    t_down = time.perf_counter() - t0
+    assert lab.count_links() == links_before, "seed cleanup left links behind"
+    return {"up": t_up, "down": t_down}
+
+
+def bench_floor(lab: Lab, n: int) -> dict:
+    links_before = lab.count_links()
+    batch = []
+    for i in range(n):
+        batch += [f"link add b{i} type bridge", f"link add ovs-b{i} type veth peer name lnx-b{i}"]
+    for i in range(n):
+        batch += [f"link set lnx-b{i} master b{i} up", f"link set b{i} up", f"link set ovs-b{i} up"]
+    vs = ["add-br", BR, "--", "set", "Bridge", BR, "datapath_type=netdev"]
+    for i in range(n):
+        vs += ["--", "add-port", BR, f"ovs-b{i}", f"tag={VLAN0 + i}"]
+    t0 = time.perf_counter()
+    sh("ip", "-n", lab.ns, "-batch", "-", input="\n".join(batch) + "\n")
+    lab.vsctl(*vs)
+    t_up = time.perf_counter() - t0
+    assert lab.count_ports() == n
+    dels = [f"link del ovs-b{i}\nlink del b{i}" for i in range(n)]
+    t0 = time.perf_counter()
+    lab.vsctl("del-br", BR)
+    sh("ip", "-n", lab.ns, "-batch", "-", input="\n".join(dels) + "\n")
+    t_down = time.perf_counter() - t0
+    assert lab.count_links() == links_before, "floor cleanup left links behind"
+    return {"up": t_up, "down": t_down}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="50,200,1000")
+    ap.add_argument("--skip-seed-above", type=int, default=0, metavar="N", help="skip (b) for sizes above N (it is the slow one)")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+
+    prefix = netns.unique_prefix("obn")
+    workdir = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    print(f"prefix {prefix}, run dir {workdir}", flush=True)
+    rows = []
+    try:
+        for k, n in enumerate(sizes):
+            lab = Lab(f"{prefix}{k}", workdir / str(n))
+            try:
+                lab.start()
+                row = {"n": n}
+                row["ovsnet"] = bench_ovsnet(lab, n, f"{prefix[-5:]}{k}")
+                print(f"N={n}: ovsnet up {row['ovsnet']['up']:.2f} s ({row['ovsnet']['changes']} changes), again {row['ovsnet']['again']:.2f} s, down {row['ovsnet']['down']:.2f} s", flush=True)
+                if args.skip_seed_above and n > args.skip_seed_above:
+                    row["seed"] = None
+                else:
+                    row["seed"] = bench_seed(lab, n)
+                    print(f"N={n}: seed up {row['seed']['up']:.2f} s, cleanup {row['seed']['down']:.2f} s", flush=True)
+                row["floor"] = bench_floor(lab, n)
+                print(f"N={n}: floor up {row['floor']['up']:.2f} s, cleanup {row['floor']['down']:.2f} s", flush=True)
+                rows.append(row)
+            finally:
+                lab.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        left = netns.listed(prefix)
+        if left:
+            print(f"WARNING: namespaces left behind: {left}", file=sys.stderr)
+
+    def f(x):
+        return f"{x:.2f}" if x is not None else "-"
+
+    print()
+    print(f"{'N':>5} | {'ovsnet up':>9} {'up again':>8} {'down':>6} | {'seed up':>8} {'seed del':>8} | {'floor up':>8} {'floor del':>9} | {'up/floor':>8} {'seed/up':>7}")
+    for r in rows:
+        o, s, fl = r["ovsnet"], r["seed"], r["floor"]
+        print(f"{r['n']:>5} | {o['up']:>9.2f} {o['again']:>8.2f} {o['down']:>6.2f} | {f(s and s['up']):>8} {f(s and s['down']):>8} | {fl['up']:>8.2f} {fl['down']:>9.2f} | "
+              f"{o['up'] / fl['up']:>8.1f} {f(s and s['up'] / o['up']):>7}")
+    print("seconds, wall clock; up/floor = ovsnet up / floor up; seed/up = seed up / ovsnet up")
+
+
+if __name__ == "__main__":
+    main()
