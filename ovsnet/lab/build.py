@@ -726,9 +726,15 @@ def status(prefix: str, lab_dir: str | os.PathLike[str] | None = None) -> LabSta
         state_file=(where / STATE_FILE).exists(),
         complete=bool(data.get("complete")),
         namespaces=tuple(_lab_namespaces(names, data)),
-        daemons=tuple(_lab_daemons(names, where, data)),
+        daemons=tuple(_lab_daemons(names, where, data)) + tuple(_lab_docker_daemons(prefix, where)),
         etc_netns=tuple(_lab_etc_netns(names, data)),
     )
+
+
+def _lab_docker_daemons(prefix: str, where: Path) -> Iterator[Daemon]:
+    from ovsnet.lab import docker as lab_docker
+
+    return lab_docker.daemons(prefix, where)
 
 
 def destroy(prefix: str, lab_dir: str | os.PathLike[str] | None = None) -> None:
@@ -740,6 +746,10 @@ def destroy(prefix: str, lab_dir: str | os.PathLike[str] | None = None) -> None:
     names = LabNames(prefix)
     where = Path(lab_dir or default_lab_dir(prefix)).resolve()
     data = _read_state(where)
+    # Lab dockerds first: their containers live outside the lab's namespaces.
+    from ovsnet.lab import docker as lab_docker
+
+    lab_docker.destroy(prefix, where)
     _stop([d.pid for d in _lab_daemons(names, where, data)])
     namespaces = _lab_namespaces(names, data)
     _stop(_pids_in(namespaces))

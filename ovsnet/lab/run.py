@@ -11,11 +11,31 @@ from ovsnet.lab import build
 from ovsnet.topology import Checked
 
 
-def up(checked: Checked, prefix: str | None = None, lab_dir: Path | None = None, report: Callable[[str], None] = lambda _m: None) -> build.Lab:
+def up(
+    checked: Checked,
+    prefix: str | None = None,
+    lab_dir: Path | None = None,
+    report: Callable[[str], None] = lambda _m: None,
+    docker: bool = False,
+) -> build.Lab:
+    """Build the lab and apply every host.
+
+    docker=True: every host with Docker networks first gets a private
+    dockerd in its namespace (and the local busybox image), and its
+    Target.docker_host points at it, so that `ovsnet up`'s own code creates
+    the networks through the Engine API. docker=False leaves Docker out: the
+    plan notes that Docker is not reachable and applies the rest.
+    """
     lab = build.build(checked.topology, prefix, lab_dir)
     try:
         report(f"lab {lab.prefix}: {len(lab.namespaces)} namespaces built")
-        for host, target in build.targets(lab).items():
+        from ovsnet.lab import docker as lab_docker
+
+        if docker:
+            lab_docker.start(lab, report=report)
+        # Hosts without a lab dockerd point at a socket that does not exist:
+        # the lab never reaches the machine's own Docker.
+        for host, target in lab_docker.targets(lab).items():
             result = apply.up(checked, host, target, report=report)
             report(f"{host}: {len(result.applied)} changes applied in {result.seconds:.2f} s")
         build.attach_endpoints(lab)

@@ -1,0 +1,206 @@
+"""Docker networks through the Docker Engine API (the `docker` SDK), never `docker` command lines.
+
+One client per run, talking to one daemon: the host's `docker_host`
+setting, else $DOCKER_HOST (with $DOCKER_TLS_VERIFY/$DOCKER_CERT_PATH, as
+the docker CLI reads them), else the local socket. Constructing the
+backend pings the daemon, so "Docker is not there" is known before
+anything is planned, and apply.py can still apply the OVS and Linux side.
+
+`docker` is imported inside functions only: it is an optional dependency
+(`pip install 'ovsnet[docker]'`) and the CLI imports this module lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Mapping
+
+from ovsnet.errors import BackendError
+from ovsnet.ops import DockerCreateNetwork, DockerOp, DockerRemoveNetwork
+from ovsnet.state import DOCKER_OWNER_LABEL, DockerNetwork
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+TIMEOUT = 10.0  # seconds per API call; a local daemon answers in milliseconds
+
+OPT_BRIDGE = "com.docker.network.bridge.name"
+OPT_INHIBIT_IPV4 = "com.docker.network.bridge.inhibit_ipv4"
+OPT_MTU = "com.docker.network.driver.mtu"
+# Set when ovsnet asked for no subnet and Docker picked one from its pools:
+# read() then reports the subnet as "not set", as it was asked, so a second
+# `up` does not see a difference and recreate the network.
+AUTO_SUBNET_LABEL = "org.ovsnet.auto-subnet"
+
+
+def resolve_host(docker_host: str | None) -> str:
+    """The daemon address a Docker(docker_host) talks to, for messages."""
+    return docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+
+
+class Docker:
+    """The Docker side of one host: read every network, create and remove networks."""
+
+    def __init__(self, docker_host: str | None = None, timeout: float = TIMEOUT):
+        self.url = resolve_host(docker_host)
+        try:
+            import docker
+        except ImportError:
+            raise BackendError(
+                "the Docker SDK for Python is not installed, so Docker networks cannot be managed: "
+                "pip install 'ovsnet[docker]' (the 'docker' package)"
+            ) from None
+        self._errors = docker.errors
+        try:
+            if docker_host:
+                self._client = docker.DockerClient(base_url=docker_host, timeout=timeout)
+            else:
+                # $DOCKER_HOST and its TLS settings, as the docker CLI reads them.
+                self._client = docker.from_env(timeout=timeout)
+            self._client.ping()
+        except Exception as exc:  # the SDK raises DockerException or requests' errors
+            raise BackendError(f"Docker is not reachable at {self.url}: {_why_unreachable(self.url, exc)}") from None
+
+    def __enter__(self) -> Docker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        client = getattr(self, "_client", None)
+        if client is not None:
+            client.close()
+            self._client = None
+
+    # --- reading ---------------------------------------------------------------
+
+    def read(self) -> dict[str, DockerNetwork]:
+        """Every network the daemon has, by name, with the names of its running containers.
+
+        Docker allows two networks with one name (when created without the
+        duplicate check); then the one that is not ovsnet's is reported, so
+        the planner refuses rather than touch a stranger's network.
+        """
+        api = self._client.api
+        try:
+            summaries = api.networks()
+        except Exception as exc:
+            raise BackendError(f"Docker at {self.url}: cannot list networks: {_explain(exc)}") from None
+        out: dict[str, DockerNetwork] = {}
+        for summary in summaries:
+            try:
+                info = api.inspect_network(summary["Id"])
+            except self._errors.NotFound:
+                continue  # removed between the list and the inspect
+            except Exception as exc:
+                raise BackendError(f"Docker at {self.url}: cannot inspect network {summary.get('Name')}: {_explain(exc)}") from None
+            net = network_from_inspect(info)
+            seen = out.get(net.name)
+            if seen is None or (seen.owner is not None and net.owner is None):
+                out[net.name] = net
+        return out
+
+    # --- applying --------------------------------------------------------------
+
+    def apply(self, ops: Iterable[DockerOp]) -> None:
+        for op in ops:
+            if isinstance(op, DockerCreateNetwork):
+                self._create(op)
+            elif isinstance(op, DockerRemoveNetwork):
+                self._remove(op.name)
+            else:  # pragma: no cover - the planner only sends Docker ops here
+                raise BackendError(f"the Docker backend cannot apply {type(op).__name__}")
+
+    def _create(self, op: DockerCreateNetwork) -> None:
+        from docker.types import IPAMConfig, IPAMPool
+
+        options = {OPT_INHIBIT_IPV4: "true", OPT_MTU: str(op.mtu)}
+        if op.bridge:
+            options[OPT_BRIDGE] = op.bridge
+        labels = dict(op.labels)
+        ipam = None
+        if op.subnet:
+            ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=op.subnet, iprange=op.ip_range, gateway=op.gateway)])
+            labels.pop(AUTO_SUBNET_LABEL, None)
+        else:
+            labels[AUTO_SUBNET_LABEL] = "true"
+        try:
+            self._client.api.create_network(
+                op.name, driver="bridge", options=options, ipam=ipam, labels=labels, check_duplicate=True
+            )
+        except Exception as exc:
+            where = f" on bridge {op.bridge}" if op.bridge else ""
+            raise BackendError(f"Docker network {op.name}: cannot create it{where} ({_pool(op)}): {_explain(exc)}") from None
+
+    def _remove(self, name: str) -> None:
+        api = self._client.api
+        try:
+            # The name filter matches substrings: keep exact names only.
+            ids = [n["Id"] for n in api.networks(names=[name]) if n.get("Name") == name]
+        except Exception as exc:
+            raise BackendError(f"Docker network {name}: cannot look it up: {_explain(exc)}") from None
+        if len(ids) > 1:
+            raise BackendError(f"Docker network {name}: {len(ids)} networks have this name; remove the extra ones by hand (docker network ls)")
+        for net_id in ids:  # none: already gone, which is what was asked
+            try:
+                api.remove_network(net_id)
+            except self._errors.NotFound:
+                pass
+            except Exception as exc:
+                raise BackendError(f"Docker network {name}: cannot remove it: {_explain(exc)}") from None
+
+
+def network_from_inspect(info: Mapping[str, Any]) -> DockerNetwork:
+    """A DockerNetwork from the Engine API's network inspect answer (pure, for tests)."""
+    options = info.get("Options") or {}
+    labels = dict(info.get("Labels") or {})
+    configs = (info.get("IPAM") or {}).get("Config") or []
+    # IPv4 first: the topology's subnets are what ovsnet compares, and Docker
+    # lists an IPv6 pool after the IPv4 one.
+    cfg = next((c for c in configs if ":" not in (c.get("Subnet") or "")), configs[0] if configs else {})
+    subnet, gateway = cfg.get("Subnet") or None, cfg.get("Gateway") or None
+    if labels.get(AUTO_SUBNET_LABEL) == "true":
+        subnet = gateway = None  # Docker's choice, not the topology's
+    mtu = options.get(OPT_MTU)
+    try:
+        mtu_value = int(mtu) if mtu not in (None, "") else None
+    except (TypeError, ValueError):
+        mtu_value = None
+    containers = tuple(sorted(c.get("Name") or cid[:12] for cid, c in (info.get("Containers") or {}).items()))
+    return DockerNetwork(
+        name=info.get("Name", ""),
+        id=info.get("Id", ""),
+        driver=info.get("Driver", ""),
+        bridge=options.get(OPT_BRIDGE) or None,
+        subnet=subnet,
+        gateway=gateway,
+        ip_range=cfg.get("IPRange") or None,
+        mtu=mtu_value,
+        labels=labels,
+        containers=containers,
+    )
+
+
+def _pool(op: DockerCreateNetwork) -> str:
+    return f"subnet {op.subnet or 'chosen by Docker'}, gateway {op.gateway or '-'}, ip_range {op.ip_range or '-'}"
+
+
+def _explain(exc: BaseException) -> str:
+    """The daemon's own words when it gave some, else the exception's."""
+    explanation = getattr(exc, "explanation", None)
+    if explanation:
+        text = explanation.decode(errors="replace") if isinstance(explanation, bytes) else str(explanation)
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        return f"{text} (HTTP {status})" if status else text
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _why_unreachable(url: str, exc: BaseException) -> str:
+    """A reason a person can act on, for the usual ways a daemon is missing."""
+    if url.startswith("unix://"):
+        path = url[len("unix://"):]
+        if not os.path.exists(path):
+            return f"no socket {path}; is dockerd running? (Docker installed: apt-get install docker.io)"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"permission denied on {path}; run as root or as a member of the docker group"
+        return f"nothing answers on {path}; is dockerd running? ({_explain(exc)})"
+    return f"is dockerd running and listening there? ({_explain(exc)})"
