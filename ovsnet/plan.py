@@ -165,8 +165,8 @@ class _Planner:
             cur, peer = links.get(v.name), links.get(v.peer)
             if cur is None and peer is None:
                 self.add(Action.CREATE, res, Phase.LINUX, v.reason, after=f"veth pair, {v.peer} in {v.master}, mtu {v.mtu}",
-                         ops=(ops.NlCreateVeth(v.name, v.peer, v.mtu, alias), ops.NlSetLink(v.peer, master=v.master),
-                              ops.NlSetLink(v.peer, up=True), ops.NlSetLink(v.name, up=True)),
+                         ops=(ops.NlCreateVeth(v.name, v.peer, v.mtu, alias), ops.NlSetLink(v.peer, master=v.master, up=True),
+                              ops.NlSetLink(v.name, up=True)),
                          undo=(ops.NlDeleteLink(v.name),))
                 continue
             if cur is None or peer is None or cur.kind != "veth" or (cur.peer and cur.peer != v.peer):
@@ -175,7 +175,7 @@ class _Planner:
                 if present.owner == self.topo:
                     # Half a pair, or a pair with another peer: ours, so rebuild it.
                     self.add(Action.MODIFY, res, Phase.LINUX, "patch link is incomplete; recreating it", before="broken veth pair", after=f"veth pair, {v.peer} in {v.master}",
-                             ops=tuple(ops.NlDeleteLink(x.name) for x in (cur, peer) if x) + (ops.NlCreateVeth(v.name, v.peer, v.mtu, alias), ops.NlSetLink(v.peer, master=v.master), ops.NlSetLink(v.peer, up=True), ops.NlSetLink(v.name, up=True)),
+                             ops=tuple(ops.NlDeleteLink(x.name) for x in (cur, peer) if x) + (ops.NlCreateVeth(v.name, v.peer, v.mtu, alias), ops.NlSetLink(v.peer, master=v.master, up=True), ops.NlSetLink(v.name, up=True)),
                              undo=(ops.NlDeleteLink(v.name),))
                 else:
                     self.block(res, f"{present.name} exists and is not ovsnet's patch link", "rename patch_ovs/patch_bridge in the topology, or remove it")

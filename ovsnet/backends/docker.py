@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from ovsnet.errors import BackendError
 from ovsnet.ops import DockerCreateNetwork, DockerOp, DockerRemoveNetwork
-from ovsnet.state import DOCKER_OWNER_LABEL, DockerNetwork
+from ovsnet.state import DockerNetwork
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 TIMEOUT = 10.0  # seconds per API call; a local daemon answers in milliseconds

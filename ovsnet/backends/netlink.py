@@ -65,6 +65,16 @@ class NetlinkOpError(BackendError):
         self.done = list(done)
 
 
+class NetlinkBatchError(BackendError):
+    """A batch stopped at group `.failed`; `.done` were applied whole, `.touched` at least in part."""
+
+    def __init__(self, message: str, failed: int, done: Sequence[int], touched: Sequence[int]):
+        super().__init__(message)
+        self.failed = failed
+        self.done = list(done)
+        self.touched = list(touched)
+
+
 class Netlink:
     """rtnetlink in one namespace (None: the one this process is in)."""
 
@@ -72,6 +82,8 @@ class Netlink:
         from pyroute2 import IPRoute
 
         self.netns = netns
+        self._indices: dict[str, int] = {}
+        self._raw: socket.socket | None = None  # for batches, opened on first use
         try:
             # flags=0: a missing namespace is an error, never silently created.
             self._ipr: IPRoute = IPRoute(netns=netns, flags=0) if netns else IPRoute()
@@ -88,21 +100,31 @@ class Netlink:
         self.close()
 
     def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
         self._ipr.close()
 
     # --- reading ---------------------------------------------------------
 
     def read(self) -> LinuxState:
-        from pyroute2.netlink.exceptions import NetlinkDumpInterrupted
+        """Links, addresses and main-table routes, dumped with ovsnet's rtnl codec."""
+        from ovsnet.backends import rtnl
 
         for attempt in range(READ_ATTEMPTS):
             try:
-                links = self._read_links()
-                by_index = {link.index: link.name for link in links.values()}
-                addresses = tuple(sorted(self._read_addresses(by_index)))
-                routes = tuple(sorted(self._read_routes(by_index)))
+                sock = self._raw_socket()
+                raw_links = [rtnl.parse_link(p) for p in rtnl.dump(sock, rtnl.RTM_GETLINK)]
+                names = {r.index: r.name for r in raw_links}
+                links = {r.name: _link_of(r, names) for r in raw_links}
+                self._indices = {r.name: r.index for r in raw_links}
+                addresses = tuple(sorted(self._addresses(rtnl.dump(sock, rtnl.RTM_GETADDR), names)))
+                routes = tuple(sorted(
+                    route
+                    for family in (socket.AF_INET, socket.AF_INET6)
+                    for route in self._routes(rtnl.dump(sock, rtnl.RTM_GETROUTE, family), names)
+                ))
                 return LinuxState(links=links, addresses=addresses, routes=routes)
-            except NetlinkDumpInterrupted as exc:
+            except rtnl.DumpInterrupted as exc:
                 # The kernel says a table changed under the dump (OVS adding a
                 # port, say); the answer would be inconsistent, so ask again.
                 if attempt + 1 == READ_ATTEMPTS:
@@ -111,67 +133,47 @@ class Netlink:
                 raise BackendError(f"netlink: cannot read{self._where()}: {_reason(exc)}") from exc
         raise AssertionError("unreachable")
 
-    def _read_links(self) -> dict[str, Link]:
-        msgs = list(self._ipr.get_links())
-        names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in msgs}
-        links = {}
-        for m in msgs:
-            name = names[m["index"]]
-            info = m.get_attr("IFLA_LINKINFO")
-            kind = (info.get_attr("IFLA_INFO_KIND") if info else None) or ""
-            peer = None
-            # A peer in another namespace reports an index that means nothing here.
-            if kind == "veth" and m.get_attr("IFLA_LINK_NETNSID") is None:
-                peer = names.get(m.get_attr("IFLA_LINK"))
-            links[name] = Link(
-                name=name,
-                index=m["index"],
-                kind=kind,
-                master=names.get(m.get_attr("IFLA_MASTER")),
-                peer=peer,
-                mtu=m.get_attr("IFLA_MTU") or 0,
-                up=bool(m["flags"] & IFF_UP),
-                alias=m.get_attr("IFLA_IFALIAS") or None,
-                mac=m.get_attr("IFLA_ADDRESS"),
-            )
-        return links
+    def _raw_socket(self) -> socket.socket:
+        if self._raw is None:
+            from ovsnet.backends import nlbatch
 
-    def _read_addresses(self, names: dict[int, str]) -> Iterable[Address]:
-        for m in self._ipr.get_addr():
-            # IFA_LOCAL is ours; on point-to-point links IFA_ADDRESS is the peer's.
-            value = m.get_attr("IFA_LOCAL") or m.get_attr("IFA_ADDRESS")
-            ip = ipaddress.ip_address(value)
+            self._raw = nlbatch.open_socket(self.netns)
+        return self._raw
+
+    @staticmethod
+    def _addresses(payloads, names: dict[int, str]) -> Iterable[Address]:
+        from ovsnet.backends import rtnl
+
+        for p in payloads:
+            a = rtnl.parse_address(p)
+            if a is None:
+                continue
+            ip = ipaddress.ip_address(a.ip)
             if ip.is_loopback or (ip.version == 6 and ip.is_link_local):
                 continue
-            yield Address(ifname=names.get(m["index"], str(m["index"])), cidr=f"{ip}/{m['prefixlen']}")
+            yield Address(ifname=names.get(a.index, str(a.index)), cidr=f"{ip}/{a.prefixlen}")
 
-    def _read_routes(self, names: dict[int, str]) -> Iterable[Route]:
-        for family in (socket.AF_INET, socket.AF_INET6):
-            for m in self._ipr.get_routes(family=family):
-                table = m.get_attr("RTA_TABLE") or m["table"]
-                if table != MAIN_TABLE or m["type"] != RTN_UNICAST:
-                    continue
-                dst = m.get_attr("RTA_DST")
-                if dst is None or m["dst_len"] == 0:
-                    where = "default"
-                else:
-                    net = ipaddress.ip_network(f"{dst}/{m['dst_len']}", strict=False)
-                    if net.version == 6 and net.is_link_local:
-                        continue  # fe80::/64 follows every IPv6 link; not ours to manage
-                    where = str(net)
-                proto = PROTO_NAMES.get(m["proto"], str(m["proto"]))
-                metric = m.get_attr("RTA_PRIORITY") or 0
-                hops = m.get_attr("RTA_MULTIPATH")
-                if hops:
-                    # One Route per nexthop: hiding an ECMP default would make it look absent.
-                    for hop in hops:
-                        yield Route(where, names.get(hop["oif"], str(hop["oif"])),
-                                    hop.get_attr("RTA_GATEWAY"), metric, proto)
-                    continue
-                oif = m.get_attr("RTA_OIF")
-                if oif is None:
-                    continue
-                yield Route(where, names.get(oif, str(oif)), m.get_attr("RTA_GATEWAY"), metric, proto)
+    @staticmethod
+    def _routes(payloads, names: dict[int, str]) -> Iterable[Route]:
+        from ovsnet.backends import rtnl
+
+        for p in payloads:
+            r = rtnl.parse_route(p)
+            if r.table != MAIN_TABLE or r.rtype != RTN_UNICAST:
+                continue
+            if r.dst != "default":
+                net = ipaddress.ip_network(r.dst)
+                if net.version == 6 and net.is_link_local:
+                    continue  # fe80::/64 follows every IPv6 link; not ours to manage
+            proto = PROTO_NAMES.get(r.proto, str(r.proto))
+            if r.nexthops:
+                # One Route per nexthop: hiding an ECMP default would make it look absent.
+                for oif, gateway in r.nexthops:
+                    yield Route(r.dst, names.get(oif, str(oif)), gateway, r.metric, proto)
+                continue
+            if r.oif is None:
+                continue
+            yield Route(r.dst, names.get(r.oif, str(r.oif)), r.gateway, r.metric, proto)
 
     def route_to(self, ip: str) -> str | None:
         """The interface the kernel would send a packet to ip out of, or None."""
@@ -187,17 +189,21 @@ class Netlink:
         return None
 
     def link(self, name: str) -> Link | None:
-        return self.read().links.get(name)
+        """One link by name (a dump: pyroute2's filtered get dumps and decodes them all)."""
+        from ovsnet.backends import rtnl
+
+        raw = [rtnl.parse_link(p) for p in rtnl.dump(self._raw_socket(), rtnl.RTM_GETLINK)]
+        names = {r.index: r.name for r in raw}
+        self._indices = {r.name: r.index for r in raw}
+        return next((_link_of(r, names) for r in raw if r.name == name), None)
 
     def wait_link(self, name: str, timeout: float = 5.0, interval: float = 0.05) -> Link:
         """Wait for a link that something else creates (OVS internal ports come late)."""
         deadline = time.monotonic() + timeout
         while True:
-            # A cheap lookup per poll; the full read only once it is there.
-            if self._ipr.link_lookup(ifname=name):
-                link = self.link(name)
-                if link is not None:
-                    return link
+            link = self.link(name)
+            if link is not None:
+                return link
             if time.monotonic() >= deadline:
                 raise VerificationError(f"netlink: link {name} did not appear{self._where()} within {timeout:g} s")
             time.sleep(interval)
@@ -215,6 +221,36 @@ class Netlink:
                 ) from exc
             done.append(op)
 
+    def apply_batch(self, groups: Sequence[Sequence[NlOp]]) -> None:
+        """Apply many changes' ops (one group each) in few system calls.
+
+        On failure raises NetlinkBatchError saying which group failed and which
+        groups were applied (fully, or in part: both need undoing). A create
+        whose follow-up failed is removed again, so a create is all or nothing.
+        """
+        from ovsnet.backends import nlbatch
+
+        outcome = nlbatch.run(self._raw_socket(), groups, self._index)
+        for name in outcome.created_then_failed:
+            try:
+                self._by_name("del", name)
+            except Exception:
+                pass
+        for name in {op.name for ops in groups for op in ops if isinstance(op, NlDeleteLink)}:
+            self._indices.pop(name, None)
+        if outcome.failed:
+            group = min(outcome.failed)
+            op, code = outcome.failed[group]
+            reason = os.strerror(code)
+            if code == errno.EEXIST and isinstance(op, NlAddAddress):
+                reason = f"the address is already there ({reason})"
+            if code == errno.ENODEV:
+                reason = f"no such link ({reason})"
+            raise NetlinkBatchError(
+                f"netlink: cannot {describe(op)}{self._where()}: {reason}", group,
+                sorted(outcome.ok), sorted(outcome.touched | outcome.ok),
+            )
+
     def _apply_one(self, op: NlOp) -> None:
         if isinstance(op, NlCreateBridge):
             # The MTU goes in the set after the create, not in the create: only
@@ -229,7 +265,8 @@ class Netlink:
         elif isinstance(op, NlSetLink):
             self._set_link(op)
         elif isinstance(op, NlDeleteLink):
-            self._ipr.link("del", index=self._index(op.name))
+            self._by_name("del", op.name)
+            self._indices.pop(op.name, None)
         elif isinstance(op, (NlAddAddress, NlDelAddress)):
             iface = ipaddress.ip_interface(op.cidr)
             command = "add" if isinstance(op, NlAddAddress) else "del"
@@ -254,13 +291,22 @@ class Netlink:
             step()
         except Exception:
             try:
-                self._ipr.link("del", index=self._index(name))
+                self._ipr.link("del", ifname=name)
             except Exception:
                 pass
             raise
 
     def _set(self, name: str, **spec: Any) -> None:
-        self._ipr.link("set", index=self._index(name), **spec)
+        # The kernel finds the link by IFLA_IFNAME itself: no lookup round trip.
+        self._by_name("set", name, **spec)
+
+    def _by_name(self, command: str, name: str, **spec: Any) -> None:
+        try:
+            self._ipr.link(command, ifname=name, **spec)
+        except Exception as exc:
+            if getattr(exc, "code", None) == errno.ENODEV:
+                raise LookupError(f"no link named {name}") from exc
+            raise
 
     def _set_link(self, op: NlSetLink) -> None:
         spec: dict[str, Any] = _some(mtu=op.mtu, ifalias=op.alias)
@@ -272,33 +318,19 @@ class Netlink:
             self._set(op.name, **spec)
 
     def _route_spec(self, op: NlReplaceRoute | NlDelRoute) -> dict[str, Any]:
-        gateway = ipaddress.ip_address(op.gateway) if op.gateway else None
-        if op.dst == "default":
-            version = gateway.version if gateway else 4
-            net = ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")
-        else:
-            net = ipaddress.ip_network(op.dst, strict=False)
-        if gateway is not None and gateway.version != net.version:
-            raise ValueError(f"gateway {gateway} is not of the same family as {op.dst}")
-        spec: dict[str, Any] = {
-            "family": socket.AF_INET if net.version == 4 else socket.AF_INET6,
-            "dst": str(net.network_address),
-            "dst_len": net.prefixlen,
-            "oif": self._index(op.ifname),
-            "table": MAIN_TABLE,
-            "priority": op.metric,
-        }
-        if isinstance(op, NlReplaceRoute):
-            spec.update(proto=_proto_number(op.proto), type=RTN_UNICAST)
-        if gateway is not None:
-            spec["gateway"] = str(gateway)
-        return spec
+        return route_spec(op, self._index(op.ifname))
 
     def _index(self, name: str) -> int:
-        found = self._ipr.link_lookup(ifname=name)
-        if not found:
+        # Cached: a bridge is master of hundreds of ports, one lookup serves them all.
+        if name not in self._indices:
+            from ovsnet.backends import rtnl
+
+            # One dump refreshes every name; a lookup per name would cost as much each.
+            raw = (rtnl.parse_link(p) for p in rtnl.dump(self._raw_socket(), rtnl.RTM_GETLINK))
+            self._indices = {r.name: r.index for r in raw}
+        if name not in self._indices:
             raise LookupError(f"no link named {name}")
-        return found[0]
+        return self._indices[name]
 
     def _where(self) -> str:
         return f" in namespace {self.netns}" if self.netns else ""
@@ -380,7 +412,47 @@ def _bait(sock: socket.socket, ip: ipaddress.IPv4Address | ipaddress.IPv6Address
         pass  # down link, no source address: the entry never resolves and we say False
 
 
-def _proto_number(name: str) -> int:
+def route_spec(op: NlReplaceRoute | NlDelRoute, oif: int) -> dict[str, Any]:
+    gateway = ipaddress.ip_address(op.gateway) if op.gateway else None
+    if op.dst == "default":
+        version = gateway.version if gateway else 4
+        net = ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")
+    else:
+        net = ipaddress.ip_network(op.dst, strict=False)
+    if gateway is not None and gateway.version != net.version:
+        raise ValueError(f"gateway {gateway} is not of the same family as {op.dst}")
+    spec: dict[str, Any] = {
+        "family": socket.AF_INET if net.version == 4 else socket.AF_INET6,
+        "dst": str(net.network_address),
+        "dst_len": net.prefixlen,
+        "oif": oif,
+        "table": MAIN_TABLE,
+        "priority": op.metric,
+    }
+    if isinstance(op, NlReplaceRoute):
+        spec.update(proto=proto_number(op.proto), type=RTN_UNICAST)
+    if gateway is not None:
+        spec["gateway"] = str(gateway)
+    return spec
+
+
+def _link_of(r: Any, names: dict[int, str]) -> Link:
+    # A veth peer in another namespace reports an index that means nothing here.
+    peer = names.get(r.link) if r.kind == "veth" and not r.link_netnsid else None
+    return Link(
+        name=r.name,
+        index=r.index,
+        kind=r.kind,
+        master=names.get(r.master) if r.master else None,
+        peer=peer,
+        mtu=r.mtu,
+        up=bool(r.flags & IFF_UP),
+        alias=r.alias,
+        mac=r.mac,
+    )
+
+
+def proto_number(name: str) -> int:
     """The route protocol as the kernel numbers it; the names read() gives, or digits."""
     for number, known in PROTO_NAMES.items():
         if known == name:

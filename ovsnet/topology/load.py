@@ -17,7 +17,6 @@ from ovsnet.errors import ConfigError, Finding
 from ovsnet.topology.model import (
     DEFAULT_MTU,
     DEFAULT_OVSDB,
-    SWITCH,
     AccessPort,
     Attach,
     Cable,

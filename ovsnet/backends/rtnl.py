@@ -1,0 +1,297 @@
+"""A small rtnetlink codec for ovsnet's bulk paths: dumps and batched writes.
+
+Why not pyroute2 for these: its generic encoder and decoder cost about a
+quarter of a millisecond per message in pure Python, which on a host with a
+thousand ports made reading the host and creating its links cost seconds.
+This module knows only the handful of messages and attributes ovsnet uses
+(links, addresses, routes in the main table) and packs them with `struct`,
+about twenty times faster. pyroute2 still opens the sockets (inside network
+namespaces), probes neighbours and does the one-off requests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Iterator
+
+# Message types and flags, linux/rtnetlink.h and linux/netlink.h.
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+F_REQUEST, F_MULTI, F_ACK, F_DUMP_INTR = 0x1, 0x2, 0x4, 0x10
+F_DUMP = 0x300
+F_REPLACE, F_EXCL, F_CREATE = 0x100, 0x200, 0x400
+
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
+IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK_NETNSID = 18, 20, 37
+IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_MULTIPATH, RTA_TABLE = 1, 4, 5, 6, 9, 15
+IFF_UP = 0x1
+RT_TABLE_MAIN, RTN_UNICAST = 254, 1
+RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 0, 253, 255
+NLA_F_NESTED = 0x8000
+
+_HDR = struct.Struct("=IHHII")
+_IFINFO = struct.Struct("=BxHiII")
+_IFADDR = struct.Struct("=BBBBI")
+_RTMSG = struct.Struct("=BBBBBBBBI")
+_NLA = struct.Struct("=HH")
+_NEXTHOP = struct.Struct("=HBBi")
+
+
+class DumpInterrupted(Exception):
+    """The kernel changed the table during the dump; ask again."""
+
+
+# --- encoding ------------------------------------------------------------------
+
+
+def _attr(kind: int, payload: bytes) -> bytes:
+    length = _NLA.size + len(payload)
+    return _NLA.pack(length, kind) + payload + b"\0" * (-length % 4)
+
+
+def _str(kind: int, text: str) -> bytes:
+    return _attr(kind, text.encode() + b"\0")
+
+
+def _u32(kind: int, value: int) -> bytes:
+    return _attr(kind, struct.pack("=I", value))
+
+
+def message(mtype: int, flags: int, body: bytes) -> bytes:
+    """One request; the sequence number is filled in when it is sent."""
+    return _HDR.pack(_HDR.size + len(body), mtype, flags | F_REQUEST, 0, 0) + body
+
+
+def new_bridge(name: str) -> bytes:
+    info = _attr(IFLA_LINKINFO | NLA_F_NESTED, _str(IFLA_INFO_KIND, "bridge"))
+    return message(RTM_NEWLINK, F_ACK | F_CREATE | F_EXCL, _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name) + info)
+
+
+def new_veth(name: str, peer: str, mtu: int | None) -> bytes:
+    mtu_attr = _u32(IFLA_MTU, mtu) if mtu else b""
+    peer_body = _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, peer) + mtu_attr
+    data = _attr(IFLA_INFO_DATA | NLA_F_NESTED, _attr(VETH_INFO_PEER | NLA_F_NESTED, peer_body))
+    info = _attr(IFLA_LINKINFO | NLA_F_NESTED, _str(IFLA_INFO_KIND, "veth") + data)
+    return message(RTM_NEWLINK, F_ACK | F_CREATE | F_EXCL, _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name) + mtu_attr + info)
+
+
+def set_link(name: str, up: bool | None = None, mtu: int | None = None, master: int | None = None, alias: str | None = None) -> bytes:
+    """Change a link found by name (the kernel looks IFLA_IFNAME up itself)."""
+    flags = IFF_UP if up else 0
+    change = IFF_UP if up is not None else 0
+    attrs = _str(IFLA_IFNAME, name)
+    if mtu is not None:
+        attrs += _u32(IFLA_MTU, mtu)
+    if master is not None:
+        attrs += _u32(IFLA_MASTER, master)
+    if alias is not None:
+        attrs += _str(IFLA_IFALIAS, alias)
+    return message(RTM_NEWLINK, F_ACK, _IFINFO.pack(0, 0, 0, flags, change) + attrs)
+
+
+def del_link(name: str) -> bytes:
+    return message(RTM_DELLINK, F_ACK, _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name))
+
+
+def address(add: bool, index: int, cidr: str) -> bytes:
+    iface = ipaddress.ip_interface(cidr)
+    family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+    packed = iface.ip.packed
+    body = _IFADDR.pack(family, iface.network.prefixlen, 0, 0, index) + _attr(IFA_LOCAL, packed) + _attr(IFA_ADDRESS, packed)
+    if add:
+        return message(RTM_NEWADDR, F_ACK | F_CREATE | F_EXCL, body)
+    return message(RTM_DELADDR, F_ACK, body)
+
+
+def route(replace: bool, dst: str, oif: int, gateway: str | None, metric: int, proto: int) -> bytes:
+    gw = ipaddress.ip_address(gateway) if gateway else None
+    if dst == "default":
+        net = ipaddress.ip_network("::/0" if gw is not None and gw.version == 6 else "0.0.0.0/0")
+    else:
+        net = ipaddress.ip_network(dst, strict=False)
+    if gw is not None and gw.version != net.version:
+        raise ValueError(f"gateway {gw} is not of the same family as {dst}")
+    family = socket.AF_INET if net.version == 4 else socket.AF_INET6
+    if replace:
+        scope = RT_SCOPE_UNIVERSE if gw is not None else RT_SCOPE_LINK
+        head = _RTMSG.pack(family, net.prefixlen, 0, 0, RT_TABLE_MAIN, proto, scope, RTN_UNICAST, 0)
+    else:
+        # NOWHERE matches any scope on delete, as `ip route del` does.
+        head = _RTMSG.pack(family, net.prefixlen, 0, 0, RT_TABLE_MAIN, 0, RT_SCOPE_NOWHERE, 0, 0)
+    attrs = _u32(RTA_TABLE, RT_TABLE_MAIN) + _u32(RTA_OIF, oif) + _u32(RTA_PRIORITY, metric)
+    if net.prefixlen:
+        attrs += _attr(RTA_DST, net.network_address.packed)
+    if gw is not None:
+        attrs += _attr(RTA_GATEWAY, gw.packed)
+    flags = F_ACK | (F_CREATE | F_REPLACE if replace else 0)
+    return message(RTM_NEWROUTE if replace else RTM_DELROUTE, flags, head + attrs)
+
+
+# --- decoding ----------------------------------------------------------------------
+
+
+def messages(buf: bytes) -> Iterator[tuple[int, int, int, memoryview]]:
+    """(type, flags, seq, payload) of each message in a receive buffer."""
+    view = memoryview(buf)
+    off = 0
+    while off + _HDR.size <= len(buf):
+        length, mtype, flags, seq, _pid = _HDR.unpack_from(buf, off)
+        if length < _HDR.size:
+            break
+        yield mtype, flags, seq, view[off + _HDR.size: off + length]
+        off += (length + 3) & ~3
+
+
+def attrs(payload: memoryview, start: int) -> dict[int, memoryview]:
+    out: dict[int, memoryview] = {}
+    off = start
+    end = len(payload)
+    while off + 4 <= end:
+        length, kind = _NLA.unpack_from(payload, off)
+        if length < 4:
+            break
+        out[kind & 0x3FFF] = payload[off + 4: off + length]
+        off += (length + 3) & ~3
+    return out
+
+
+def _cstr(raw: memoryview) -> str:
+    return bytes(raw).split(b"\0", 1)[0].decode(errors="replace")
+
+
+def _u32v(raw: memoryview) -> int:
+    return struct.unpack_from("=I", raw, 0)[0]
+
+
+@dataclass(frozen=True)
+class RawLink:
+    index: int
+    name: str
+    kind: str
+    flags: int
+    mtu: int
+    master: int | None
+    link: int | None
+    link_netnsid: bool
+    alias: str | None
+    mac: str | None
+
+
+@dataclass(frozen=True)
+class RawAddress:
+    index: int
+    ip: str
+    prefixlen: int
+
+
+@dataclass(frozen=True)
+class RawRoute:
+    dst: str  # "default" or CIDR
+    oif: int | None
+    gateway: str | None
+    metric: int
+    proto: int
+    table: int
+    rtype: int
+    nexthops: tuple[tuple[int, str | None], ...] = ()
+
+
+def parse_link(p: memoryview) -> RawLink:
+    _family, _type, index, flags, _change = _IFINFO.unpack_from(p, 0)
+    a = attrs(p, _IFINFO.size)
+    kind = ""
+    if IFLA_LINKINFO in a:
+        info = attrs(a[IFLA_LINKINFO], 0)
+        if IFLA_INFO_KIND in info:
+            kind = _cstr(info[IFLA_INFO_KIND])
+    mac = bytes(a[IFLA_ADDRESS]).hex(":") if IFLA_ADDRESS in a else None
+    return RawLink(
+        index=index,
+        name=_cstr(a[IFLA_IFNAME]) if IFLA_IFNAME in a else str(index),
+        kind=kind,
+        flags=flags,
+        mtu=_u32v(a[IFLA_MTU]) if IFLA_MTU in a else 0,
+        master=_u32v(a[IFLA_MASTER]) if IFLA_MASTER in a else None,
+        link=_u32v(a[IFLA_LINK]) if IFLA_LINK in a else None,
+        link_netnsid=IFLA_LINK_NETNSID in a,
+        alias=_cstr(a[IFLA_IFALIAS]) or None if IFLA_IFALIAS in a else None,
+        mac=mac,
+    )
+
+
+def parse_address(p: memoryview) -> RawAddress | None:
+    _family, prefixlen, _flags, _scope, index = _IFADDR.unpack_from(p, 0)
+    a = attrs(p, _IFADDR.size)
+    raw = a.get(IFA_LOCAL) or a.get(IFA_ADDRESS)
+    if raw is None:
+        return None
+    return RawAddress(index, str(ipaddress.ip_address(bytes(raw))), prefixlen)
+
+
+def parse_route(p: memoryview) -> RawRoute:
+    family, dst_len, _src_len, _tos, table, proto, _scope, rtype, _flags = _RTMSG.unpack_from(p, 0)
+    a = attrs(p, _RTMSG.size)
+    if RTA_TABLE in a:
+        table = _u32v(a[RTA_TABLE])
+    dst = "default"
+    if dst_len and RTA_DST in a:
+        dst = str(ipaddress.ip_network((bytes(a[RTA_DST]), dst_len), strict=False))
+    gateway = str(ipaddress.ip_address(bytes(a[RTA_GATEWAY]))) if RTA_GATEWAY in a else None
+    hops: list[tuple[int, str | None]] = []
+    if RTA_MULTIPATH in a:
+        mp = a[RTA_MULTIPATH]
+        off = 0
+        while off + _NEXTHOP.size <= len(mp):
+            length, _f, _h, ifindex = _NEXTHOP.unpack_from(mp, off)
+            if length < _NEXTHOP.size:
+                break
+            ha = attrs(mp[off:off + length], _NEXTHOP.size)
+            hops.append((ifindex, str(ipaddress.ip_address(bytes(ha[RTA_GATEWAY]))) if RTA_GATEWAY in ha else None))
+            off += (length + 3) & ~3
+    return RawRoute(
+        dst=dst,
+        oif=_u32v(a[RTA_OIF]) if RTA_OIF in a else None,
+        gateway=gateway,
+        metric=_u32v(a[RTA_PRIORITY]) if RTA_PRIORITY in a else 0,
+        proto=proto,
+        table=table,
+        rtype=rtype,
+        nexthops=tuple(hops),
+    )
+
+
+def dump(sock: socket.socket, mtype: int, family: int = 0) -> list[memoryview]:
+    """Every message of one dump; raises DumpInterrupted when the kernel says so."""
+    if mtype == RTM_GETROUTE:
+        body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    elif mtype == RTM_GETADDR:
+        body = _IFADDR.pack(family, 0, 0, 0, 0)
+    else:
+        body = _IFINFO.pack(family, 0, 0, 0, 0)
+    req = bytearray(message(mtype, F_DUMP, body))
+    struct.pack_into("=I", req, 8, 0x7FFF0000)
+    sock.sendall(bytes(req))
+    out: list[memoryview] = []
+    interrupted = False
+    while True:
+        data = sock.recv(1 << 20)
+        for kind, flags, seq, payload in messages(data):
+            if seq != 0x7FFF0000:
+                continue  # a late ack of something else
+            if flags & F_DUMP_INTR:
+                interrupted = True
+            if kind == NLMSG_DONE:
+                if interrupted:
+                    raise DumpInterrupted()
+                return out
+            if kind == NLMSG_ERROR:
+                code = -struct.unpack_from("=i", payload, 0)[0]
+                raise OSError(code, f"netlink dump failed: errno {code}")
+            out.append(payload)
