@@ -154,6 +154,10 @@ def _check_tools() -> None:
     missing = [p for p in ("dockerd", "containerd", "runc", "nsenter") if not _which(p)]
     if missing:
         raise BackendError(f"lab Docker: {', '.join(missing)} not found; install Debian's docker.io (apt-get install docker.io)")
+    import importlib.util
+
+    if importlib.util.find_spec("docker") is None:
+        raise BackendError("lab Docker: the Docker SDK for Python is not installed: pip install 'ovsnet[docker]'")
 
 
 def _which(program: str) -> str | None:

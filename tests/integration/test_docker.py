@@ -300,3 +300,20 @@ def test_unreachable_docker_is_a_clear_error(tmp_path):
         Docker(f"unix://{sock}")
     msg = str(err.value)
     assert str(sock) in msg and "is dockerd running?" in msg
+
+
+def test_inspect_answer_is_read_as_asked():
+    from ovsnet.backends.docker import AUTO_SUBNET_LABEL, network_from_inspect
+
+    info = {
+        "Name": "web", "Id": "abc", "Driver": "bridge",
+        "Options": {"com.docker.network.bridge.name": "br-web", "com.docker.network.driver.mtu": "9000"},
+        "IPAM": {"Config": [{"Subnet": "fd00::/64", "Gateway": "fd00::1"}, {"Subnet": "10.100.0.0/24", "IPRange": "10.100.0.64/26", "Gateway": "10.100.0.1"}]},
+        "Labels": {DOCKER_OWNER_LABEL: "seed"},
+        "Containers": {"1": {"Name": "b"}, "2": {"Name": "a"}},
+    }
+    n = network_from_inspect(info)
+    assert (n.bridge, n.subnet, n.gateway, n.ip_range, n.mtu, n.owner, n.containers) == ("br-web", "10.100.0.0/24", "10.100.0.1", "10.100.0.64/26", 9000, "seed", ("a", "b"))
+    # A subnet Docker picked because none was asked reads back as none asked.
+    auto = network_from_inspect({**info, "Labels": {AUTO_SUBNET_LABEL: "true"}, "IPAM": {"Config": [{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}]}})
+    assert (auto.subnet, auto.gateway, auto.owner) == (None, None, None)
