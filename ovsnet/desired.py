@@ -99,7 +99,10 @@ class DesiredHost:
 
 def for_host(topo: Topology, host: Host, datapath: str | None = None) -> DesiredHost:
     """The host's desired objects; `datapath` overrides the file's (the lab forces netdev)."""
-    vid = {v.name: v.id for v in topo.vlans.values()}
+    vlans = topo.vlans
+
+    def vid(name: str) -> int:
+        return vlans[name].id
     slices, _ = addressing.plan(topo)
     uplink = None
     m = host.management
@@ -132,36 +135,41 @@ def for_host(topo: Topology, host: Host, datapath: str | None = None) -> Desired
 
     ports: list[DesiredPort] = []
     for up in host.uplinks:
-        trunks = frozenset(vid[v] for v in up.vlans) | ({vid[up.native_vlan]} if up.native_vlan else frozenset())
+        trunks = frozenset(vid(v) for v in up.vlans) | ({vid(up.native_vlan)} if up.native_vlan else frozenset())
         if up.native_vlan:
-            ports.append(DesiredPort(up.nic, ROLE_UPLINK, "", vid[up.native_vlan], trunks, "native-untagged", f"uplink trunk, {up.native_vlan} untagged"))
+            ports.append(DesiredPort(up.nic, ROLE_UPLINK, "", vid(up.native_vlan), trunks, "native-untagged", f"uplink trunk, {up.native_vlan} untagged"))
         else:
             ports.append(DesiredPort(up.nic, ROLE_UPLINK, "", None, trunks, "trunk", "uplink trunk"))
     if m:
         mvlan = host.management_vlan
-        ports.append(DesiredPort(m.port, ROLE_MGMT, "internal", vid[mvlan] if mvlan else None, frozenset(), "access", f"the host's own addresses, VLAN {mvlan}"))
+        ports.append(DesiredPort(m.port, ROLE_MGMT, "internal", vid(mvlan) if mvlan else None, frozenset(), "access", f"the host's own addresses, VLAN {mvlan}"))
     bridges, veths, networks = [], [], []
+    # Each VLAN's strings once, not once per Docker network: 4094 VLANs x 50 hosts add up.
+    vlan_text: dict[str, tuple[str | None, str | None]] = {}
     for d in host.docker:
         mtu = d.mtu or topo.vlans[d.vlan].mtu
-        ports.append(DesiredPort(d.patch_ovs, ROLE_PATCH, "", vid[d.vlan], frozenset(), "access", f"patch to Docker bridge {d.bridge}, VLAN {d.vlan}"))
+        ports.append(DesiredPort(d.patch_ovs, ROLE_PATCH, "", vid(d.vlan), frozenset(), "access", f"patch to Docker bridge {d.bridge}, VLAN {d.vlan}"))
         bridges.append(DesiredLinuxBridge(d.bridge, mtu, ROLE_DOCKER_BRIDGE, f"Docker bridge for VLAN {d.vlan}"))
         veths.append(DesiredVeth(d.patch_ovs, d.patch_bridge, d.bridge, mtu, f"patch link OVS <-> {d.bridge}"))
         if d.network:
             v = topo.vlans[d.vlan]
+            if d.vlan not in vlan_text:
+                vlan_text[d.vlan] = (str(v.subnet) if v.subnet else None, str(v.router) if v.router else None)
+            subnet, gateway = vlan_text[d.vlan]
             sl = slices.get((host.name, d.vlan))
             networks.append(
                 DesiredDockerNetwork(
                     name=d.network,
                     bridge=d.bridge,
                     vlan=d.vlan,
-                    subnet=str(v.subnet) if v.subnet else None,
-                    gateway=str(v.router) if v.router else None,
+                    subnet=subnet,
+                    gateway=gateway,
                     ip_range=str(sl.network) if sl else None,
                     mtu=mtu,
                 )
             )
     for ap in host.access_ports:
-        ports.append(DesiredPort(ap.interface, ROLE_ACCESS, "", vid[ap.vlan], frozenset(), "access", f"access port on VLAN {ap.vlan}"))
+        ports.append(DesiredPort(ap.interface, ROLE_ACCESS, "", vid(ap.vlan), frozenset(), "access", f"access port on VLAN {ap.vlan}"))
     return DesiredHost(
         topology=topo.name,
         host=host.name,

@@ -220,22 +220,23 @@ class Domains:
 
     def __init__(self, g: nx.Graph):
         self.g = g
-        plain = nx.Graph()
-        plain.add_nodes_from(g.nodes)
-        plain.add_edges_from((u, v) for u, v, d in g.edges(data=True) if d["kind"] in L2_PLAIN)
-        self.cluster: dict[str, str] = {}
         self.loops: list[Loop] = []
-        for comp in nx.connected_components(plain):
-            rep = min(comp)
-            for n in comp:
-                self.cluster[n] = rep
-            sub = plain.subgraph(comp)
-            if sub.number_of_edges() >= len(comp):
-                cyc = nx.find_cycle(sub)
-                self.loops.append(Loop(None, (cyc[0][0], cyc[0][1])))
+        # Clusters: nodes joined by plain L2 links (veth pairs, bridge members,
+        # cables). A plain edge joining an already joined pair is a loop in
+        # every VLAN.
+        plain = _UnionFind()
+        filtered: list[tuple[str, str, dict]] = []
+        for u, v, d in g.edges(data=True):
+            kind = d["kind"]
+            if kind in L2_PLAIN:
+                if not plain.union(u, v):
+                    self.loops.append(Loop(None, (u, v)))
+            elif kind in L2_FILTERED:
+                filtered.append((u, v, d))
+        self.cluster: dict[str, str] = {n: plain.find(n) for n in g.nodes}
         # Filtered edges per VLAN: the only per-VLAN work there is.
         by_vlan: dict[int | None, list[tuple[str, str]]] = {}
-        for u, v, d in g.edges(data=True):
+        for u, v, d in filtered:
             if d["kind"] == "trunk":
                 for vlan in d["vlans"]:
                     by_vlan.setdefault(vlan, []).append((u, v))

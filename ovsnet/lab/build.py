@@ -230,6 +230,8 @@ def resolv_conf_path(namespace: str) -> Path:
 
 
 def targets(lab: Lab) -> dict[str, Target]:
+    from ovsnet.lab.docker import DOCKER_DIR
+
     datapath = lab.topology.lab.datapath.value if lab.topology.lab else "netdev"
     out = {}
     for host in lab.topology.hosts:
@@ -240,6 +242,9 @@ def targets(lab: Lab) -> dict[str, Target]:
             state_dir=str(lab.state_dir),
             resolv_conf=str(resolv_conf_path(ns)),
             datapath=datapath,
+            # The host's own lab dockerd, when one runs; never the machine's
+            # Docker, whose networks would put bridges in the machine's namespace.
+            docker_host=f"unix://{Path(lab.lab_dir) / DOCKER_DIR / ns / 'docker.sock'}",
         )
     return out
 

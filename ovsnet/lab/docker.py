@@ -104,18 +104,9 @@ def runs(lab: build.Lab) -> dict[str, DockerRun]:
     return out
 
 
-def no_docker_host(lab: build.Lab) -> str:
-    """A socket path in the lab that never exists: a lab host without a lab dockerd
-    must find no Docker, never the machine's own (whose networks would put
-    bridges in the machine's namespace)."""
-    return f"unix://{Path(lab.lab_dir) / DOCKER_DIR / 'none.sock'}"
-
-
 def targets(lab: build.Lab) -> dict[str, Target]:
-    """build.targets(lab), docker_host set to each host's lab dockerd, or to no Docker at all."""
-    found = runs(lab)
-    none = no_docker_host(lab)
-    return {h: replace(t, docker_host=found[h].docker_host if h in found else none) for h, t in build.targets(lab).items()}
+    """build.targets(lab): each host's docker_host is its lab dockerd's socket (absent without one)."""
+    return build.targets(lab)
 
 
 def docker_host(lab: build.Lab, host: str) -> str | None:

@@ -91,7 +91,7 @@ def plan(topo: Topology) -> tuple[dict[tuple[str, str], Slice], list[Finding]]:
 
     def held_in(net) -> list:
         lo = bisect.bisect_left(held_keys, (net.version, int(net.network_address)))
-        hi = bisect.bisect_right(held_keys, (net.version, int(net.broadcast_address)))
+        hi = bisect.bisect_right(held_keys, (net.version, int(net.network_address) + net.num_addresses - 1))
         return held_sorted[lo:hi]
 
     by_vlan: dict[str, list[Consumer]] = {}

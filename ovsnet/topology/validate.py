@@ -6,6 +6,7 @@ the graph's identifier form where a graph object is the subject.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Iterator
 
@@ -16,6 +17,7 @@ from ovsnet.graph import Domains, nid
 from ovsnet.topology import addressing
 from ovsnet.topology.model import Attach, Host, Layout, Topology
 
+_BAD_CHAR = re.compile(r"[/:\s\x00-\x1f]")
 IFNAMSIZ = 16  # the kernel's limit including the trailing NUL
 VLAN_TAG_BYTES = 4
 ETH_HEADER = 18  # destination, source, type, FCS
@@ -30,10 +32,24 @@ def ifname_problem(name: str) -> str | None:
         return f"is {len(raw)} bytes; the kernel allows at most {IFNAMSIZ - 1}"
     if name in (".", ".."):
         return "is reserved by the kernel"
+    if not _BAD_CHAR.search(name):
+        return None
     bad = sorted({c for c in name if c in "/:" or c.isspace() or ord(c) < 32})
     if bad:
         return "contains " + ", ".join(repr(c) for c in bad) + ", which the kernel refuses"
     return None
+
+
+def _last(net) -> int:
+    return int(net.network_address) | ((1 << (net.max_prefixlen - net.prefixlen)) - 1)
+
+
+def _is_edge_address(ip, net) -> bool:
+    """The subnet's network or broadcast address (none on /31 and /32)."""
+    if net.prefixlen >= net.max_prefixlen - 1:
+        return False
+    # Integer arithmetic: ipaddress computes broadcast_address slowly, and 4094 VLANs add up.
+    return int(ip) in (int(net.network_address), _last(net))
 
 
 def validate(topo: Topology, g: nx.Graph, doms: Domains | None = None) -> list[Finding]:
@@ -63,7 +79,7 @@ def _vlans(topo: Topology) -> Iterator[Finding]:
         by_id[v.id].append(v.name)
         if v.router and v.subnet and v.router not in v.subnet:
             yield Finding(f"vlans.{v.name}.router", f"router {v.router} is outside VLAN {v.name}'s subnet {v.subnet}", "put the router address inside the subnet")
-        if v.router and v.subnet and v.router in (v.subnet.network_address, v.subnet.broadcast_address) and v.subnet.prefixlen < v.subnet.max_prefixlen - 1:
+        if v.router and v.subnet and _is_edge_address(v.router, v.subnet):
             yield Finding(f"vlans.{v.name}.router", f"router {v.router} is the subnet's network or broadcast address", "use a host address, e.g. the first one")
     for vid, names in by_id.items():
         if len(names) > 1:
@@ -167,9 +183,9 @@ def _subnets(topo: Topology) -> Iterator[Finding]:
     nets.sort(key=lambda t: (t[1].version, int(t[1].network_address), -t[1].prefixlen))
     widest: tuple[str, object] | None = None
     for name, net in nets:
-        if widest and widest[1].version == net.version and widest[1].overlaps(net):  # type: ignore[union-attr]
+        if widest and widest[1].version == net.version and int(net.network_address) <= _last(widest[1]):  # type: ignore[union-attr]
             yield Finding(f"vlans.{name}.subnet", f"subnet {net} of VLAN {name} overlaps {widest[1]} of VLAN {widest[0]}", "give each VLAN a subnet of its own")
-        if widest is None or widest[1].version != net.version or int(net.broadcast_address) > int(widest[1].broadcast_address):  # type: ignore[union-attr]
+        if widest is None or widest[1].version != net.version or _last(net) > _last(widest[1]):  # type: ignore[union-attr]
             widest = (name, net)
 
 
