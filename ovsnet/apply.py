@@ -57,14 +57,20 @@ class ApplyFailed(BackendError):
         self.failed, self.cause, self.undone, self.undo_errors = failed, cause, undone, undo_errors
         lines = [f"failed at {failed}: {cause}"]
         if undone:
-            lines.append("rolled back: " + "; ".join(undone))
+            lines.append(f"rolled back {len(undone)} changes: " + _some_of(undone))
         if undo_errors:
+            # Every one of these matters: list them all.
             lines.append("COULD NOT UNDO (check by hand): " + "; ".join(undo_errors))
         if not undone and not undo_errors:
             lines.append("nothing had been changed")
         super().__init__("\n".join(lines))
         if isinstance(cause, OvsnetError):
             self.exit_code = cause.exit_code
+
+
+def _some_of(items: list[str], shown: int = 8) -> str:
+    text = "; ".join(items[:shown])
+    return text + (f"; and {len(items) - shown} more" if len(items) > shown else "")
 
 
 def host_of(checked: Checked, name: str) -> Host:

@@ -20,9 +20,8 @@ def unit_text(topology_file: Path, host: str, argv0: str) -> str:
 Description=ovsnet: container networks on Open vSwitch ({host})
 Documentation=file://{topology_file}
 After=openvswitch-switch.service ovs-vswitchd.service network-pre.target
-Wants=openvswitch-switch.service
+Wants=openvswitch-switch.service network-pre.target
 Before=docker.service network-online.target
-Wants=network-online.target
 
 [Service]
 Type=oneshot

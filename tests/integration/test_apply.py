@@ -302,3 +302,73 @@ def test_reboot_convergence(lab_host):
     assert apply.drift(checked, "node1", h.target).empty
     assert ping(h.ns, "192.168.10.1")
     apply.down(checked, "node1", h.target)
+
+
+def test_ovs_vswitchd_stopped_times_out_and_leaves_nothing_half_changed(lab_host):
+    """The transaction commits but is never applied: clear error, rolled back, host as before."""
+    import dataclasses
+
+    h = lab_host
+    checked = topo(h.tag)
+    before = snapshot(h)
+    h.ovs.instance.stop_vswitchd()
+    try:
+        target = dataclasses.replace(h.target, ovs_timeout=2.0)
+        with pytest.raises(apply.ApplyFailed, match="ovs-vswitchd") as err:
+            apply.up(checked, "node1", target)
+        assert err.value.exit_code == 4
+        assert "br-ovs" not in sh("ovs-vsctl", f"--db={h.ovs.remote}", "--no-wait", "list-br")
+        after = snapshot_linux(h)
+        assert after == {k: before[k] for k in after}
+    finally:
+        h.ovs.instance.start_vswitchd()
+
+
+def snapshot_linux(h) -> dict:
+    full = {
+        "links": sorted((l["ifname"], l.get("master"), l.get("mtu")) for l in ns_json(h.ns, "-d", "link")),
+        "addrs": sorted((a["ifname"], i["local"]) for a in ns_json(h.ns, "addr") for i in a.get("addr_info", []) if i.get("scope") != "link"),
+        "routes": sorted(json.dumps(r, sort_keys=True) for r in ns_json(h.ns, "route")),
+    }
+    return full
+
+
+def test_cli_plan_up_status_down(lab_host, tmp_path):
+    """The commands a person runs, through the real CLI, exit codes and JSON included."""
+    h = lab_host
+    topo_file = tmp_path / "t.toml"
+    topo_file.write_text(TOPOLOGY.format(tag=h.tag, gateway="192.168.10.1", db_vlan="db"))
+    where = ["--host", "node1", "--db", h.ovs.remote, "--netns", h.ns, "--state-dir", h.target.state_dir, "--resolv-conf", str(h.resolv)]
+
+    def ovsnet(*args: str) -> subprocess.CompletedProcess:
+        out = subprocess.run([".venv/bin/ovsnet", *args], capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in out.stderr, out.stderr
+        return out
+
+    p = ovsnet("plan", str(topo_file), *where, "--json")
+    assert p.returncode == 0, p.stderr
+    plan = json.loads(p.stdout)
+    assert plan["moves_uplink"] is True
+    assert {"action": "create", "resource": "bridge:br-ovs"}.items() <= next(c for c in plan["changes"] if c["resource"] == "bridge:br-ovs").items()
+    assert snapshot(h)["ovs"].count("Bridge") == 0  # plan changed nothing
+
+    bad = ovsnet("up", str(topo_file), "--host", "node1", "--db", "unix:/nonexistent/db.sock", "--netns", h.ns, "--state-dir", h.target.state_dir, "--resolv-conf", str(h.resolv))
+    assert bad.returncode == 3 and "cannot reach ovsdb-server" in bad.stderr
+
+    up = ovsnet("up", str(topo_file), *where, "--json")
+    assert up.returncode == 0, up.stderr
+    assert json.loads(up.stdout)["applied"] == len(plan["changes"])
+
+    assert ovsnet("status", str(topo_file), *where).returncode == 0
+    again = ovsnet("up", str(topo_file), *where)
+    assert again.returncode == 0 and "nothing to change" in again.stdout
+
+    h.vsctl("set", "Port", "ovs-br-web", "tag=200")
+    st = ovsnet("status", str(topo_file), *where, "--json")
+    assert st.returncode == 1
+    body = json.loads(st.stdout)
+    assert body["in_sync"] is False and [c["resource"] for c in body["changes"]] == ["port:br-ovs/ovs-br-web"]
+
+    down = ovsnet("down", str(topo_file), *where)
+    assert down.returncode == 0, down.stderr
+    assert "br-ovs" not in h.vsctl("list-br")
