@@ -332,7 +332,7 @@ def up(checked: Checked, host_name: str, target: Target, options: UpOptions = Up
             if p.uplink is not None and (saved is None or saved.uplink is None):
                 statefile.write(target.state_dir, statefile.Saved(topo.name, host.name, p.uplink))
                 wrote_state = True
-            ex = _Executor(b, report, options.after_change)
+            ex = _Executor(b, report, options.after_change or _crash_hook())
 
             def on_phase_end(phase: Phase) -> None:
                 if phase is Phase.OVSDB and want.uplink and not want.uplink.flat:
@@ -358,6 +358,27 @@ def up(checked: Checked, host_name: str, target: Target, options: UpOptions = Up
             return Result(p, tuple(ex.done), time.monotonic() - start)
         finally:
             b.close()
+
+
+def _crash_hook() -> Callable[[Change], None] | None:
+    """Test-only: OVSNET_TEST_CRASH_AFTER=N kills this process (SIGKILL) after N changes.
+
+    The fault tests use it to stop an apply at every step in turn and check
+    that a plain `up` afterwards converges; nothing else sets it.
+    """
+    raw = os.environ.get("OVSNET_TEST_CRASH_AFTER")
+    if not raw:
+        return None
+    import signal
+
+    limit, seen = int(raw), [0]
+
+    def hook(_change: Change) -> None:
+        seen[0] += 1
+        if seen[0] >= limit:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
 
 
 def _check_uplink_move(b: Backends, p: Plan, target: Target, options: UpOptions) -> None:
