@@ -98,6 +98,9 @@ class Ovsdb:
         self.remote = remote
         self.timeout = timeout
         self._idl: Idl | None = None
+        from ovsnet.backends import ovsjson
+
+        ovsjson.install()
 
     def __enter__(self) -> Ovsdb:
         return self
