@@ -249,21 +249,27 @@ class _Executor:
 
     def _one(self, change: Change) -> None:
         self.report(f"{change.phase.value}: {change.line()}")
-        if change.phase is Phase.DNS:
+        self._execute(change.phase, change.ops)
+        self.done.append(change)
+        self._after(change)
+
+    def _execute(self, phase: Phase, ops: tuple) -> None:
+        """Ops of one change, by the backend of its phase (OVSDB goes by groups instead)."""
+        if not ops:
+            return
+        if phase is Phase.DNS:
             from ovsnet.backends import dns
 
-            for op in change.ops:
+            for op in ops:
                 assert isinstance(op, DnsSetServers)
                 dns.write(self.b.target.resolv_conf, op.servers)
-        elif change.phase is Phase.DOCKER:
+        elif phase is Phase.DOCKER:
             d = self.b.docker()
             if d is None:
                 raise BackendError(self.b.docker_error or "Docker is not reachable")
-            d.apply(change.ops)
+            d.apply(ops)
         else:
-            self.b.netlink.apply(change.ops)
-        self.done.append(change)
-        self._after(change)
+            self.b.netlink.apply(ops)
 
     def _after(self, change: Change) -> None:
         if self.after_change is not None:
@@ -282,30 +288,16 @@ class _Executor:
                     j += 1
                 group = pending[i:j]
                 try:
-                    # Undo ops of each change run in reverse too (DelPort before the
-                    # AddPort that restores it elsewhere, say).
-                    self.b.ovsdb.transact([op for g in group for op in reversed(g.undo)], wait=False)
+                    # Newest change first; each change's undo ops in their own order
+                    # (a moved port: delete it here, then add it back where it was).
+                    self.b.ovsdb.transact([op for g in group for op in g.undo], wait=False)
                     undone += [g.resource for g in group]
                 except Exception as exc:  # keep undoing the rest
                     errors += [f"{g.resource} ({exc})" for g in group]
                 i = j
                 continue
             try:
-                if not c.undo:
-                    pass
-                elif c.phase is Phase.DNS:
-                    from ovsnet.backends import dns
-
-                    for op in c.undo:
-                        assert isinstance(op, DnsSetServers)
-                        dns.write(self.b.target.resolv_conf, op.servers)
-                elif c.phase is Phase.DOCKER:
-                    d = self.b.docker()
-                    if d is None:
-                        raise BackendError("Docker is not reachable")
-                    d.apply(c.undo)
-                else:
-                    self.b.netlink.apply(c.undo)
+                self._execute(c.phase, c.undo)
                 undone.append(c.resource)
             except Exception as exc:
                 errors.append(f"{c.resource} ({exc})")

@@ -81,7 +81,7 @@ def lab_host(ovs, make_ns, tmp_path, run_prefix):
     sh("ip", "-n", ovs.netns, "route", "add", "default", "via", "192.168.10.1", "dev", "eth1")
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("search example.test\nnameserver 9.9.9.9\n")
-    target = Target(ovsdb=ovs.remote, netns=ovs.netns, state_dir=str(tmp_path / "state"), resolv_conf=str(resolv), gateway_timeout=3.0)
+    target = Target(ovsdb=ovs.remote, netns=ovs.netns, state_dir=str(tmp_path / "state"), resolv_conf=str(resolv), gateway_timeout=10.0)
 
     class H:
         pass
