@@ -313,6 +313,8 @@ def up(checked: Checked, host_name: str, target: Target, options: UpOptions = Up
         b = Backends(target)
         try:
             want, actual, p = _read_and_plan(checked, host, target, b, options.adopt)
+            if host.docker_required and want.docker_networks and actual.docker is None:
+                raise RefusedError(f"host {host.name} has docker_required = true and Docker is not reachable ({b.docker_error}); nothing was changed")
             if p.blockers:
                 raise RefusedError("refusing to apply; nothing was changed:\n" + "\n".join(f"  {x.resource}: {x.message} ({x.hint})" for x in p.blockers))
             if p.empty:

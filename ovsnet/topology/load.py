@@ -277,7 +277,7 @@ def _load_vlans(r: _Reader, raw: Any) -> dict[str, Vlan]:
     return vlans
 
 
-_HOST_KEYS = ("layout", "ovsdb", "docker_host", "bridge", "uplinks", "management", "docker", "access_ports", "flat", "description")
+_HOST_KEYS = ("layout", "ovsdb", "docker_host", "docker_required", "bridge", "uplinks", "management", "docker", "access_ports", "flat", "description")
 
 
 def _load_host(r: _Reader, name: str, body: Any) -> Host | None:
@@ -294,6 +294,7 @@ def _load_host(r: _Reader, name: str, body: Any) -> Host | None:
     layout = r.get(b, path, "layout", as_enum(Layout), Layout.VLAN) or Layout.VLAN
     ovsdb = r.get(b, path, "ovsdb", as_str, DEFAULT_OVSDB) or DEFAULT_OVSDB
     docker_host = r.get(b, path, "docker_host", as_str, None)
+    docker_required = r.get(b, path, "docker_required", as_bool, False)
 
     bridge = OvsBridgeSpec()
     if "bridge" in b:
@@ -356,6 +357,7 @@ def _load_host(r: _Reader, name: str, body: Any) -> Host | None:
         layout=layout,
         ovsdb=ovsdb,
         docker_host=docker_host,
+        docker_required=bool(docker_required),
         bridge=bridge,
         uplinks=tuple(uplinks),
         management=management,

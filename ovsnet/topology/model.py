@@ -109,6 +109,7 @@ class Host:
     layout: Layout = Layout.VLAN
     ovsdb: str = DEFAULT_OVSDB
     docker_host: str | None = None
+    docker_required: bool = False  # refuse to apply anything when Docker is not reachable
     bridge: OvsBridgeSpec = field(default_factory=OvsBridgeSpec)
     uplinks: tuple[Uplink, ...] = ()
     management: Management | None = None

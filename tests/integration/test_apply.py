@@ -372,3 +372,25 @@ def test_cli_plan_up_status_down(lab_host, tmp_path):
     down = ovsnet("down", str(topo_file), *where)
     assert down.returncode == 0, down.stderr
     assert "br-ovs" not in h.vsctl("list-br")
+
+
+def test_docker_unreachable_applies_the_rest_unless_required(lab_host):
+    """No Docker: networks are left out with a note; docker_required refuses instead."""
+    import dataclasses
+
+    h = lab_host
+    text = TOPOLOGY.format(tag=h.tag, gateway="192.168.10.1", db_vlan="db").replace(
+        'bridge = "br-web"\nvlan = "web"', 'bridge = "br-web"\nvlan = "web"\nnetwork = "web"')
+    target = dataclasses.replace(h.target, docker_host="unix:///nonexistent/docker.sock")
+    checked = check(parse(text, "test.toml"))
+    result = apply.up(checked, "node1", target)
+    assert any("Docker networks web are left for a later run" in n for n in result.plan.notes), result.plan.notes
+    assert any("/nonexistent/docker.sock" in n for n in result.plan.notes), result.plan.notes
+    assert "br-ovs" in h.vsctl("list-br")
+    apply.down(checked, "node1", target)
+
+    required = check(parse(text.replace("[hosts.node1]\n", "[hosts.node1]\ndocker_required = true\n"), "test.toml"))
+    before = snapshot(h)
+    with pytest.raises(RefusedError, match="docker_required"):
+        apply.up(required, "node1", target)
+    assert snapshot(h) == before
