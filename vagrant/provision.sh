@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Provisions one test-bed VM, the same way under Vagrant and under the QEMU
+# harness (vagrant/qemu-test.sh):
+#   1. Open vSwitch (kernel datapath), Python and the test tools, when the box
+#      lacks them (a public Debian 12 box: from apt; the box from
+#      build-box.sh has them already);
+#   2. ovsnet, installed from the working tree (shared into the guest at
+#      $OVSNET_SRC, default /ovsnet) into the venv /opt/ovsnet;
+#   3. the seed's starting state: the host's address and default route on the
+#      trunk NIC, as on the seed's hosts before ovsnet (first run only);
+#   4. on the router's host, the router namespace (see testbed.py); on the
+#      other hosts, a wait until that router answers over the trunk;
+#   5. `ovsnet up TOPOLOGY --host HOST --allow-uplink-move`;
+#   6. the endpoint namespaces, on the Docker bridges ovsnet made.
+# The management NIC (eth0, Vagrant's SSH) is never touched, except that a
+# metric-0 default route on it is demoted to metric 1024 in step 3 so that the
+# trunk NIC holds the host's default route, as in the seed.
+#
+# Usage: provision.sh HOST
+# Environment: OVSNET_SRC (tree, default /ovsnet), OVSNET_TOPOLOGY (default
+#   $OVSNET_SRC/vagrant/topology.toml), OVSNET_TRUNK_MAC (the trunk NIC's MAC:
+#   it is renamed to the topology's NIC name if the guest named it otherwise),
+#   OVSNET_GATEWAY_WAIT (seconds to wait for the router, default 900).
+set -euo pipefail
+
+HOST="${1:?usage: provision.sh HOST}"
+SRC="${OVSNET_SRC:-/ovsnet}"
+TOPO="${OVSNET_TOPOLOGY:-$SRC/vagrant/topology.toml}"
+TRUNK_MAC="$(echo "${OVSNET_TRUNK_MAC:-}" | tr 'A-F' 'a-f')"
+GATEWAY_WAIT="${OVSNET_GATEWAY_WAIT:-900}"
+VENV=/opt/ovsnet
+TESTBED="$SRC/vagrant/testbed.py"
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+T0=$SECONDS
+
+say() { echo "[$HOST +$((SECONDS - T0))s] $*"; }
+die() { echo "[$HOST] provision: error: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root"
+[ -f "$TOPO" ] || die "no topology at $TOPO (is the working tree shared at $SRC?)"
+[ -f "$TESTBED" ] || die "no $TESTBED"
+
+hostname "$HOST" 2>/dev/null || true
+echo "$HOST" > /etc/hostname
+grep -q "[[:space:]]$HOST\$" /etc/hosts || echo "127.0.1.1 $HOST" >> /etc/hosts
+
+# --- 1. packages ------------------------------------------------------------------
+need=()
+command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v ip >/dev/null || need+=(iproute2)
+command -v tcpdump >/dev/null || need+=(tcpdump)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Kernel datapath: the openvswitch module, and 802.1Q for tagged frames.
+modprobe openvswitch
+modprobe 8021q
+if ! ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
+  say "starting Open vSwitch"
+  if [ -d /run/systemd/system ]; then
+    systemctl start openvswitch-switch
+  else
+    /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random
+  fi
+fi
+for _ in $(seq 60); do ovs-vsctl --timeout=5 show >/dev/null 2>&1 && break; sleep 1; done
+ovs-vsctl --timeout=5 show >/dev/null || die "Open vSwitch does not answer"
+
+# --- 2. ovsnet from the working tree -----------------------------------------------------
+say "installing ovsnet from $SRC"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+BUILD=/var/tmp/ovsnet-src
+rm -rf "$BUILD"
+mkdir -p "$BUILD"
+# A private copy: pip writes build files into the tree, and the share may be read-only.
+tar -C "$SRC" --exclude=.git --exclude=.venv --exclude=__pycache__ --exclude=.hypothesis \
+    --exclude=.pytest_cache --exclude='*.egg-info' --exclude=build --exclude=.vagrant -cf - . | tar -C "$BUILD" -xf -
+if "$VENV/bin/python" -c 'import ovs, pyroute2, networkx, typer, rich, setuptools, wheel' 2>/dev/null; then
+  # The dependencies are in the box already (build-box.sh): no network needed.
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-index --no-deps --no-build-isolation "$BUILD"
+else
+  "$VENV/bin/pip" install -q --disable-pip-version-check "$BUILD"
+fi
+ln -sf "$VENV/bin/ovsnet" /usr/local/bin/ovsnet
+ovsnet validate -q "$TOPO"
+eval "$(python3 "$TESTBED" facts "$TOPO" "$HOST")"   # NIC BRIDGE ADDRESSES GATEWAY ROUTER_HOST ROUTER_LEGS
+
+# --- 3. the trunk NIC and the seed's starting state ------------------------------------------
+if [ -n "$TRUNK_MAC" ]; then
+  cur=""
+  for d in /sys/class/net/*; do
+    [ "$(cat "$d/address" 2>/dev/null)" = "$TRUNK_MAC" ] && cur="$(basename "$d")" && break
+  done
+  [ -n "$cur" ] || die "no NIC with MAC $TRUNK_MAC (the trunk)"
+  if [ "$cur" != "$NIC" ] && [ "$(ovs-vsctl --timeout=5 port-to-br "$cur" 2>/dev/null)" = "" ]; then
+    [ -e "/sys/class/net/$NIC" ] && die "the trunk NIC is $cur but $NIC, the topology's name for it, is another NIC"
+    say "renaming the trunk NIC $cur to $NIC"
+    ip link set dev "$cur" down
+    ip link set dev "$cur" name "$NIC"
+    mkdir -p /etc/systemd/network
+    printf '[Match]\nMACAddress=%s\n\n[Link]\nName=%s\n' "$TRUNK_MAC" "$NIC" > /etc/systemd/network/10-ovsnet-trunk.link
+  fi
+fi
+[ -e "/sys/class/net/$NIC" ] || die "no NIC $NIC (the trunk)"
+
+if [ -z "$(ovs-vsctl --timeout=5 port-to-br "$NIC" 2>/dev/null)" ]; then
+  say "starting state: $ADDRESSES and the default route via $GATEWAY on $NIC"
+  ip link set dev "$NIC" up
+  for a in $ADDRESSES; do ip addr replace "$a" dev "$NIC"; done
+  if [ -n "$GATEWAY" ]; then
+    # Demote a metric-0 default route on another NIC (the management NIC's,
+    # from DHCP) so the trunk NIC's route wins, as on the seed's hosts.
+    ip -4 -o route show default | while read -r line; do
+      dev="$(sed -n 's/.* dev \([^ ]*\).*/\1/p' <<<"$line")"
+      via="$(sed -n 's/.* via \([^ ]*\).*/\1/p' <<<"$line")"
+      metric="$(sed -n 's/.* metric \([0-9]*\).*/\1/p' <<<"$line")"
+      if [ "$dev" != "$NIC" ] && [ -n "$via" ] && [ "${metric:-0}" = 0 ]; then
+        ip route del default via "$via" dev "$dev" metric 0
+        ip route add default via "$via" dev "$dev" metric 1024
+        echo "  default via $via dev $dev: metric 0 -> 1024"
+      fi
+    done
+    ip route replace default via "$GATEWAY" dev "$NIC" metric 0
+  fi
+fi
+
+# --- 4. the router, or a wait for it ----------------------------------------------------
+if [ -n "$ROUTER_LEGS" ]; then
+  say "this host plays the router (legs: $ROUTER_LEGS)"
+  python3 "$TESTBED" router "$TOPO" "$HOST"
+elif [ -n "$GATEWAY" ] && [ -z "$(ovs-vsctl --timeout=5 port-to-br "$NIC" 2>/dev/null)" ]; then
+  say "waiting for the router $GATEWAY (on ${ROUTER_HOST:-another host}) to answer on $NIC"
+  deadline=$((SECONDS + GATEWAY_WAIT))
+  until ping -n -q -c 1 -W 2 -I "$NIC" "$GATEWAY" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || die "router $GATEWAY did not answer on $NIC within ${GATEWAY_WAIT}s (is ${ROUTER_HOST:-its host} provisioned?)"
+    sleep 2
+  done
+  say "router $GATEWAY answers"
+fi
+
+# --- 5. ovsnet up ------------------------------------------------------------------------
+say "ovsnet up $TOPO --host $HOST --allow-uplink-move"
+ovsnet up "$TOPO" --host "$HOST" --allow-uplink-move
+
+# --- 6. endpoints -------------------------------------------------------------------------
+python3 "$TESTBED" endpoints "$TOPO" "$HOST"
+
+say "provisioned: bridge $BRIDGE, datapath_type $(ovs-vsctl --timeout=5 get bridge "$BRIDGE" datapath_type 2>/dev/null || echo '?'), kernel datapath $(ovs-dpctl show 2>/dev/null | head -1 | tr -d :)"
+ip -br addr show | sed 's/^/  /'
+ip route show default | sed 's/^/  route: /'

@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""The test bed's helpers, shared by provision.sh (inside each VM), run.sh and
+the QEMU harness (on the machine that runs the VMs). Python standard library
+only, so it runs with the guest's /usr/bin/python3 before ovsnet is installed.
+
+It reads the same topology file as ovsnet and builds only what stands in for
+the world around the hosts: the router (a network namespace on the host whose
+access ports are named rtr-<VLAN>) and the endpoints (a network namespace per
+endpoint, plugged into its VLAN's Docker bridge like a container). It never
+configures anything ovsnet configures.
+
+  testbed.py facts FILE HOST       shell assignments: NIC, ADDRESSES, GATEWAY, ...
+  testbed.py router FILE HOST      (re)make the router namespace, if HOST has one
+  testbed.py endpoints FILE HOST   (re)make HOST's endpoint namespaces
+  testbed.py pings FILE HOST       ping from HOST's members to every member: JSON lines
+  testbed.py matrix FILE [RESULTS...]   print the matrix of the pings' JSON lines
+                                        (files, or stdin); exit 0 when every
+                                        result is as expected, 1 otherwise
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shlex
+import subprocess
+import sys
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+ROUTER_NS = "router"
+ROUTER_PREFIX = "rtr-"
+PING = ["ping", "-n", "-q", "-c", "3", "-i", "0.3", "-w", "5"]
+
+
+# --- the topology, as far as the test bed needs it ---------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    """Something that pings and is pinged: a host (its management address) or an endpoint."""
+
+    name: str
+    host: str
+    vlan: str
+    address: str  # without prefix
+    prefix: int
+    namespace: str | None  # None: the host's own namespace
+    gateway: str | None
+
+
+class Topo:
+    def __init__(self, path: str):
+        with open(path, "rb") as f:
+            self.data = tomllib.load(f)
+        self.vlans = self.data.get("vlans", {})
+        self.hosts = self.data.get("hosts", {})
+        self.routed = {self.vlan_name(v) for v in self.data.get("router", {}).get("vlans", [])}
+
+    def vlan_name(self, ref) -> str:
+        """A VLAN reference (name, id or quoted id) as the VLAN's name."""
+        if isinstance(ref, str) and ref in self.vlans:
+            return ref
+        for name, v in self.vlans.items():
+            if str(v.get("id")) == str(ref):
+                return name
+        raise SystemExit(f"testbed: no VLAN {ref!r} in the topology")
+
+    def host(self, name: str) -> dict:
+        if name not in self.hosts:
+            raise SystemExit(f"testbed: no host {name!r} in the topology; hosts: {', '.join(self.hosts)}")
+        return self.hosts[name]
+
+    def uplink_nic(self, host: str) -> str:
+        h = self.host(host)
+        mgmt = h.get("management", {})
+        return mgmt.get("from_nic") or h["uplinks"][0]["nic"]
+
+    def mgmt_vlan(self, host: str) -> str | None:
+        h = self.host(host)
+        mgmt = h.get("management", {})
+        if "vlan" in mgmt:
+            return self.vlan_name(mgmt["vlan"])
+        nic = self.uplink_nic(host)
+        for u in h.get("uplinks", []):
+            if u["nic"] == nic and "native_vlan" in u:
+                return self.vlan_name(u["native_vlan"])
+        return None
+
+    def router_legs(self, host: str) -> list[tuple[str, str, str]]:
+        """(interface, VLAN, router address with prefix) for each rtr-* access port of host."""
+        legs = []
+        for ap in self.host(host).get("access_ports", []):
+            if not ap["interface"].startswith(ROUTER_PREFIX):
+                continue
+            vlan = self.vlan_name(ap["vlan"])
+            v = self.vlans[vlan]
+            if "router" not in v or "subnet" not in v:
+                raise SystemExit(f"testbed: router leg {ap['interface']} is on VLAN {vlan}, which has no router address or subnet")
+            prefix = ipaddress.ip_network(v["subnet"]).prefixlen
+            legs.append((ap["interface"], vlan, f"{v['router']}/{prefix}"))
+        return legs
+
+    def router_host(self) -> str | None:
+        for name in self.hosts:
+            if self.router_legs(name):
+                return name
+        return None
+
+    def gateway_of(self, vlan: str) -> str | None:
+        return self.vlans[vlan].get("router") if vlan in self.routed else None
+
+    def members(self) -> list[Member]:
+        out = []
+        for name, h in self.hosts.items():
+            mgmt = h.get("management")
+            vlan = self.mgmt_vlan(name)
+            if not mgmt or not vlan:
+                continue
+            iface = ipaddress.ip_interface(mgmt["addresses"][0])
+            out.append(Member(name, name, vlan, str(iface.ip), iface.network.prefixlen, None, mgmt.get("gateway")))
+        for ep in self.data.get("endpoints", []):
+            if ep.get("attach", "docker") != "docker":
+                raise SystemExit(f"testbed: endpoint {ep['name']}: only attach = \"docker\" is supported here")
+            vlan = self.vlan_name(ep["vlan"])
+            iface = ipaddress.ip_interface(ep["address"])
+            out.append(Member(ep["name"], ep["host"], vlan, str(iface.ip), iface.network.prefixlen, f"ep-{ep['name']}", self.gateway_of(vlan)))
+        return out
+
+    def docker_bridge(self, host: str, vlan: str) -> str:
+        for d in self.host(host).get("docker", []):
+            if self.vlan_name(d["vlan"]) == vlan:
+                return d["bridge"]
+        raise SystemExit(f"testbed: host {host} has no Docker bridge on VLAN {vlan}")
+
+    def expect(self, src: Member, dst: Member) -> bool:
+        """Same VLAN: reachable. Different VLANs: only through the router, when it joins both."""
+        if src.vlan == dst.vlan:
+            return True
+        return src.vlan in self.routed and dst.vlan in self.routed and bool(src.gateway) and bool(dst.gateway)
+
+
+# --- building the stand-ins ------------------------------------------------------------
+
+
+def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run(argv, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise SystemExit(f"testbed: {shlex.join(argv)} failed: {p.stderr.strip()}")
+    return p
+
+
+def netns_exists(name: str) -> bool:
+    return name in sh("ip", "netns", "list").stdout.split()
+
+
+def remake_netns(name: str) -> None:
+    if netns_exists(name):
+        sh("ip", "netns", "del", name)
+    sh("ip", "netns", "add", name)
+    sh("ip", "-n", name, "link", "set", "lo", "up")
+
+
+def cmd_router(topo: Topo, host: str) -> None:
+    legs = topo.router_legs(host)
+    if not legs:
+        print(f"testbed: {host} has no router legs (rtr-* access ports): no router here")
+        return
+    remake_netns(ROUTER_NS)
+    for iface, vlan, addr in legs:
+        inner = f"v{topo.vlans[vlan]['id']}"
+        sh("ip", "link", "del", iface, check=False)
+        sh("ip", "link", "add", iface, "type", "veth", "peer", "name", inner, "netns", ROUTER_NS)
+        sh("ip", "link", "set", iface, "up")
+        sh("ip", "-n", ROUTER_NS, "addr", "add", addr, "dev", inner)
+        sh("ip", "-n", ROUTER_NS, "link", "set", inner, "up")
+        print(f"testbed: router leg {iface} (VLAN {vlan}) -> router:{inner} {addr}")
+    sh("ip", "netns", "exec", ROUTER_NS, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+
+
+def cmd_endpoints(topo: Topo, host: str) -> None:
+    for m in topo.members():
+        if m.host != host or m.namespace is None:
+            continue
+        bridge = topo.docker_bridge(host, m.vlan)
+        remake_netns(m.namespace)
+        outer = m.namespace  # ep-NAME: the "container's" veth on the host side
+        sh("ip", "link", "del", outer, check=False)
+        sh("ip", "link", "add", outer, "type", "veth", "peer", "name", "eth0", "netns", m.namespace)
+        sh("ip", "link", "set", outer, "master", bridge, "up")
+        sh("ip", "-n", m.namespace, "addr", "add", f"{m.address}/{m.prefix}", "dev", "eth0")
+        sh("ip", "-n", m.namespace, "link", "set", "eth0", "up")
+        if m.gateway:
+            sh("ip", "-n", m.namespace, "route", "add", "default", "via", m.gateway)
+        print(f"testbed: endpoint {m.name} {m.address}/{m.prefix} in netns {m.namespace} on {bridge} (VLAN {m.vlan})" + (f", default via {m.gateway}" if m.gateway else ""))
+
+
+# --- pinging -----------------------------------------------------------------------------
+
+
+def _in(m: Member, argv: list[str]) -> list[str]:
+    return (["ip", "netns", "exec", m.namespace] if m.namespace else []) + argv
+
+
+def _ping(src: Member, dst: Member, kind: str, expect: bool) -> dict:
+    argv = _in(src, PING + [dst.address])
+    added = False
+    if kind == "l2":
+        # Try to reach dst as if it were on src's own segment: an on-link route
+        # makes src ARP for it on src's VLAN. Only a VLAN leak could answer.
+        p = sh(*_in(src, ["ip", "route", "add", f"{dst.address}/32", "dev", "eth0"]), check=False)
+        added = p.returncode == 0
+    t = time.monotonic()
+    p = subprocess.run(argv, capture_output=True, text=True)
+    took = time.monotonic() - t
+    if added:
+        sh(*_in(src, ["ip", "route", "del", f"{dst.address}/32", "dev", "eth0"]), check=False)
+    return {"kind": kind, "src": src.name, "dst": dst.name, "src_vlan": src.vlan, "dst_vlan": dst.vlan,
+            "address": dst.address, "expect": expect, "ok": p.returncode == 0, "seconds": round(took, 2)}
+
+
+def cmd_pings(topo: Topo, host: str) -> int:
+    members = topo.members()
+    jobs = []
+    for src in members:
+        if src.host != host:
+            continue
+        for dst in members:
+            if dst is src:
+                continue
+            jobs.append((src, dst, "ip", topo.expect(src, dst)))
+            if src.namespace and dst.namespace and src.vlan != dst.vlan:
+                jobs.append((src, dst, "l2", False))
+    # Routed and same-VLAN pings first; the layer-2 probes add on-link routes
+    # that would change what a concurrent routed ping to the same address does.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for kind in ("ip", "l2"):
+            for r in pool.map(lambda j: _ping(*j), [j for j in jobs if j[2] == kind]):
+                print(json.dumps(r), flush=True)
+    return 0
+
+
+# --- the matrix -------------------------------------------------------------------------------
+
+
+def cmd_matrix(topo: Topo, sources: list[str]) -> int:
+    lines: list[str] = []
+    if sources:
+        for s in sources:
+            with open(s) as f:
+                lines += f.read().splitlines()
+    else:
+        lines = sys.stdin.read().splitlines()
+    results = []
+    for line in lines:
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                results.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    members = topo.members()
+    names = [m.name for m in members]
+    ip = {(r["src"], r["dst"]): r for r in results if r["kind"] == "ip"}
+    l2 = [r for r in results if r["kind"] == "l2"]
+    width = max(6, *(len(n) for n in names)) + 1
+    vlan_of = {m.name: m.vlan for m in members}
+    print("Ping matrix (row pings column): ok = replies, -- = no reply;")
+    print("a cell marked ! is NOT what the topology says (same VLAN: reachable; other VLANs: only via the router).")
+    print(" " * (width + 6) + "".join(n.rjust(width) for n in names))
+    bad = missing = 0
+    for s in names:
+        row = f"{s:<{width}}{vlan_of[s]:<6}"
+        for d in names:
+            if s == d:
+                cell = "."
+            elif (s, d) not in ip:
+                cell, missing = "?", missing + 1
+            else:
+                r = ip[(s, d)]
+                cell = "ok" if r["ok"] else "--"
+                if r["ok"] != r["expect"]:
+                    cell += "!"
+                    bad += 1
+            row += cell.rjust(width)
+        print(row)
+    leaks = [r for r in l2 if r["ok"]]
+    print(f"VLAN isolation (on-link pings across VLANs, every one must fail): {len(l2) - len(leaks)}/{len(l2)} blocked")
+    for r in leaks:
+        print(f"  LEAK: {r['src']} ({r['src_vlan']}) reached {r['dst']} ({r['dst_vlan']}) at layer 2")
+    total = len(ip) + len(l2)
+    failed = bad + len(leaks) + missing
+    if missing:
+        print(f"  {missing} pairs have no result (a host did not report)")
+    if failed == 0 and total:
+        print(f"RESULT: PASS ({total} pings as expected)")
+        return 0
+    print(f"RESULT: FAIL ({failed} of {total + missing} not as expected)")
+    return 1
+
+
+def cmd_facts(topo: Topo, host: str) -> int:
+    h = topo.host(host)
+    mgmt = h.get("management", {})
+    legs = topo.router_legs(host)
+    facts = {
+        "NIC": topo.uplink_nic(host),
+        "BRIDGE": h.get("bridge", {}).get("name", "br-ovs") if isinstance(h.get("bridge"), dict) else h.get("bridge", "br-ovs"),
+        "ADDRESSES": " ".join(mgmt.get("addresses", [])),
+        "GATEWAY": mgmt.get("gateway", ""),
+        "ROUTER_HOST": topo.router_host() or "",
+        "ROUTER_LEGS": " ".join(i for i, _, _ in legs),
+        "TOPOLOGY_NAME": topo.data.get("name", ""),
+    }
+    for k, v in facts.items():
+        print(f"{k}={shlex.quote(v)}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 2
+    cmd, path, rest = argv[0], argv[1], argv[2:]
+    topo = Topo(path)
+    if cmd == "matrix":
+        return cmd_matrix(topo, rest)
+    if len(rest) != 1:
+        print(f"testbed: {cmd} needs FILE HOST", file=sys.stderr)
+        return 2
+    host = rest[0]
+    topo.host(host)
+    if cmd == "facts":
+        return cmd_facts(topo, host)
+    if cmd == "router":
+        cmd_router(topo, host)
+        return 0
+    if cmd == "endpoints":
+        cmd_endpoints(topo, host)
+        return 0
+    if cmd == "pings":
+        return cmd_pings(topo, host)
+    print(f"testbed: unknown command {cmd}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
