@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ovsnet import ops
 from ovsnet.desired import ROLE_BRIDGE, ROLE_UPLINK, DesiredHost
+from ovsnet.gcpause import paused_gc
 from ovsnet.state import (
     DOCKER_OWNER_LABEL,
     OWNER_KEY,
@@ -113,11 +114,12 @@ def _marks(topology: str, role: str) -> dict[str, str]:
 
 def diff(desired: DesiredHost, actual: HostState, saved: Saved | None = None, options: Options = Options()) -> Plan:
     p = _Planner(desired, actual, options)
-    p.linux()
-    p.ovsdb()
-    p.uplink(saved)
-    p.docker()
-    p.cleanup()
+    with paused_gc():
+        p.linux()
+        p.ovsdb()
+        p.uplink(saved)
+        p.docker()
+        p.cleanup()
     order = [Phase.LINUX, Phase.OVSDB, Phase.UPLINK, Phase.DNS, Phase.DOCKER, Phase.CLEANUP]
     changes = tuple(c for ph in order for c in p.changes if c.phase is ph)
     # With blockers the plan still lists everything; apply refuses to start.

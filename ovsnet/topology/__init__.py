@@ -23,10 +23,12 @@ class Checked:
 def check(topo: Topology) -> Checked:
     """Build the graph and validate; raise ConfigError with every error found."""
     from ovsnet import graph as graph_mod
+    from ovsnet.gcpause import paused_gc
     from ovsnet.topology.validate import validate
 
-    g = graph_mod.build(topo)
-    findings = validate(topo, g)
+    with paused_gc():
+        g = graph_mod.build(topo)
+        findings = validate(topo, g)
     errs = [f for f in findings if f.severity == "error"]
     if errs:
         raise ConfigError(topo.source, findings)
