@@ -160,16 +160,14 @@ class _Planner:
                 continue
             if not self._owned_link(cur, res):
                 continue
-            self._tune_link(cur, res, br.mtu, alias, br.reason)
+            self._tune_link(cur, res, br.mtu, br.reason)
         for v in self.d.veths:
             res = f"veth:{v.name}/{v.peer}"
             alias = alias_for(self.topo, "patch")
             cur, peer = links.get(v.name), links.get(v.peer)
             if cur is None and peer is None:
                 self.add(Action.CREATE, res, Phase.LINUX, v.reason, after=f"veth pair, {v.peer} in {v.master}, mtu {v.mtu}",
-                         ops=(ops.NlCreateVeth(v.name, v.peer, v.mtu, alias), ops.NlSetLink(v.peer, master=v.master, up=True),
-                              ops.NlSetLink(v.name, up=True)),
-                         undo=(ops.NlDeleteLink(v.name),))
+                         ops=_veth_ops(v, alias), undo=(ops.NlDeleteLink(v.name),))
                 continue
             if cur is None or peer is None or cur.kind != "veth" or (cur.peer and cur.peer != v.peer):
                 present = cur or peer
@@ -177,7 +175,7 @@ class _Planner:
                 if present.owner == self.topo:
                     # Half a pair, or a pair with another peer: ours, so rebuild it.
                     self.add(Action.MODIFY, res, Phase.LINUX, "patch link is incomplete; recreating it", before="broken veth pair", after=f"veth pair, {v.peer} in {v.master}",
-                             ops=tuple(ops.NlDeleteLink(x.name) for x in (cur, peer) if x) + (ops.NlCreateVeth(v.name, v.peer, v.mtu, alias), ops.NlSetLink(v.peer, master=v.master, up=True), ops.NlSetLink(v.name, up=True)),
+                             ops=tuple(ops.NlDeleteLink(x.name) for x in (cur, peer) if x) + _veth_ops(v, alias),
                              undo=(ops.NlDeleteLink(v.name),))
                 else:
                     self.block(res, f"{present.name} exists and is not ovsnet's patch link", "rename patch_ovs/patch_bridge in the topology, or remove it")
@@ -188,7 +186,7 @@ class _Planner:
                 self.add(Action.MODIFY, f"link:{v.peer}", Phase.LINUX, f"patch end belongs in {v.master}", before=f"master {peer.master or 'none'}", after=f"master {v.master}",
                          ops=(ops.NlSetLink(v.peer, master=v.master),), undo=(ops.NlSetLink(v.peer, master=peer.master or ""),))
             for end in (cur, peer):
-                self._tune_link(end, f"link:{end.name}", v.mtu, None, v.reason)
+                self._tune_link(end, f"link:{end.name}", v.mtu, v.reason)
 
     def _owned_link(self, cur: Link, res: str) -> bool:
         if cur.owner == self.topo:
@@ -202,7 +200,7 @@ class _Planner:
         self.block(res, f"{cur.name} exists and belongs to {whose}")
         return False
 
-    def _tune_link(self, cur: Link, res: str, mtu: int, alias: str | None, reason: str) -> None:
+    def _tune_link(self, cur: Link, res: str, mtu: int, reason: str) -> None:
         if cur.mtu != mtu:
             self.add(Action.MODIFY, res, Phase.LINUX, reason, before=f"mtu {cur.mtu}", after=f"mtu {mtu}",
                      ops=(ops.NlSetLink(cur.name, mtu=mtu),), undo=(ops.NlSetLink(cur.name, mtu=cur.mtu),))
@@ -394,6 +392,11 @@ class _Planner:
             recreate = ops.NlCreateBridge(link.name, link.mtu, link.alias) if link.kind == "bridge" else None
             self.add(Action.DELETE, f"link:{link.name}", Phase.CLEANUP, "no longer in the topology", before=f"{link.kind or 'link'}",
                      ops=(ops.NlDeleteLink(link.name),), undo=(recreate,) if recreate else ())
+
+
+def _veth_ops(v, alias: str) -> tuple[ops.Op, ...]:
+    """Create a patch pair: the bridge end into its Linux bridge, both ends up."""
+    return (ops.NlCreateVeth(v.name, v.peer, v.mtu, alias), ops.NlSetLink(v.peer, master=v.master, up=True), ops.NlSetLink(v.name, up=True))
 
 
 def _port_view(p) -> str:
