@@ -4,7 +4,8 @@
 Boots node1 and node2 from the image of build-box.sh, each with `-snapshot`
 (the image is never written), a management NIC (QEMU user networking,
 restricted: nothing leaves the VM) and a second NIC joined to the other VM's by
-a QEMU socket link: the trunk. The working tree goes in on a small ext4 disk
+a QEMU socket link (UDP on 127.0.0.1, like libvirt's UDP tunnel): the trunk.
+The working tree goes in on a small ext4 disk
 made for each run with `mke2fs -d`. Commands run in the guests through the
 QEMU guest agent (virtio-serial; qemu-ga's guest-exec), each with a timeout.
 Each VM is provisioned with vagrant/provision.sh, the script Vagrant runs, and
@@ -155,8 +156,10 @@ class Agent:
             raise HarnessError(f"{self.name}: {execute}: {reply['error'].get('desc', reply['error'])}")
         return reply.get("return")
 
-    def run(self, script: str, timeout: float = 120, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        """Run a bash script in the guest; (exit code, stdout, stderr). The guest kills it at timeout."""
+    def run(self, script: str, timeout: float = 120, env: dict[str, str] | None = None,
+            cancel: threading.Event | None = None) -> tuple[int, str, str]:
+        """Run a bash script in the guest; (exit code, stdout, stderr). The guest kills it at
+        timeout; setting cancel makes the harness stop waiting for it."""
         envs = [f"{k}={v}" for k, v in {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8", **(env or {})}.items()]
         pid = self.call("guest-exec", {
             "path": "/usr/bin/timeout",
@@ -177,6 +180,8 @@ class Agent:
                 return code, out, err
             if time.monotonic() > deadline:
                 raise HarnessError(f"{self.name}: command did not finish within {timeout:.0f} s: {script[:80]}")
+            if cancel is not None and cancel.is_set():
+                raise HarnessError(f"{self.name}: stopped waiting (another VM failed): {script[:80]}")
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
 
@@ -203,7 +208,7 @@ class Vm:
     index: int
     work: Path
     image: Path
-    trunk: str  # "listen=127.0.0.1:PORT" or "connect=127.0.0.1:PORT"
+    trunk: str  # the socket netdev's address options: "udp=127.0.0.1:PEER,localaddr=127.0.0.1:MINE"
     capture: Path | None = None
     memory: int = 1024
     proc: subprocess.Popen | None = None
@@ -232,7 +237,9 @@ class Vm:
             # eth0: the management NIC (Vagrant's SSH NIC); restrict=on: nothing leaves.
             "-netdev", "user,id=mgmt,restrict=on",
             "-device", f"virtio-net-pci,netdev=mgmt,mac=52:54:00:0a:01:{0x10 + self.index:02x}",
-            # eth1: the trunk, a socket link to the other VM.
+            # eth1: the trunk, a socket link to the other VM. UDP, not listen/connect:
+            # QEMU 7.2's connect side never retries, so a VM that starts before its
+            # peer listens would have a dead link; datagrams need no ordering.
             "-netdev", f"socket,id=trunk,{self.trunk}",
             "-device", f"virtio-net-pci,netdev=trunk,mac={self.trunk_mac}",
             "-chardev", f"socket,id=qga,path={self.work / (self.name + '.qga')},server=on,wait=off",
@@ -280,11 +287,20 @@ class Vm:
 
 
 def free_port() -> int:
-    s = socket.socket()
+    """A UDP port on 127.0.0.1 that nothing uses now."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def link_local(mac: str) -> str:
+    """The IPv6 link-local address the kernel derives from a MAC (EUI-64)."""
+    b = [int(x, 16) for x in mac.split(":")]
+    b[0] ^= 0x02
+    eui = b[:3] + [0xFF, 0xFE] + b[3:]
+    return "fe80::" + ":".join(f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2))
 
 
 def tree_files() -> list[str]:
@@ -442,11 +458,13 @@ def main(argv: list[str]) -> int:
     if rhost in names:
         names.remove(rhost)
         names.insert(0, rhost)
-    port = free_port()
+    port_a, port_b = free_port(), free_port()
+    while port_b == port_a:
+        port_b = free_port()
     capture = work / "trunk.pcap"
     vms = [
-        Vm(names[0], 2 if names[0] == "node2" else 1, work, image, f"listen=127.0.0.1:{port}", memory=args.memory),
-        Vm(names[1], 2 if names[1] == "node2" else 1, work, image, f"connect=127.0.0.1:{port}", capture, memory=args.memory),
+        Vm(names[0], 2 if names[0] == "node2" else 1, work, image, f"udp=127.0.0.1:{port_b},localaddr=127.0.0.1:{port_a}", memory=args.memory),
+        Vm(names[1], 2 if names[1] == "node2" else 1, work, image, f"udp=127.0.0.1:{port_a},localaddr=127.0.0.1:{port_b}", capture, memory=args.memory),
     ]
     checks = Checks()
     deadline = time.monotonic() + args.timeout
@@ -462,7 +480,6 @@ def main(argv: list[str]) -> int:
         log(f"working tree on {tree.name} ({tree.stat().st_size >> 20} MiB, label ovsnet-src)")
         for vm in vms:
             vm.start(tree)
-            time.sleep(0.5)  # the listening side first
             vm.check_alive()
             log(f"{vm.name}: QEMU pid {vm.proc.pid} (TCG), trunk {vm.trunk}, console {vm.console}")
         for vm in vms:
@@ -476,20 +493,35 @@ def main(argv: list[str]) -> int:
             # A Vagrant box's management NIC has the DHCP default route (metric 0,
             # dhclient); restricted user networking gives none, so set it as a box has it.
             run_checked(vm, "ip route replace default via 10.0.2.2 dev eth0 metric 0", 30, "the management NIC's default route")
+        # The cable first: both trunk NICs up, and a link-local ping each way
+        # (IPv6, nothing configured yet), so a dead link fails here, not in a timeout.
+        for vm in vms:
+            run_checked(vm, f"ip link set dev $(basename $(dirname $(grep -l {vm.trunk_mac} /sys/class/net/*/address))) up", 30, "trunk NIC up")
+        for vm, peer in ((vms[1], vms[0]), (vms[0], vms[1])):
+            code, out, err = vm.agent.run(f"dev=$(basename $(dirname $(grep -l {vm.trunk_mac} /sys/class/net/*/address))); "
+                                          f"ping -6 -n -q -c 1 -w 15 {link_local(peer.trunk_mac)}%$dev", 60)
+            if not checks.add(f"trunk link: {vm.name} -> {peer.name} (IPv6 link-local, before provisioning)", code == 0, (out + err).strip()[-300:]):
+                raise HarnessError("the trunk link between the VMs passes no frames")
+
         t = time.monotonic()
         errors: dict[str, str] = {}
         outputs: dict[str, str] = {}
+
+        failed = threading.Event()  # one VM's provisioning failed: stop waiting for the other
 
         def provision(vm: Vm) -> None:
             try:
                 assert vm.agent is not None
                 code, out, err = vm.agent.run(f"{GUEST_SRC}/vagrant/provision.sh {vm.name}", min(1200, deadline - time.monotonic()),
-                                              {"OVSNET_SRC": GUEST_SRC, "OVSNET_TRUNK_MAC": vm.trunk_mac, "OVSNET_GATEWAY_WAIT": "900"})
+                                              {"OVSNET_SRC": GUEST_SRC, "OVSNET_TRUNK_MAC": vm.trunk_mac, "OVSNET_GATEWAY_WAIT": "600"},
+                                              cancel=failed)
                 outputs[vm.name] = out + err
                 if code != 0:
                     errors[vm.name] = f"exit {code}"
             except Exception as exc:  # reported below
                 errors[vm.name] = str(exc)
+            if vm.name in errors:
+                failed.set()
 
         threads = [threading.Thread(target=provision, args=(vm,), daemon=True) for vm in vms]
         for th in threads:
@@ -573,7 +605,8 @@ def main(argv: list[str]) -> int:
             strict = os.environ.get("OVSNET_VM_STRICT_VERIFY") == "1"
             for vm in vms:
                 code, out, err = vm.agent.run(f"ovsnet verify {GUEST_SRC}/{TOPOLOGY_REL}", 300)
-                print(f"----- {vm.name}: ovsnet verify ({'scored' if strict else 'informational'}), exit {code} -----\n{(out + err).rstrip()}\n-----", flush=True)
+                body = (out + err).rstrip() if strict else "\n".join("  (info) " + x for x in (out + err).rstrip().splitlines())
+                print(f"----- {vm.name}: ovsnet verify ({'scored' if strict else 'informational, not scored'}), exit {code} -----\n{body}\n-----", flush=True)
                 if strict:
                     checks.add(f"{vm.name}: ovsnet verify", code == 0, f"exit {code}")
 

@@ -68,7 +68,8 @@ done
 echo
 
 # Where this ovsnet has `ovsnet verify`, its view from each host too (shown, not scored).
-if on node1 "ovsnet --help" 2>/dev/null | grep -qw verify; then
+on node1 "ovsnet --help" > "$WORK/help" 2>/dev/null || true
+if grep -qw verify "$WORK/help"; then
   for node in node1 node2; do
     step "$node: ovsnet verify (informational)"
     on "$node" "sudo ovsnet verify $TOPO" || true
