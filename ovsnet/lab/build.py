@@ -483,10 +483,11 @@ def _pidfile_pids(rundir: Path) -> dict[str, int]:
 
 
 def _host_nics(host: Host) -> list[tuple[str, int]]:
-    """(NIC, MTU) of every NIC the host has before ovsnet: its uplinks, or its flat NIC."""
+    """(NIC, MTU) of every NIC the host has before ovsnet: its uplinks (or its flat
+    NIC), and the existing interfaces the topology attaches as access ports."""
     if host.layout is Layout.FLAT:
         return [(host.flat.nic, DEFAULT_MTU)] if host.flat else []
-    return [(u.nic, u.mtu) for u in host.uplinks]
+    return [(u.nic, u.mtu) for u in host.uplinks] + [(ap.interface, DEFAULT_MTU) for ap in host.access_ports]
 
 
 def _cable(topo: Topology, names: LabNames, kernel: _Kernel, temps: _Temps, ledger: _Ledger) -> dict[str, str]:

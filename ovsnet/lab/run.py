@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from ovsnet import apply
+from ovsnet.errors import UsageError
 from ovsnet.lab import build
 from ovsnet.topology import Checked
 
@@ -26,8 +27,13 @@ def up(
     the networks through the Engine API. docker=False leaves Docker out: the
     plan notes that Docker is not reachable and applies the rest.
     """
-    lab = build.build(checked.topology, prefix, lab_dir)
+    names = build.LabNames.for_topology(checked.topology, prefix)
+    if build.status(names.prefix, lab_dir).exists:
+        # Checked here, not left to build(): a failure below destroys what was
+        # made, and must never destroy a lab that was already there.
+        raise UsageError(f"lab {names.prefix} already exists; `ovsnet lab down` it first")
     try:
+        lab = build.build(checked.topology, prefix, lab_dir)
         report(f"lab {lab.prefix}: {len(lab.namespaces)} namespaces built")
         from ovsnet.lab import docker as lab_docker
 
@@ -41,7 +47,7 @@ def up(
         build.attach_endpoints(lab)
     except BaseException:
         # A half-built lab is of no use to anyone: remove all of it.
-        build.destroy(lab.prefix, lab.lab_dir)
+        build.destroy(names.prefix, lab_dir)
         raise
     return lab
 
