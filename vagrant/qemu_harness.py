@@ -211,6 +211,7 @@ class Vm:
     trunk: str  # the socket netdev's address options: "udp=127.0.0.1:PEER,localaddr=127.0.0.1:MINE"
     capture: Path | None = None
     memory: int = 1024
+    ssh_port: int | None = None  # forward 127.0.0.1:ssh_port to the guest's sshd (eth0)
     proc: subprocess.Popen | None = None
     agent: Agent | None = None
     console: Path = field(init=False)
@@ -235,7 +236,7 @@ class Vm:
             "-drive", f"file={self.image / 'root.img'},format=raw,if=virtio",
             "-drive", f"file={tree_img},format=raw,if=virtio,readonly=on",
             # eth0: the management NIC (Vagrant's SSH NIC); restrict=on: nothing leaves.
-            "-netdev", "user,id=mgmt,restrict=on",
+            "-netdev", "user,id=mgmt,restrict=on" + (f",hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22" if self.ssh_port else ""),
             "-device", f"virtio-net-pci,netdev=mgmt,mac=52:54:00:0a:01:{0x10 + self.index:02x}",
             # eth1: the trunk, a socket link to the other VM. UDP, not listen/connect:
             # QEMU 7.2's connect side never retries, so a VM that starts before its
