@@ -208,7 +208,7 @@ def lab_topology(k: int) -> str:
     for h in range(1, k + 1):
         out += [
             f"[hosts.node{h}]",
-            f'bridge = {{ name = "br-ovs", datapath = "netdev" }}',
+            'bridge = { name = "br-ovs", datapath = "netdev" }',
             f"[[hosts.node{h}.uplinks]]",
             'nic = "eth1"',
             'vlans = ["mgmt", "web", "db", "app"]',

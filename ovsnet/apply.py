@@ -202,6 +202,7 @@ class _Executor:
         self.report = report
         self.after_change = after_change
         self.done: list[Change] = []
+        self.step = "reading the host"  # what runs now, for the failure report
 
     def run(self, changes: tuple[Change, ...], on_phase_end: Callable[[Phase], None] | None = None) -> None:
         i = 0
@@ -223,6 +224,7 @@ class _Executor:
             i = j
 
     def _ovsdb(self, group: tuple[Change, ...]) -> None:
+        self.step = f"the OVSDB transaction ({len(group)} changes: {group[0].resource} ...)"
         self.report(f"ovsdb: one transaction, {len(group)} changes")
         try:
             self.b.ovsdb.transact([op for c in group for op in c.ops])
@@ -238,6 +240,7 @@ class _Executor:
         """Linux objects in bulk: the order of ops is kept, the round trips are not."""
         from ovsnet.backends.netlink import NetlinkBatchError
 
+        self.step = f"the netlink batch ({len(group)} changes: {group[0].resource} ...)"
         self.report(f"{group[0].phase.value}: {len(group)} changes in one netlink batch")
         try:
             self.b.netlink.apply_batch([c.ops for c in group])
@@ -248,8 +251,17 @@ class _Executor:
         self.done.extend(group)
 
     def _one(self, change: Change) -> None:
+        from ovsnet.backends.netlink import NetlinkOpError
+
+        self.step = change.resource
         self.report(f"{change.phase.value}: {change.line()}")
-        self._execute(change.phase, change.ops)
+        try:
+            self._execute(change.phase, change.ops)
+        except NetlinkOpError as exc:
+            if exc.done:
+                # Some of its ops went through: the change's undo must run too.
+                self.done.append(change)
+            raise
         self.done.append(change)
         self._after(change)
 
@@ -332,8 +344,10 @@ def up(checked: Checked, host_name: str, target: Target, options: UpOptions = Up
                 if phase is Phase.OVSDB and want.uplink and not want.uplink.flat:
                     # OVS creates internal ports asynchronously to the commit.
                     if want.uplink.target not in actual.linux.links:
+                        ex.step = f"waiting for ovs-vswitchd to create {want.uplink.target}"
                         b.netlink.wait_link(want.uplink.target, timeout=target.ovs_timeout)
                 if phase is Phase.UPLINK and p.moves_uplink and want.uplink and want.uplink.gateway:
+                    ex.step = f"the gateway check ({want.uplink.gateway} on {want.uplink.target})"
                     report(f"uplink: waiting for gateway {want.uplink.gateway} to answer on {want.uplink.target}")
                     if not b.netlink.arp_probe(want.uplink.target, want.uplink.gateway, timeout=target.gateway_timeout):
                         raise VerificationError(f"gateway {want.uplink.gateway} did not answer on {want.uplink.target} within {target.gateway_timeout:g} s")
@@ -341,7 +355,7 @@ def up(checked: Checked, host_name: str, target: Target, options: UpOptions = Up
             try:
                 ex.run(p.changes, on_phase_end)
             except Exception as exc:
-                failed = next((c.resource for c in p.changes if c not in ex.done), "verification")
+                failed = ex.step
                 undone, errors = ex.rollback()
                 if wrote_state and not errors:
                     statefile.remove(target.state_dir, topo.name, host.name)

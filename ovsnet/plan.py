@@ -286,6 +286,9 @@ class _Planner:
         if nic not in linux.links:
             self.block(f"link:{nic}", f"the uplink NIC {nic} does not exist on this host", "fix management.from_nic or the uplink's nic")
             return
+        if cur_target is not None and not up.flat and target not in self.a.ovs.ports:
+            self.block(tres, f"{target} exists and is not an OVS port: the management port cannot be created", "rename management.port in the topology, or remove that link")
+            return
         on_target = set(linux.addresses_of(target))
         on_nic = list(linux.addresses_of(nic))
         nic_link = linux.links[nic]

@@ -43,6 +43,8 @@ def read(state_dir: str | Path, topology: str, host: str) -> Saved | None:
     p = path_for(state_dir, topology, host)
     try:
         raw = json.loads(p.read_text())
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a JSON object, found {type(raw).__name__}")
         if raw.get("format") != FORMAT:
             raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT}")
         up = raw.get("uplink")
@@ -58,7 +60,7 @@ def read(state_dir: str | Path, topology: str, host: str) -> Saved | None:
         return Saved(str(raw["topology"]), str(raw["host"]), uplink)
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise BackendError(
             f"state file {p} is corrupt ({exc}); move it aside to continue: ovsnet then takes the NIC's "
             "addresses from the topology's management section when it has to restore them"

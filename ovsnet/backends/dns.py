@@ -26,8 +26,17 @@ def write(path: str, servers: tuple[str, ...]) -> None:
     p = Path(path)
     try:
         old = p.read_text().splitlines() if p.exists() else []
-        kept = [line for line in old if line.split()[:1] != ["nameserver"]]
-        body = "\n".join(kept + [f"nameserver {s}" for s in servers]) + "\n"
+        new = [f"nameserver {s}" for s in servers]
+        # The new servers take the place of the first old one, so writing the
+        # old servers back gives the file back as it was, line for line.
+        out: list[str] = []
+        for line in old:
+            if line.split()[:1] == ["nameserver"]:
+                out += new
+                new = []
+            else:
+                out.append(line)
+        body = "\n".join(out + new) + "\n"
         # resolv.conf is often a symlink (systemd-resolved); write through it.
         real = p.resolve()
         tmp = real.with_name(f".{real.name}.ovsnet")

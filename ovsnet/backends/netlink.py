@@ -265,7 +265,10 @@ class Netlink:
         elif isinstance(op, NlSetLink):
             self._set_link(op)
         elif isinstance(op, NlDeleteLink):
-            self._by_name("del", op.name)
+            try:
+                self._by_name("del", op.name)
+            except LookupError:
+                pass  # already gone: the end state a delete asks for
             self._indices.pop(op.name, None)
         elif isinstance(op, (NlAddAddress, NlDelAddress)):
             iface = ipaddress.ip_interface(op.cidr)

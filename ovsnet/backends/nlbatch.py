@@ -144,7 +144,10 @@ class Batch:
             data = self.sock.recv(SOCKET_BUFFER)
             for mtype, seq, payload in _messages(data):
                 if mtype == NLMSG_ERROR and seq in by_seq:
-                    status[seq] = -struct.unpack_from("=i", payload, 0)[0]
+                    code = -struct.unpack_from("=i", payload, 0)[0]
+                    if code == errno.ENODEV and isinstance(by_seq[seq].op, NlDeleteLink):
+                        code = 0  # already gone: the end state a delete asks for
+                    status[seq] = code
         o = self.outcome
         group_msgs: dict[int, list[int]] = {}
         for seq, sent in by_seq.items():

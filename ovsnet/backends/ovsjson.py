@@ -70,17 +70,9 @@ class FastParser:
             return f"syntax error: {exc}"
 
 
-def original_parser() -> type:
-    """python-ovs's own parser class, whether or not FastParser is installed."""
-    import ovs.json
-
-    return getattr(ovs.json, "_ovsnet_original_parser", ovs.json.Parser)
-
-
 def install() -> None:
     """Make python-ovs use FastParser, unless its own C parser is there."""
     import ovs.json
 
     if ovs.json.PARSER == ovs.json.PARSER_PY and ovs.json.Parser is not FastParser:
-        ovs.json._ovsnet_original_parser = ovs.json.Parser  # type: ignore[attr-defined]
         ovs.json.Parser = FastParser  # type: ignore[misc]

@@ -54,6 +54,13 @@ class _Invalid(Exception):
         self.hint = hint
 
 
+def quoted(text: str, limit: int = 60) -> str:
+    """A value for an error message: quoted, and cut short when huge."""
+    if len(text) <= limit:
+        return f"'{text}'"
+    return f"'{text[:limit]}...' ({len(text)} characters)"
+
+
 def _type_name(value: Any) -> str:
     return {
         str: "a string",
@@ -84,7 +91,7 @@ def as_str(value: Any) -> str:
 def as_name(value: Any) -> str:
     text = as_str(value)
     if not _NAME_RE.match(text):
-        raise _Invalid(f"'{text}' is not a usable name", _NAME_HINT)
+        raise _Invalid(f"{quoted(text)} is not a usable name", _NAME_HINT)
     return text
 
 
@@ -122,7 +129,7 @@ def as_enum(enum_cls: type) -> Callable[[Any], Any]:
         try:
             return enum_cls(text)
         except ValueError:
-            raise _Invalid(f"'{text}' is not one of {', '.join(choices)}", _suggest(text, choices)) from None
+            raise _Invalid(f"{quoted(text)} is not one of {', '.join(choices)}", _suggest(text, choices)) from None
 
     return conv
 
@@ -132,17 +139,17 @@ def as_ip(value: Any):
     try:
         return ipaddress.ip_address(text)
     except ValueError:
-        raise _Invalid(f"'{text}' is not an IP address", 'write it like "192.0.2.1" or "2001:db8::1"') from None
+        raise _Invalid(f"{quoted(text)} is not an IP address", 'write it like "192.0.2.1" or "2001:db8::1"') from None
 
 
 def as_iface_addr(value: Any):
     text = as_str(value)
     if "/" not in text:
-        raise _Invalid(f"'{text}' has no prefix length", f'write it with its prefix, e.g. "{text}/24"')
+        raise _Invalid(f"{quoted(text)} has no prefix length", f'write it with its prefix, e.g. "{text[:40]}/24"')
     try:
         return ipaddress.ip_interface(text)
     except ValueError:
-        raise _Invalid(f"'{text}' is not an address with prefix", 'write it like "192.0.2.10/24"') from None
+        raise _Invalid(f"{quoted(text)} is not an address with prefix", 'write it like "192.0.2.10/24"') from None
 
 
 def as_network(value: Any):
@@ -153,8 +160,8 @@ def as_network(value: Any):
         try:
             iface = ipaddress.ip_interface(text)
         except ValueError:
-            raise _Invalid(f"'{text}' is not a subnet", 'write it like "10.100.0.0/24"') from None
-        raise _Invalid(f"'{text}' has host bits set", f'did you mean "{iface.network}"?') from None
+            raise _Invalid(f"{quoted(text)} is not a subnet", 'write it like "10.100.0.0/24"') from None
+        raise _Invalid(f"{quoted(text)} has host bits set", f'did you mean "{iface.network}"?') from None
 
 
 def as_list(item: Callable[[Any], T]) -> Callable[[Any], list]:
@@ -236,7 +243,7 @@ class _Reader:
         text = as_str(value)
         if text in self.vlan_names:
             return self.vlan_names[text]
-        raise _Invalid(f"no VLAN named '{text}'", _suggest(text, list(self.vlan_names)) or "declare it under [vlans.NAME]")
+        raise _Invalid(f"no VLAN named {quoted(text)}", _suggest(text, list(self.vlan_names)) or "declare it under [vlans.NAME]")
 
 
 def _join(path: str, key: str) -> str:
@@ -452,7 +459,7 @@ def _parse_end(value: Any) -> CableEnd:
     text = as_str(value)
     node, sep, nic = text.partition(":")
     if not node or (sep and not nic):
-        raise _Invalid(f"'{text}' is not a cable end", 'write "HOST:NIC" or the switch\'s name')
+        raise _Invalid(f"{quoted(text)} is not a cable end", 'write "HOST:NIC" or the switch\'s name')
     return CableEnd(node, nic or None)
 
 

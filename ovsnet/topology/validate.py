@@ -15,16 +15,20 @@ import networkx as nx
 from ovsnet.errors import Finding
 from ovsnet.graph import Domains, nid
 from ovsnet.topology import addressing
+from ovsnet.topology.load import quoted
 from ovsnet.topology.model import Attach, Host, Layout, Topology
 
-_BAD_CHAR = re.compile(r"[/:\s\x00-\x1f]")
+# The kernel refuses '/', ':', whitespace and control characters; ovsnet also
+# refuses everything but ASCII letters, digits, '-', '_' and '.', so a name
+# never carries shell metacharacters or look-alike letters into logs and tools.
+_BAD_CHAR = re.compile(r"[^A-Za-z0-9_.-]")
 IFNAMSIZ = 16  # the kernel's limit including the trailing NUL
 VLAN_TAG_BYTES = 4
 ETH_HEADER = 18  # destination, source, type, FCS
 
 
 def ifname_problem(name: str) -> str | None:
-    """Why the kernel would refuse this interface name, or None."""
+    """Why the kernel, or ovsnet's stricter rule, refuses this interface name; None if neither."""
     raw = name.encode("utf-8", "surrogatepass")
     if not raw:
         return "is empty"
@@ -34,10 +38,12 @@ def ifname_problem(name: str) -> str | None:
         return "is reserved by the kernel"
     if not _BAD_CHAR.search(name):
         return None
-    bad = sorted({c for c in name if c in "/:" or c.isspace() or ord(c) < 32})
-    if bad:
-        return "contains " + ", ".join(repr(c) for c in bad) + ", which the kernel refuses"
-    return None
+    bad = sorted({c for c in name if _BAD_CHAR.match(c)})
+    kernel = [c for c in bad if c in "/:" or c.isspace() or ord(c) < 32]
+    shown = ", ".join(repr(c) for c in bad[:8])
+    if kernel:
+        return f"contains {shown}, which the kernel refuses"
+    return f"contains {shown}: ovsnet accepts only ASCII letters, digits, '-', '_' and '.'"
 
 
 def _last(net) -> int:
@@ -113,9 +119,9 @@ def _host(topo: Topology, host: Host) -> Iterator[Finding]:
     for path, name in _host_ifnames(host):
         problem = ifname_problem(name)
         if problem:
-            yield Finding(path, f"interface name '{name}' {problem}", "pick a name of at most 15 ASCII letters, digits, '-', '_' or '.'")
+            yield Finding(path, f"interface name {quoted(name)} {problem}", "pick a name of at most 15 ASCII letters, digits, '-', '_' or '.'")
         if name in seen:
-            yield Finding(path, f"interface name '{name}' is also used at {seen[name]}", "give each interface on a host its own name")
+            yield Finding(path, f"interface name {quoted(name)} is also used at {seen[name]}", "give each interface on a host its own name")
         else:
             seen[name] = path
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
+from hardening_kit import (
     LONG,
     OVSNET,
     ROOT,

@@ -22,7 +22,7 @@ import json
 
 import pytest
 
-from conftest import (
+from hardening_kit import (
     LONG,
     assert_nothing_of_ours,
     assert_same,
@@ -32,9 +32,6 @@ from conftest import (
 from ovsnet import apply
 
 pytestmark = pytest.mark.root
-
-FIGURES: dict[str, int] = {}
-
 
 def fresh_changes(h) -> list[str]:
     return [c.resource for c in apply.plan_live(h.checked(), "node1", h.target).changes]
@@ -94,7 +91,6 @@ def test_sigkill_at_every_step_then_up_converges_and_down_restores(host):
     assert whole.returncode == 0, whole.stderr
     assert h.cli("down").returncode == 0
     assert_same(before, host_snapshot(h), "complete up + down")
-    FIGURES["sigkill_points"] = tried
     print(f"\nSIGKILL crash points tried: {tried} (K = {len(steps)}); gateway-probe retries: {len(notes)} {notes}")
 
 
@@ -122,7 +118,6 @@ def test_exception_at_every_step_rolls_back_to_the_before_snapshot(host):
         assert_same(before, host_snapshot(h), f"exception at step {k} ({steps[k - 1]})")
         assert_nothing_of_ours(h)
         assert h.state_files() == [], k
-    FIGURES["exception_points"] = tried
     print(f"\nexception crash points tried: {tried}")
 
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import (
+from hardening_kit import (
     LONG,
     assert_nothing_of_ours,
     assert_same,

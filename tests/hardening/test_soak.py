@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LONG, assert_same, daemon_pid, host_snapshot, ns_json, ovs_rows_of
+from hardening_kit import LONG, assert_same, daemon_pid, host_snapshot, ns_json, ovs_rows_of
 from ovsnet import apply
 from ovsnet.lab import netns
 

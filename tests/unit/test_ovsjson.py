@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ovsnet.backends.ovsjson import FastParser, original_parser
+from ovsnet.backends.ovsjson import FastParser
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(alphabet=st.characters(blacklist_categories=("Cs",))),
@@ -57,12 +57,10 @@ def test_syntax_error_is_reported_as_a_string_like_python_ovs():
     assert isinstance(p.finish(), str)
 
 
-def test_python_ovs_agrees_on_a_real_message():
+def test_a_real_message_parses_to_the_expected_value():
+    # python-ovs's own parser cannot be built once FastParser is installed (its
+    # __new__ names the module's Parser), so the expected value is written out.
     text = '{"id":1,"result":[{"rows":[{"name":"br-ovs","tag":["set",[]]},"\\u00e9\\n"]}],"error":null}'
-    original = original_parser()()
-    original.feed(text)
-    reference = original.finish()
-    assert reference == json.loads(text)
     p = FastParser()
-    p.feed(text)
-    assert p.finish() == reference
+    assert p.feed(text) == len(text)
+    assert p.finish() == {"id": 1, "result": [{"rows": [{"name": "br-ovs", "tag": ["set", []]}, "\u00e9\n"]}], "error": None}
