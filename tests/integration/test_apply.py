@@ -394,3 +394,16 @@ def test_docker_unreachable_applies_the_rest_unless_required(lab_host):
     with pytest.raises(RefusedError, match="docker_required"):
         apply.up(required, "node1", target)
     assert snapshot(h) == before
+
+
+def test_route_lookup_used_by_the_ssh_guard(lab_host):
+    """The guard asks the kernel which NIC reaches the SSH client: eth1 before up, mgmt0 after."""
+    from ovsnet.backends.netlink import Netlink
+
+    h = lab_host
+    with Netlink(h.ns) as nl:
+        assert nl.route_to("203.0.113.9") == "eth1"  # via the default route
+    apply.up(topo(h.tag), "node1", h.target)
+    with Netlink(h.ns) as nl:
+        assert nl.route_to("203.0.113.9") == "mgmt0"
+    apply.down(topo(h.tag), "node1", h.target)
