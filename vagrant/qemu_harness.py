@@ -493,7 +493,9 @@ def main(argv: list[str]) -> int:
             run_checked(vm, f"mkdir -p {GUEST_SRC} && mount -o ro LABEL=ovsnet-src {GUEST_SRC}", 60, "mounting the working tree")
             # A Vagrant box's management NIC has the DHCP default route (metric 0,
             # dhclient); restricted user networking gives none, so set it as a box has it.
-            run_checked(vm, "ip route replace default via 10.0.2.2 dev eth0 metric 0", 30, "the management NIC's default route")
+            # DHCP on the management NIC may still be running: wait for its address first.
+            run_checked(vm, "for i in $(seq 90); do ip -4 -o addr show dev eth0 | grep -q inet && break; sleep 1; done; "
+                            "ip route replace default via 10.0.2.2 dev eth0 metric 0", 120, "the management NIC's default route")
         # The cable first: both trunk NICs up, and a link-local ping each way
         # (IPv6, nothing configured yet), so a dead link fails here, not in a timeout.
         for vm in vms:
