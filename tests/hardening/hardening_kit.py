@@ -400,8 +400,8 @@ def _routes(h: LabHost) -> list[str]:
 def resolv_meaning(text: str) -> tuple:
     """resolv.conf as the resolver reads it: nameservers in order, every other line in order.
 
-    Byte-for-byte restoration is checked on its own (test_host_faults.py): `down`
-    puts the nameserver lines after the others (ovsnet/backends/dns.py).
+    Byte-for-byte restoration is checked on its own (test_host_faults.py,
+    test_resolv_conf_restored_byte_for_byte).
     """
     lines = text.splitlines()
     ns = tuple(l for l in lines if l.split()[:1] == ["nameserver"])

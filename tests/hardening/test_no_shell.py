@@ -16,7 +16,6 @@ OVSDB verbatim: a shell would have created marker files; none appears.
 from __future__ import annotations
 
 import ast
-import json
 import os
 import subprocess
 from pathlib import Path
