@@ -14,11 +14,10 @@ the same batch is flushed before such a request and its index looked up once.
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from ovsnet.backends import rtnl
 from ovsnet.ops import (
@@ -33,9 +32,6 @@ from ovsnet.ops import (
     NlSetLink,
 )
 
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-_HDR = struct.Struct("=IHHII")
 CHUNK_BYTES = 32 * 1024  # well under the default socket buffers, acks included
 SOCKET_BUFFER = 1 << 20
 
@@ -142,8 +138,8 @@ class Batch:
         status: dict[int, int] = {}
         while len(status) < len(by_seq):
             data = self.sock.recv(SOCKET_BUFFER)
-            for mtype, seq, payload in _messages(data):
-                if mtype == NLMSG_ERROR and seq in by_seq:
+            for mtype, _flags, seq, payload in rtnl.messages(data):
+                if mtype == rtnl.NLMSG_ERROR and seq in by_seq:
                     code = -struct.unpack_from("=i", payload, 0)[0]
                     if code == errno.ENODEV and isinstance(by_seq[seq].op, NlDeleteLink):
                         code = 0  # already gone: the end state a delete asks for
@@ -174,16 +170,6 @@ def _index_needs(op: NlOp) -> set[str]:
     if isinstance(op, (NlAddAddress, NlDelAddress, NlReplaceRoute, NlDelRoute)):
         return {op.ifname}
     return set()
-
-
-def _messages(buf: bytes):
-    off = 0
-    while off + _HDR.size <= len(buf):
-        length, mtype, _flags, seq, _pid = _HDR.unpack_from(buf, off)
-        if length < _HDR.size:
-            break
-        yield mtype, seq, buf[off + _HDR.size: off + length]
-        off += (length + 3) & ~3
 
 
 def open_socket(netns: str | None) -> socket.socket:
@@ -219,11 +205,3 @@ def run(sock: socket.socket, groups: Sequence[Sequence[NlOp]], index_of: Callabl
             break
     batch.flush()
     return batch.outcome
-
-
-def strerror(code: int) -> str:
-    return os.strerror(code)
-
-
-def _some(**fields: Any) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not None}
