@@ -6,7 +6,8 @@ pictures): ``kind:host/name``. Edges carry what crosses them:
 - ``trunk``: an OVS port carrying a set of VLAN ids (``vlans``), one of them
   possibly untagged (``native``);
 - ``access``: an OVS port in one VLAN (``tag``; None for untagged);
-- ``member``, ``patch``, ``cable``: plain L2 links that pass whatever they get;
+- ``member``, ``patch``, ``cable``: plain L2 links that pass whatever they get
+  (an ``implicit`` cable is one the file did not declare: see UPSTREAM);
 - ``contains``, ``routes``: structure and L3, never part of a broadcast domain.
 
 Broadcast domains are computed by union-find over "clusters" (nodes joined by
@@ -44,6 +45,16 @@ def switch_id(name: str) -> str:
     return nid("switch", name)
 
 
+#: Without a [lab] section the hosts are real, and the file says nothing about
+#: the network between them. The docs' rule is that the switch port facing an
+#: uplink trunks the same VLANs, so the graph assumes one upstream switch doing
+#: exactly that for every uplink: then "web1 on node1 reaches web2 on node2"
+#: follows from the graph as it does in the lab. The group name starts with
+#: "(", which no host or lab switch name can.
+UPSTREAM = "(upstream)"
+UPSTREAM_ID = switch_id("upstream")
+
+
 def build(topo: Topology) -> nx.Graph:
     g = nx.Graph(name=topo.name)
     vid = {v.name: v.id for v in topo.vlans.values()}
@@ -54,7 +65,10 @@ def build(topo: Topology) -> nx.Graph:
             _add_flat_host(g, host, vid)
         else:
             _add_vlan_host(g, host, vid, topo)
-    _add_lab(g, topo, vid)
+    if topo.lab is None:
+        _add_upstream(g, topo, vid)
+    else:
+        _add_lab(g, topo, vid)
     _add_endpoints(g, topo, vid)
     return g
 
@@ -135,6 +149,38 @@ def _add_lab(g: nx.Graph, topo: Topology, vid: dict[str, int]) -> None:
             g.add_edge(switch_id(lab.switch), leg, kind="access", tag=v.id)
 
 
+def _add_upstream(g: nx.Graph, topo: Topology, vid: dict[str, int]) -> None:
+    nics: list[tuple[Host, str]] = []
+    for host in topo.hosts.values():
+        if host.layout is Layout.FLAT:
+            if host.flat:
+                nics.append((host, host.flat.nic))
+        else:
+            nics += [(host, up.nic) for up in host.uplinks]
+    if not nics:
+        return
+    g.add_node(UPSTREAM_ID, kind="switch", host=UPSTREAM, name="upstream", implicit=True)
+    for host, nic in nics:
+        port = nid("switch_port", "upstream", f"{host.name}-{nic}")
+        g.add_node(port, kind="switch_port", host=UPSTREAM, name=f"{host.name}-{nic}", implicit=True)
+        _mirror(g, UPSTREAM_ID, port, host, nic, vid, implicit=True)
+        if nid("nic", host.name, nic) in g:  # else the file is invalid, and validation says why
+            g.add_edge(nid("nic", host.name, nic), port, kind="cable", implicit=True)
+
+
+def _mirror(g: nx.Graph, switch: str, port: str, host: Host, nic: str, vid: dict[str, int], implicit: bool = False) -> None:
+    """The switch side of a host's NIC: the same VLANs, the same untagged one."""
+    extra = {"implicit": True} if implicit else {}
+    up = next((u for u in host.uplinks if u.nic == nic), None)
+    if up is not None:
+        native = vid[up.native_vlan] if up.native_vlan else None
+        vlans = frozenset(vid[v] for v in up.vlans) | ({native} if native else frozenset())
+        g.add_edge(switch, port, kind="trunk", vlans=vlans, native=native, **extra)
+    elif host.flat is not None and host.flat.nic == nic:
+        tag = vid[host.flat.vlan] if host.flat.vlan else None
+        g.add_edge(switch, port, kind="access", tag=tag, **extra)
+
+
 def _cable_node(g, topo, switch, end, other, vid) -> str | None:
     """The node a cable end plugs into; a switch end gets a port mirroring the host's trunk."""
     if switch and end.node == switch:
@@ -143,14 +189,7 @@ def _cable_node(g, topo, switch, end, other, vid) -> str | None:
         port = nid("switch_port", switch, f"{other.node}-{other.nic}")
         host = topo.hosts[other.node]
         g.add_node(port, kind="switch_port", host=switch, name=f"{other.node}-{other.nic}")
-        up = next((u for u in host.uplinks if u.nic == other.nic), None)
-        if up is not None:
-            native = vid[up.native_vlan] if up.native_vlan else None
-            vlans = frozenset(vid[v] for v in up.vlans) | ({native} if native else frozenset())
-            g.add_edge(switch_id(switch), port, kind="trunk", vlans=vlans, native=native)
-        elif host.flat is not None and host.flat.nic == other.nic:
-            tag = vid[host.flat.vlan] if host.flat.vlan else None
-            g.add_edge(switch_id(switch), port, kind="access", tag=tag)
+        _mirror(g, switch_id(switch), port, host, other.nic, vid)
         return port
     node = nid("nic", end.node, end.nic or "")
     return node if node in g else None
@@ -213,6 +252,7 @@ class _UnionFind:
 class Loop:
     vlan: int | None  # None: a loop of plain links, in every VLAN
     edge: tuple[str, str]
+    assumed: bool = False  # closed by an edge of the assumed upstream switch
 
 
 class Domains:
@@ -226,11 +266,15 @@ class Domains:
         # every VLAN.
         plain = _UnionFind()
         filtered: list[tuple[str, str, dict]] = []
-        for u, v, d in g.edges(data=True):
+        # Assumed edges last: a loop they close exists only if the real network
+        # is as assumed, which validation words differently (see UPSTREAM).
+        edges = g.edges(data=True)
+        declared = [e for e in edges if not e[2].get("implicit")]
+        for u, v, d in declared + [e for e in edges if e[2].get("implicit")]:
             kind = d["kind"]
             if kind in L2_PLAIN:
                 if not plain.union(u, v):
-                    self.loops.append(Loop(None, (u, v)))
+                    self.loops.append(Loop(None, (u, v), bool(d.get("implicit"))))
             elif kind in L2_FILTERED:
                 filtered.append((u, v, d))
         self.cluster: dict[str, str] = {n: plain.find(n) for n in g.nodes}
@@ -243,11 +287,11 @@ class Domains:
             elif d["kind"] == "access":
                 by_vlan.setdefault(d["tag"], []).append((u, v))
         self._uf: dict[int | None, _UnionFind] = {}
-        for vlan, edges in by_vlan.items():
+        for vlan, vedges in by_vlan.items():
             uf = _UnionFind()
-            for u, v in edges:
+            for u, v in vedges:
                 if not uf.union(self.cluster[u], self.cluster[v]):
-                    self.loops.append(Loop(vlan, (u, v)))
+                    self.loops.append(Loop(vlan, (u, v), bool(g.edges[u, v].get("implicit"))))
             self._uf[vlan] = uf
 
     def same(self, vlan: int | None, a: str, b: str) -> bool:

@@ -21,6 +21,7 @@ from typing import Iterable
 import networkx as nx
 
 from ovsnet.errors import BackendError, UsageError
+from ovsnet.graph import UPSTREAM
 
 # Ordered so that the first VLANs of a picture get the hues that differ most;
 # all dark enough for white text in the legend, and no grey, which is kept
@@ -170,6 +171,9 @@ def node_details(g: nx.Graph, n: str) -> list[str]:
     kind = d.get("kind", "")
     what = _KIND_TEXT.get(kind, kind)
     # "router" named "router" needs saying once.
+    if d.get("implicit") and kind in ("switch", "switch_port"):
+        # Not in the file: drawn so the reader sees what verify expects of the real network.
+        what = "assumed: trunks what each uplink carries" if kind == "switch" else "assumed " + what
     lines = [] if what == d.get("name") else [what]
     if kind == "ovs_bridge" and d.get("datapath"):
         lines.append(f"datapath {d['datapath']}")
@@ -231,6 +235,8 @@ class Group:
     @property
     def title(self) -> str:
         if self.role == "switch":
+            if self.name == UPSTREAM:
+                return "upstream network (assumed)"
             return "lab switch" if self.name == "switch" else f"lab switch {self.name}"
         if self.role == "router":
             return "router" if self.name == "router" else f"router {self.name}"

@@ -181,6 +181,21 @@ def test_host_mode_compares_this_hosts_row():
         probe.verify_host(checked, addresses={"203.0.113.9"}, pinger=pinger)
 
 
+def test_host_mode_on_real_hosts_expects_the_other_host_across_the_trunk():
+    # vagrant/topology.toml has no [lab]: the hosts' trunks meet upstream, so
+    # node1's own address must reach node2's (same VLAN), and web across hosts.
+    checked = load_checked(ROOT / "vagrant" / "topology.toml")
+    reach = {"192.168.10.12", "10.100.0.11", "10.100.0.12"}
+    report = probe.verify_host(checked, addresses={"192.168.10.11"}, pinger=lambda j, c: {k: a in reach for k, (_n, a) in j.items()})
+    assert report.ok, verify.render_matrix(report)
+    marks = {p.dst: p.expect for p in report.pairs}
+    assert marks == {"node2": Expect.SAME_VLAN, "web1": Expect.ROUTED, "web2": Expect.ROUTED,
+                     "db1": Expect.BLOCKED, "db2": Expect.BLOCKED}
+    # node2 silent is a failure of the trunk, not an expected block.
+    cut = probe.verify_host(checked, addresses={"192.168.10.11"}, pinger=lambda j, c: {k: a in reach - {"192.168.10.12"} for k, (_n, a) in j.items()})
+    assert cut.broken_pairs() == {("node1", "node2")}
+
+
 # --- the lab ------------------------------------------------------------------------------------
 
 

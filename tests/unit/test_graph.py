@@ -96,14 +96,62 @@ def test_expected_seed(seed):
         assert e[(b, a)] is v
 
 
+NO_LAB_TEXT = SEED_TEXT.split("# Only for `ovsnet lab`")[0]
+
+
 def test_expected_without_lab_assumes_router_on_trunk():
-    text = SEED_TEXT.split("# Only for `ovsnet lab`")[0]
-    topo = parse(text)
+    topo = parse(NO_LAB_TEXT)
     e = expected(topo, graph.build(topo))
-    # no cables: each host is its own island; same VLAN across hosts is not one domain
-    assert e[("web1", "web2")] is Expect.BLOCKED
     assert e[("web1", "node1")] is Expect.ROUTED
     assert e[("db1", "node1")] is Expect.BLOCKED
+
+
+def test_without_lab_the_uplinks_meet_an_assumed_upstream_switch():
+    # Real hosts: the trunks reach each other through the network the file does
+    # not describe, so one VLAN on two hosts is one broadcast domain.
+    topo = parse(NO_LAB_TEXT)
+    g = graph.build(topo)
+    e = expected(topo, g)
+    assert e[("web1", "web2")] is Expect.SAME_VLAN
+    assert e[("db1", "db2")] is Expect.SAME_VLAN
+    assert e[("node1", "node2")] is Expect.SAME_VLAN
+    assert e[("web1", "db2")] is Expect.BLOCKED
+    assert g.nodes[graph.UPSTREAM_ID]["implicit"] is True
+    port = nid("switch_port", "upstream", "node2-eth1")
+    assert g.edges[graph.UPSTREAM_ID, port] == {"kind": "trunk", "vlans": frozenset({10, 100, 200}), "native": 10, "implicit": True}
+    assert g.edges[nid("nic", "node2", "eth1"), port]["kind"] == "cable"
+
+
+def test_assumed_upstream_carries_only_what_both_trunks_carry():
+    # node2's trunk drops db: db1 and db2 can no longer meet, web still can.
+    text = NO_LAB_TEXT.replace(
+        '[[hosts.node2.uplinks]]\nnic = "eth1"\nvlans = ["mgmt", "web", "db"]',
+        '[[hosts.node2.uplinks]]\nnic = "eth1"\nvlans = ["mgmt", "web"]',
+    )
+    assert text != NO_LAB_TEXT
+    topo = parse(text)
+    e = expected(topo, graph.build(topo))
+    assert e[("db1", "db2")] is Expect.BLOCKED
+    assert e[("web1", "web2")] is Expect.SAME_VLAN
+
+
+def test_a_lab_replaces_the_assumed_upstream():
+    topo = parse(SEED_TEXT)
+    g = graph.build(topo)
+    assert graph.UPSTREAM_ID not in g
+    assert not any(d.get("implicit") for _u, _v, d in g.edges(data=True))
+
+
+def test_two_uplinks_on_one_vlan_without_lab_is_a_possible_loop_warning():
+    from ovsnet.topology.validate import validate
+
+    topo = parse(_two_uplinks(NO_LAB_TEXT))
+    g = graph.build(topo)
+    findings = validate(topo, g)
+    loops = [f for f in findings if "loop" in f.message]
+    assert loops and all(f.severity == "warning" for f in loops)
+    assert "possible L2 loop in VLAN web" in loops[0].message
+    assert "eth2" in loops[0].message
 
 
 def _two_uplinks(text: str) -> str:

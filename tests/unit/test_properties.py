@@ -70,6 +70,8 @@ def test_generated_topologies_validate(gen):
     n = nh * (4 + 3 * nv) + nh * nv
     if with_lab:
         n += 1 + nh + 1 + nv  # switch, its ports, router and its legs
+    else:
+        n += 1 + nh  # the assumed upstream switch and its ports
     assert g.number_of_nodes() == n
     for h in topo.hosts:
         assert sum(1 for _, d in g.nodes(data=True) if d["kind"] == "ovs_bridge" and d["host"] == h) == 1
