@@ -2,7 +2,7 @@
 
 For each N, one simulated host: a fresh network namespace with a private
 ovsdb-server + ovs-vswitchd (netdev datapath), whose eth1 is a veth to a
-"gateway" namespace answering 192.168.10.1 (as tests/integration/test_apply.py).
+"gateway" namespace answering 192.168.10.1 (the tests' host: tests/support/labhost.py).
 N "tagged veth ports" = N Docker bridge entries, each on its own VLAN: per
 entry a Linux bridge, a veth pair (one end enslaved to the bridge) and an OVS
 access port tagged with the VLAN. Three ways to build them:
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,77 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ovsnet import apply  # noqa: E402
 from ovsnet.lab import netns  # noqa: E402
-from ovsnet.lab.ovs_instance import OvsInstance  # noqa: E402
-from ovsnet.target import Target  # noqa: E402
 from ovsnet.topology import check  # noqa: E402
 from ovsnet.topology.load import parse  # noqa: E402
+from tests.support.labhost import SimulatedHost  # noqa: E402
+from tests.support.topologies import tagged_ports  # noqa: E402
 
 BR = "br-ovs"
 VLAN0 = 100  # port i is on VLAN VLAN0 + i
 
 
-def sh(*argv: str, input: str | None = None) -> str:
-    p = subprocess.run(argv, capture_output=True, text=True, input=input)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:8])}{' ...' if len(argv) > 8 else ''} failed ({p.returncode}): {p.stderr.strip()[:500]}")
-    return p.stdout
-
-
-def topology(n: int, tag: str) -> str:
-    out = [f'name = "b{tag}"', "[vlans.mgmt]", "id = 10", 'subnet = "192.168.10.0/24"', 'router = "192.168.10.1"']
-    for i in range(n):
-        out += [f"[vlans.v{i}]", f"id = {VLAN0 + i}"]
-    out += [
-        "[hosts.node1]",
-        f'bridge = {{ name = "{BR}", datapath = "netdev" }}',
-        "[[hosts.node1.uplinks]]",
-        'nic = "eth1"',
-        "vlans = [" + ", ".join(['"mgmt"'] + [f'"v{i}"' for i in range(n)]) + "]",
-        'native_vlan = "mgmt"',
-        "[hosts.node1.management]",
-        'addresses = ["192.168.10.11/24"]',
-        'gateway = "192.168.10.1"',
-    ]
-    for i in range(n):
-        out += ["[[hosts.node1.docker]]", f'bridge = "b{i}"', f'vlan = "v{i}"']
-    return "\n".join(out) + "\n"
-
-
-class Lab:
-    """One host namespace with a private OVS, and its gateway namespace."""
-
-    def __init__(self, prefix: str, workdir: Path):
-        self.ns, self.gw = f"{prefix}h", f"{prefix}g"
-        self.workdir = workdir
-        self.ovs = OvsInstance()
-        self.made: list[str] = []
-
-    def start(self) -> None:
-        for name in (self.ns, self.gw):
-            netns.create(name)
-            self.made.append(name)
-        self.ovs.start(self.ns, self.workdir / "ovs")
-        sh("ip", "link", "add", "eth1", "netns", self.ns, "type", "veth", "peer", "name", "gw0", "netns", self.gw)
-        sh("ip", "-n", self.gw, "addr", "add", "192.168.10.1/24", "dev", "gw0")
-        sh("ip", "-n", self.gw, "link", "set", "gw0", "up")
-        sh("ip", "-n", self.ns, "addr", "add", "192.168.10.11/24", "dev", "eth1")
-        sh("ip", "-n", self.ns, "link", "set", "eth1", "up")
-        sh("ip", "-n", self.ns, "route", "add", "default", "via", "192.168.10.1", "dev", "eth1")
-        self.resolv = self.workdir / "resolv.conf"
-        self.resolv.write_text("nameserver 9.9.9.9\n")
-
-    def stop(self) -> None:
-        try:
-            self.ovs.stop()
-        finally:
-            for name in reversed(self.made):
-                netns.remove(name)
-
-    def vsctl(self, *args: str, wait: bool = True) -> str:
-        return sh("ovs-vsctl", f"--db={self.ovs.remote}", "--timeout=600", *([] if wait else ["--no-wait"]), *args)
-
-    def ip(self, *args: str) -> str:
-        return sh("ip", "-n", self.ns, *args)
+class Lab(SimulatedHost):
+    """The simulated host, with the counts each way's cleanup is checked against."""
 
     def count_ports(self) -> int:
         return len(self.vsctl("list-ports", BR).split())
@@ -116,8 +55,8 @@ class Lab:
 
 
 def bench_ovsnet(lab: Lab, n: int, tag: str) -> dict:
-    checked = check(parse(topology(n, tag), "bench.toml"))
-    target = Target(ovsdb=lab.ovs.remote, netns=lab.ns, state_dir=str(lab.workdir / "state"), resolv_conf=str(lab.resolv), datapath="netdev", gateway_timeout=10.0, ovs_timeout=120.0)
+    checked = check(parse(tagged_ports(n, f"b{tag}", VLAN0, BR), "bench.toml"))
+    target = lab.target
     links_before = lab.count_links()
     t0 = time.perf_counter()
     r = apply.up(checked, "node1", target)
@@ -170,14 +109,14 @@ def bench_floor(lab: Lab, n: int) -> dict:
     for i in range(n):
         vs += ["--", "add-port", BR, f"ovs-b{i}", f"tag={VLAN0 + i}"]
     t0 = time.perf_counter()
-    sh("ip", "-n", lab.ns, "-batch", "-", input="\n".join(batch) + "\n")
+    lab.ip("-batch", "-", input="\n".join(batch) + "\n")
     lab.vsctl(*vs)
     t_up = time.perf_counter() - t0
     assert lab.count_ports() == n
     dels = [f"link del ovs-b{i}\nlink del b{i}" for i in range(n)]
     t0 = time.perf_counter()
     lab.vsctl("del-br", BR)
-    sh("ip", "-n", lab.ns, "-batch", "-", input="\n".join(dels) + "\n")
+    lab.ip("-batch", "-", input="\n".join(dels) + "\n")
     t_down = time.perf_counter() - t0
     assert lab.count_links() == links_before, "floor cleanup left links behind"
     return {"up": t_up, "down": t_down}
@@ -196,7 +135,7 @@ def main() -> None:
     rows = []
     try:
         for k, n in enumerate(sizes):
-            lab = Lab(f"{prefix}{k}", workdir / str(n))
+            lab = Lab(f"{prefix}{k}", workdir / str(n), datapath="netdev", gateway_timeout=10.0, ovs_timeout=120.0)
             try:
                 lab.start()
                 row = {"n": n}

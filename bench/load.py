@@ -3,8 +3,8 @@
 Part 1 - ports. For each N (default 1000 and 4000), in a child process of
 its own (so that resource.getrusage's peak RSS is that run's alone): a fresh
 namespace with a private ovsdb-server + ovs-vswitchd (netdev datapath) whose
-eth1 is a veth to a gateway namespace answering 192.168.10.1, as in
-tests/integration/test_apply.py and bench/apply.py. N "tagged ports" = N
+eth1 is a veth to a gateway namespace answering 192.168.10.1: the tests'
+host (tests/support/labhost.py), as in bench/apply.py. N "tagged ports" = N
 `[[docker]]` entries, each on its own VLAN (11 + i): a Linux bridge, a veth
 pair, an OVS access port with that tag. Measured: `apply.up` from nothing,
 `apply.up` again (must be a no-op: no change planned or applied), `drift`
@@ -43,16 +43,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ovsnet.lab import netns  # noqa: E402
+from tests.support.topologies import tagged_ports  # noqa: E402
 
 BR = "br-ovs"
 VLAN0 = 11  # port i is on VLAN VLAN0 + i (VLAN 10 is management); 4000 ports end at 4010
-
-
-def sh(*argv: str, input: str | None = None) -> str:
-    p = subprocess.run(argv, capture_output=True, text=True, input=input)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:8])} failed ({p.returncode}): {p.stderr.strip()[:500]}")
-    return p.stdout
 
 
 def peak_rss_kib() -> int:
@@ -96,59 +90,25 @@ def note(text: str) -> None:
 # --- part 1: ports ------------------------------------------------------------------
 
 
-def ports_topology(n: int, tag: str) -> str:
-    out = [f'name = "ld{tag}"', "[vlans.mgmt]", "id = 10", 'subnet = "192.168.10.0/24"', 'router = "192.168.10.1"']
-    for i in range(n):
-        out += [f"[vlans.v{i}]", f"id = {VLAN0 + i}"]
-    out += [
-        "[hosts.node1]",
-        f'bridge = {{ name = "{BR}", datapath = "netdev" }}',
-        "[[hosts.node1.uplinks]]",
-        'nic = "eth1"',
-        "vlans = [" + ", ".join(['"mgmt"'] + [f'"v{i}"' for i in range(n)]) + "]",
-        'native_vlan = "mgmt"',
-        "[hosts.node1.management]",
-        'addresses = ["192.168.10.11/24"]',
-        'gateway = "192.168.10.1"',
-    ]
-    for i in range(n):
-        out += ["[[hosts.node1.docker]]", f'bridge = "b{i}"', f'vlan = "v{i}"']
-    return "\n".join(out) + "\n"
-
-
 def one_size(n: int, prefix: str, workdir: Path) -> None:
     """Child process: build the host, measure up / up again / drift / down, tear it all down."""
     from ovsnet import apply
-    from ovsnet.lab.ovs_instance import OvsInstance
-    from ovsnet.target import Target
     from ovsnet.topology import check
     from ovsnet.topology.load import parse
+    from tests.support.labhost import SimulatedHost
+    from tests.support.leaks import daemon_pid
 
     signal.signal(BUDGET_SIGNAL, _over_budget(os.getpid()))
-    ns, gw = f"{prefix}h", f"{prefix}g"
-    ovs = OvsInstance()
-    made: list[str] = []
+    host = SimulatedHost(prefix, workdir, datapath="netdev", gateway_timeout=60.0, ovs_timeout=3600.0)
     row: dict = {"n": n}
     try:
-        for name in (ns, gw):
-            netns.create(name)
-            made.append(name)
-        ovs.start(ns, workdir / "ovs")
-        sh("ip", "link", "add", "eth1", "netns", ns, "type", "veth", "peer", "name", "gw0", "netns", gw)
-        sh("ip", "-n", gw, "addr", "add", "192.168.10.1/24", "dev", "gw0")
-        sh("ip", "-n", gw, "link", "set", "gw0", "up")
-        sh("ip", "-n", ns, "addr", "add", "192.168.10.11/24", "dev", "eth1")
-        sh("ip", "-n", ns, "link", "set", "eth1", "up")
-        sh("ip", "-n", ns, "route", "add", "default", "via", "192.168.10.1", "dev", "eth1")
-        resolv = workdir / "resolv.conf"
-        resolv.write_text("nameserver 9.9.9.9\n")
-        vswitchd = int((ovs.rundir / "ovs-vswitchd.pid").read_text())
+        host.start()
+        vswitchd = daemon_pid(host.ovs.rundir, "ovs-vswitchd")
         t0 = time.perf_counter()
-        checked = check(parse(ports_topology(n, prefix[-5:]), "load.toml"))
+        checked = check(parse(tagged_ports(n, f"ld{prefix[-5:]}", VLAN0, BR), "load.toml"))
         row["check_s"] = round(time.perf_counter() - t0, 2)
-        target = Target(ovsdb=ovs.remote, netns=ns, state_dir=str(workdir / "state"), resolv_conf=str(resolv),
-                        datapath="netdev", gateway_timeout=60.0, ovs_timeout=3600.0)
-        links0 = len(sh("ip", "-n", ns, "-o", "link").splitlines())
+        target = host.target
+        links0 = len(host.ip("-o", "link").splitlines())
         note(f"N={n}: up ...")
         t0 = time.perf_counter()
 
@@ -161,8 +121,8 @@ def one_size(n: int, prefix: str, workdir: Path) -> None:
         r = apply.up(checked, "node1", target, report=progress)
         row["up_s"] = round(time.perf_counter() - t0, 2)
         row["changes"] = len(r.applied)
-        row["ovs_ports"] = len(sh("ovs-vsctl", f"--db={ovs.remote}", "--timeout=600", "list-ports", BR).split())
-        row["links"] = len(sh("ip", "-n", ns, "-o", "link").splitlines())
+        row["ovs_ports"] = len(host.vsctl("list-ports", BR).split())
+        row["links"] = len(host.ip("-o", "link").splitlines())
         row["rss_after_up_kib"] = peak_rss_kib()
         note(f"N={n}: up {row['up_s']} s, {row['changes']} changes, {row['ovs_ports']} OVS ports; up again ...")
         emit(**row, phase="up")
@@ -178,7 +138,7 @@ def one_size(n: int, prefix: str, workdir: Path) -> None:
         t0 = time.perf_counter()
         apply.down(checked, "node1", target)
         row["down_s"] = round(time.perf_counter() - t0, 2)
-        row["links_after_down"] = len(sh("ip", "-n", ns, "-o", "link").splitlines())
+        row["links_after_down"] = len(host.ip("-o", "link").splitlines())
         row["links_restored"] = row["links_after_down"] == links0
         row["peak_rss_kib"] = peak_rss_kib()
         row["vswitchd_peak_rss_kib"] = vm_hwm_kib(vswitchd)
@@ -189,11 +149,7 @@ def one_size(n: int, prefix: str, workdir: Path) -> None:
         emit(**row, phase="stopped")
     finally:
         signal.signal(BUDGET_SIGNAL, signal.SIG_IGN)  # the cleanup must finish
-        try:
-            ovs.stop()
-        finally:
-            for name in reversed(made):
-                netns.remove(name)
+        host.stop()
 
 
 # --- part 2: a lab of K hosts ---------------------------------------------------------

@@ -1,13 +1,13 @@
 """Soak: N cycles of up / up again / down on a lab host; nothing may leak.
 
-One simulated host, as in tests/integration/test_apply.py: a namespace with a
-private ovsdb-server + ovs-vswitchd (netdev datapath) whose eth1 is a veth to
-a gateway namespace answering 192.168.10.1, plus objects that are not
-ovsnet's (an OVS bridge with a port, a Linux bridge with an address and a
-route). The seed's node1 (two Docker bridges on VLANs 100 and 200, the
-management address moved from eth1 to mgmt0) is applied and removed N times
-*in this process*, so that its own file descriptors and threads can be
-counted.
+One simulated host, the one the tests use (tests/support/labhost.py): a
+namespace with a private ovsdb-server + ovs-vswitchd (netdev datapath) whose
+eth1 is a veth to a gateway namespace answering 192.168.10.1, plus the
+hardening tests' objects that are not ovsnet's (an OVS bridge with ports, a
+Linux bridge with a port, addresses and routes). The seed's node1 (two
+Docker bridges on VLANs 100 and 200, the management address moved from eth1
+to mgmt0) is applied and removed N times *in this process*, so that its own
+file descriptors and threads can be counted.
 
 After every cycle, compared with the measurements after cycle 0 (which warms
 up lazy imports): the namespaces with this run's prefix; the link names in the
@@ -29,7 +29,6 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,80 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ovsnet import apply  # noqa: E402
 from ovsnet.lab import netns  # noqa: E402
-from ovsnet.lab.ovs_instance import OvsInstance  # noqa: E402
-from ovsnet.target import Target  # noqa: E402
 from ovsnet.topology import check  # noqa: E402
 from ovsnet.topology.load import parse  # noqa: E402
-
-TOPOLOGY = """
-name = "soak{tag}"
-[vlans.mgmt]
-id = 10
-subnet = "192.168.10.0/24"
-router = "192.168.10.1"
-[vlans.web]
-id = 100
-subnet = "10.100.0.0/24"
-router = "10.100.0.1"
-[vlans.db]
-id = 200
-subnet = "10.200.0.0/24"
-[hosts.node1]
-bridge = {{ name = "br-ovs", datapath = "netdev" }}
-[[hosts.node1.uplinks]]
-nic = "eth1"
-vlans = ["mgmt", "web", "db"]
-native_vlan = "mgmt"
-[hosts.node1.management]
-port = "mgmt0"
-addresses = ["192.168.10.11/24"]
-gateway = "192.168.10.1"
-dns = ["192.168.10.1"]
-[[hosts.node1.docker]]
-bridge = "br-web"
-vlan = "web"
-[[hosts.node1.docker]]
-bridge = "br-db"
-vlan = "db"
-"""
-
-
-def sh(*argv: str, input: str | None = None) -> str:
-    p = subprocess.run(argv, capture_output=True, text=True, input=input)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({p.returncode}): {p.stderr.strip()}")
-    return p.stdout
-
-
-def pidfile(rundir: Path, program: str) -> int:
-    return int((rundir / f"{program}.pid").read_text().strip())
-
-
-def children() -> int:
-    me = str(os.getpid())
-    n = 0
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[1] == me and fields[0] not in ("Z", "X"):
-                n += 1
-    return n
-
-
-def processes_naming(marker: str) -> list[str]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit() and int(d.name) != os.getpid():
-            try:
-                cmd = (d / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker.encode() in cmd:
-                out.append(os.path.basename(cmd.split(b"\0")[0].decode(errors="replace")))
-    return sorted(out)
+from tests.support.commands import ns_json  # noqa: E402
+from tests.support.labhost import SimulatedHost, add_foreign_objects  # noqa: E402
+from tests.support.leaks import daemon_pid, open_fds, own_usage, processes_naming  # noqa: E402
+from tests.support.topologies import node1  # noqa: E402
 
 
 def vm_rss_kib() -> int:
@@ -122,66 +53,36 @@ def vm_rss_kib() -> int:
     return 0
 
 
-class Host:
-    def __init__(self, prefix: str, workdir: Path):
-        self.prefix, self.workdir = prefix, workdir
-        self.ns, self.gw = f"{prefix}h", f"{prefix}g"
-        self.ovs = OvsInstance()
-        self.made: list[str] = []
+def run_processes(workdir: Path) -> list[str]:
+    """Program names of the processes whose command line names this run: its two OVS daemons, nothing else."""
+    return sorted(os.path.basename(argv[0]) for argv in processes_naming(str(workdir)))
 
-    def start(self) -> None:
-        for name in (self.ns, self.gw):
-            netns.create(name)
-            self.made.append(name)
-        self.ovs.start(self.ns, self.workdir / "ovs")
-        sh("ip", "link", "add", "eth1", "netns", self.ns, "type", "veth", "peer", "name", "gw0", "netns", self.gw)
-        sh("ip", "-n", self.gw, "-batch", "-", input="addr add 192.168.10.1/24 dev gw0\nlink set gw0 up\n")
-        sh("ip", "-n", self.ns, "-batch", "-", input="\n".join([
-            "addr add 192.168.10.11/24 dev eth1", "link set eth1 up", "route add default via 192.168.10.1 dev eth1",
-            # Not ovsnet's: must survive every cycle untouched.
-            "link add fv0 type veth peer name fv1", "link set fv0 up", "link set fv1 up",
-            "link add lbrf type bridge", "link set lbrf up", "addr add 10.88.0.1/24 dev lbrf",
-            "route add 10.99.0.0/24 via 10.88.0.254 dev lbrf",
-        ]) + "\n")
-        self.vsctl("add-br", "fbr", "--", "set", "Bridge", "fbr", "datapath_type=netdev", "--", "add-port", "fbr", "fv0", "tag=33")
-        self.resolv = self.workdir / "resolv.conf"
-        self.resolv.write_text("search example.test\nnameserver 9.9.9.9\n")
 
-    def stop(self) -> None:
-        try:
-            self.ovs.stop()
-        finally:
-            for name in reversed(self.made):
-                netns.remove(name)
-
-    def vsctl(self, *args: str) -> str:
-        return sh("ovs-vsctl", f"--db={self.ovs.remote}", "--timeout=60", *args)
-
-    def measure(self) -> dict:
-        rows = {}
-        for table in ("Bridge", "Port", "Interface"):
-            rows[table] = len(json.loads(self.vsctl("--format=json", "--columns=_uuid", "list", table))["data"])
-        links = lambda ns: sorted(l["ifname"] for l in json.loads(sh("ip", "-n", ns, "-j", "link")))  # noqa: E731
-        addrs = sorted((a["ifname"], i["local"]) for a in json.loads(sh("ip", "-n", self.ns, "-j", "addr"))
-                       for i in a.get("addr_info", []) if i.get("scope") != "link")
-        routes = sorted(json.dumps(r, sort_keys=True) for r in json.loads(sh("ip", "-n", self.ns, "-j", "route")))
-        rundir = self.ovs.rundir
-        return {
-            "namespaces": netns.listed(self.prefix),
-            "host links": links(self.ns),
-            "gateway links": links(self.gw),
-            "host addresses": addrs,
-            "host routes": routes,
-            "resolv.conf nameservers": [l for l in self.resolv.read_text().splitlines() if l.startswith("nameserver")],
-            "ovsdb rows": rows,
-            "fds": len(os.listdir("/proc/self/fd")),
-            "threads": len(os.listdir("/proc/self/task")),
-            "children": children(),
-            "processes naming the run": processes_naming(str(self.workdir)),
-            "ovsdb-server fds": len(os.listdir(f"/proc/{pidfile(rundir, 'ovsdb-server')}/fd")),
-            "ovs-vswitchd fds": len(os.listdir(f"/proc/{pidfile(rundir, 'ovs-vswitchd')}/fd")),
-            "state files": sorted(str(p.name) for p in (self.workdir / "state").rglob("*.json")) if (self.workdir / "state").exists() else [],
-        }
+def measure(host: SimulatedHost) -> dict:
+    rows = {}
+    for table in ("Bridge", "Port", "Interface"):
+        rows[table] = len(json.loads(host.vsctl("--format=json", "--columns=_uuid", "list", table, timeout=60))["data"])
+    links = lambda ns: sorted(l["ifname"] for l in ns_json(ns, "link"))  # noqa: E731
+    addrs = sorted((a["ifname"], i["local"]) for a in ns_json(host.ns, "addr") for i in a.get("addr_info", []) if i.get("scope") != "link")
+    routes = sorted(json.dumps(r, sort_keys=True) for r in ns_json(host.ns, "route"))
+    daemon_fds = {}
+    for program in ("ovsdb-server", "ovs-vswitchd"):
+        pid = daemon_pid(host.ovs.rundir, program)
+        daemon_fds[f"{program} fds"] = open_fds(pid) if pid else None  # a daemon gone is a difference too
+    state = host.workdir / "state"
+    return {
+        "namespaces": netns.listed(host.prefix),
+        "host links": links(host.ns),
+        "gateway links": links(host.gw),
+        "host addresses": addrs,
+        "host routes": routes,
+        "resolv.conf nameservers": [l for l in host.resolv.read_text().splitlines() if l.startswith("nameserver")],
+        "ovsdb rows": rows,
+        **own_usage(),
+        "processes naming the run": run_processes(host.workdir),
+        **daemon_fds,
+        "state files": sorted(str(p.name) for p in state.rglob("*.json")) if state.exists() else [],
+    }
 
 
 def main() -> int:
@@ -192,7 +93,7 @@ def main() -> int:
 
     prefix = netns.unique_prefix("sk")
     workdir = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
-    host = Host(prefix, workdir)
+    host = SimulatedHost(prefix, workdir, "search example.test\nnameserver 9.9.9.9\n", gateway_timeout=30.0, ovs_timeout=60.0)
     leaks: list[str] = []
     times = {"up": [], "again": [], "down": []}
     rss: list[int] = []
@@ -200,13 +101,13 @@ def main() -> int:
     print(f"prefix {prefix}, run dir {workdir}", flush=True)
     try:
         host.start()
-        checked = check(parse(TOPOLOGY.format(tag=prefix[-5:]), "soak.toml"))
-        target = Target(ovsdb=host.ovs.remote, netns=host.ns, state_dir=str(workdir / "state"), resolv_conf=str(host.resolv),
-                        gateway_timeout=30.0, ovs_timeout=60.0)
-        pristine = host.measure()
+        add_foreign_objects(host.ns, host.ovs.remote, prefix[-5:])
+        checked = check(parse(node1(f"soak{prefix[-5:]}", mgmt_port=True), "soak.toml"))
+        target = host.target
+        pristine = measure(host)
         apply.up(checked, "node1", target)
         apply.down(checked, "node1", target)
-        base = host.measure()
+        base = measure(host)
         for key in ("host links", "host addresses", "host routes", "resolv.conf nameservers", "ovsdb rows"):
             if base[key] != pristine[key]:
                 leaks.append(f"cycle 0: {key}: {pristine[key]} -> {base[key]}")
@@ -225,7 +126,7 @@ def main() -> int:
                 leaks.append(f"cycle {cycle}: up applied nothing")
             if again.applied or not again.plan.empty:
                 leaks.append(f"cycle {cycle}: second up was not a no-op: {[c.resource for c in again.plan.changes]}")
-            now = host.measure()
+            now = measure(host)
             for key in base:
                 if now[key] != base[key]:
                     leaks.append(f"cycle {cycle}: {key}: {base[key]} -> {now[key]}")
@@ -238,7 +139,7 @@ def main() -> int:
         host.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     left_ns = netns.listed(prefix)
-    left_proc = processes_naming(str(workdir))
+    left_proc = run_processes(workdir)
     if left_ns:
         leaks.append(f"namespaces left after the run: {left_ns}")
     if left_proc:

@@ -12,7 +12,7 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 from ovsnet import desired as desired_mod
@@ -28,6 +28,19 @@ from ovsnet.topology.model import Host
 
 Report = Callable[[str], None]
 VERIFY_ATTEMPTS = 5
+# A silent gateway leaves the host cut off for this long before the move is
+# rolled back; beyond a few minutes that is an outage, not a wait.
+GATEWAY_TIMEOUT_MAX = 300.0
+
+
+def check_gateway_timeout(seconds: float) -> float:
+    """A gateway-check timeout from the command line, or a UsageError saying what is allowed."""
+    if not 0 < seconds <= GATEWAY_TIMEOUT_MAX:  # NaN fails this too
+        raise UsageError(
+            f"--gateway-timeout {seconds:g}: give the seconds the gateway may take to answer after the move, "
+            f"more than 0 and at most {GATEWAY_TIMEOUT_MAX:g} (the host has no working route that long if it stays silent)"
+        )
+    return float(seconds)
 
 
 def _quiet(_: str) -> None:
@@ -178,7 +191,7 @@ def _read_and_plan(checked: Checked, host: Host, target: Target, b: Backends, ad
     opts = plan_mod.Options(adopt=adopt, docker=not needs_docker or actual.docker is not None)
     p = plan_mod.diff(want, actual, saved, opts)
     if needs_docker and actual.docker is None and b.docker_error:
-        p = Plan(p.topology, p.host, p.changes, p.blockers, p.uplink, p.notes + (b.docker_error,))
+        p = replace(p, notes=p.notes + (b.docker_error,))
     return want, actual, p
 
 
@@ -334,10 +347,12 @@ def up(checked: Checked, host_name: str, target: Target, options: UpOptions = Up
             if p.moves_uplink:
                 _check_uplink_move(b, p, target, options)
             saved = statefile.read(target.state_dir, topo.name, host.name)
-            wrote_state = False
-            if p.uplink is not None and (saved is None or saved.uplink is None):
-                statefile.write(target.state_dir, statefile.Saved(topo.name, host.name, p.uplink))
-                wrote_state = True
+            # Before the first change: what this plan is about to lose (the NIC's
+            # addresses, routes, MTU) must survive a crash in the middle of it.
+            keep = (saved or statefile.Saved(topo.name, host.name)).merged(p.uplink, p.nic_mtus)
+            wrote_state = keep != (saved or statefile.Saved(topo.name, host.name))
+            if wrote_state:
+                statefile.write(target.state_dir, keep)
             ex = _Executor(b, report, options.after_change or _crash_hook())
 
             def on_phase_end(phase: Phase) -> None:
@@ -350,7 +365,10 @@ def up(checked: Checked, host_name: str, target: Target, options: UpOptions = Up
                     ex.step = f"the gateway check ({want.uplink.gateway} on {want.uplink.target})"
                     report(f"uplink: waiting for gateway {want.uplink.gateway} to answer on {want.uplink.target}")
                     if not b.netlink.arp_probe(want.uplink.target, want.uplink.gateway, timeout=target.gateway_timeout):
-                        raise VerificationError(f"gateway {want.uplink.gateway} did not answer on {want.uplink.target} within {target.gateway_timeout:g} s")
+                        raise VerificationError(
+                            f"gateway {want.uplink.gateway} did not answer on {want.uplink.target} within {target.gateway_timeout:g} s "
+                            "(if it is right but slow, e.g. userspace OVS under load, pass a longer --gateway-timeout)"
+                        )
 
             try:
                 ex.run(p.changes, on_phase_end)
@@ -358,7 +376,10 @@ def up(checked: Checked, host_name: str, target: Target, options: UpOptions = Up
                 failed = ex.step
                 undone, errors = ex.rollback()
                 if wrote_state and not errors:
-                    statefile.remove(target.state_dir, topo.name, host.name)
+                    if saved is None:
+                        statefile.remove(target.state_dir, topo.name, host.name)
+                    else:
+                        statefile.write(target.state_dir, saved)
                 if not isinstance(exc, OvsnetError):
                     exc = BackendError(f"{type(exc).__name__}: {exc}")
                 raise ApplyFailed(failed, exc, undone, errors) from None
@@ -440,7 +461,12 @@ def down(checked: Checked, host_name: str, target: Target, lock_wait: float = 0.
             except Exception as exc:
                 failed = next((c.resource for c in p.changes if c not in ex.done), "?")
                 done = [c.resource for c in ex.done]
-                raise BackendError(f"down stopped at {failed}: {exc}\nalready done: {', '.join(done) or 'nothing'}; run down again to finish") from None
+                # Not rolled back: putting removed objects back could fail the same
+                # way, and every step of down is safe to repeat, so forward is the way out.
+                raise BackendError(
+                    f"down stopped at {failed}: {exc}\nalready done: {', '.join(done) or 'nothing'}; "
+                    "that is not rolled back: run down again to finish (the state file is kept until down completes), or up to rebuild"
+                ) from None
             statefile.remove(target.state_dir, topo.name, host.name)
             return Result(p, tuple(ex.done), time.monotonic() - start)
         finally:

@@ -94,8 +94,8 @@ def validate(file: Path = FileArg, quiet: bool = QuietOpt) -> None:
     _print_warnings(checked, quiet)
     if not quiet:
         t = checked.topology
-        g = checked.graph
-        print(f"{file}: valid: {len(t.hosts)} hosts, {len(t.vlans)} VLANs, {g.number_of_nodes()} objects, {len(checked.warnings)} warnings")
+        declared = sum(1 for _n, d in checked.graph.nodes(data=True) if not d.get("implicit"))
+        print(f"{file}: valid: {len(t.hosts)} hosts, {len(t.vlans)} VLANs, {declared} objects, {len(checked.warnings)} warnings")
 
 
 @app.command()
@@ -142,6 +142,10 @@ def up(
     adopt: bool = typer.Option(False, "--adopt", help="Take over existing bridges/ports/links that are not ovsnet's."),
     allow_uplink_move: bool = typer.Option(False, "--allow-uplink-move", help="Move the NIC even if this SSH session runs over it."),
     wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another ovsnet run on this host to finish."),
+    gateway_timeout: Optional[float] = typer.Option(
+        None, "--gateway-timeout", metavar="SECONDS", show_default=False,
+        help="Seconds the gateway may take to answer (ARP) after the host's address moves, before the move is rolled back. Default 5, at most 300.",
+    ),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
     db: Optional[str] = DbOpt,
@@ -151,13 +155,21 @@ def up(
 ) -> None:
     """Make the host match its part of the topology."""
     try:
+        from ovsnet.apply import check_gateway_timeout
+
+        # Checked before the file is read: a bad option is refused before anything else.
+        gw_timeout = check_gateway_timeout(gateway_timeout) if gateway_timeout is not None else None
         checked = _checked(file)
         _print_warnings(checked, quiet or as_json)
+        from dataclasses import replace
+
         from ovsnet.apply import UpOptions
         from ovsnet.apply import up as do_up
         from ovsnet.render.plan import progress
 
         target = _target(checked, host, db, netns, state_dir, resolv_conf)
+        if gw_timeout is not None:
+            target = replace(target, gateway_timeout=gw_timeout)
         with progress(quiet or as_json) as report:
             result = do_up(checked, host, target, UpOptions(adopt, allow_uplink_move, wait), report)
     except Exception as exc:
@@ -319,6 +331,12 @@ def verify(
     lab: bool = typer.Option(False, "--lab", help="Verify the lab built by `ovsnet lab up FILE` (pings and captures inside it)."),
     prefix: Optional[str] = typer.Option(None, "--prefix", help="Name prefix of the lab (default: from the topology); with --lab."),
     all_pairs: bool = typer.Option(False, "--all-pairs", help="Ping every pair even above 64 stations (no sampling)."),
+    probes: Optional[bool] = typer.Option(
+        None, "--probes/--no-probes",
+        help="Start a probe container per Docker network (from the topology's [verify] probe_image) and include it "
+             "in the matrix. Default: when the topology names a probe image and Docker is there (a lab: `lab up --docker`).",
+        show_default=False,
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Prove the topology with real traffic: the reachability matrix, expected vs seen.
@@ -342,6 +360,14 @@ def verify(
     own network namespace, and the result is compared with the expected row of
     the station(s) whose address it holds (its management address). Only that
     one row: containers' rows and the captures need --lab.
+
+    Probes: when the topology names [verify] probe_image, verify starts one
+    short-lived container from that local image on each Docker network (in a
+    lab: of every host, with `lab up --docker`; on a host: of this host), gets
+    its address from Docker, pings from and to it like an endpoint, and removes
+    it at the end. --probes makes that mandatory (an error if Docker or the
+    image is missing), --no-probes turns it off. A missing image is an error
+    (exit 2): verify never pulls.
     """
     try:
         checked = _checked(file)
@@ -352,13 +378,13 @@ def verify(
             from ovsnet.lab import build
 
             the_lab = build.load_lab(checked.topology, prefix)
-            report = probe.verify_lab(checked, the_lab, all_pairs=all_pairs, report=lambda m: None if as_json else _err(m))
+            report = probe.verify_lab(checked, the_lab, all_pairs=all_pairs, probes=probes, report=lambda m: None if as_json else _err(m))
         else:
             if prefix:
                 from ovsnet.errors import UsageError
 
                 raise UsageError("--prefix names a lab: use it with --lab")
-            report = probe.verify_host(checked, report=lambda m: None if as_json else _err(m))
+            report = probe.verify_host(checked, probes=probes, report=lambda m: None if as_json else _err(m))
     except Exception as exc:
         _fail(exc)
     if as_json:

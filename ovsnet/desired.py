@@ -59,6 +59,19 @@ class DesiredVeth:
 
 
 @dataclass(frozen=True)
+class DesiredNic:
+    """A NIC that is not ovsnet's but whose MTU the topology sets (an uplink's `mtu`).
+
+    Its MTU before the first change is kept in the state file so `down`
+    puts that exact value back.
+    """
+
+    name: str
+    mtu: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class DesiredUplink:
     """Where the host's own addresses and default route must end up."""
 
@@ -95,6 +108,7 @@ class DesiredHost:
     uplink: DesiredUplink | None
     docker_networks: tuple[DesiredDockerNetwork, ...]
     flat_nic: str | None = None
+    nics: tuple[DesiredNic, ...] = ()
 
 
 def for_host(topo: Topology, host: Host, datapath: str | None = None) -> DesiredHost:
@@ -182,4 +196,6 @@ def for_host(topo: Topology, host: Host, datapath: str | None = None) -> Desired
         veths=tuple(veths),
         uplink=uplink,
         docker_networks=tuple(networks),
+        # Only uplinks: access ports and the flat NIC have no mtu in the topology.
+        nics=tuple(DesiredNic(up.nic, up.mtu, "the uplink's mtu in the topology") for up in host.uplinks if up.mtu_set),
     )

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from ovsnet import ops
 from ovsnet.desired import ROLE_BRIDGE, ROLE_UPLINK, DesiredHost
@@ -89,6 +90,7 @@ class Plan:
     blockers: tuple[Blocker, ...] = ()
     uplink: SavedUplink | None = None  # the NIC as it is now, when this plan moves it
     notes: tuple[str, ...] = ()
+    nic_mtus: Mapping[str, int] = field(default_factory=dict)  # NICs whose MTU this plan changes: their MTU now
 
     @property
     def empty(self) -> bool:
@@ -123,7 +125,7 @@ def diff(desired: DesiredHost, actual: HostState, saved: Saved | None = None, op
     order = [Phase.LINUX, Phase.OVSDB, Phase.UPLINK, Phase.DNS, Phase.DOCKER, Phase.CLEANUP]
     changes = tuple(c for ph in order for c in p.changes if c.phase is ph)
     # With blockers the plan still lists everything; apply refuses to start.
-    return Plan(desired.topology, desired.host, changes, tuple(p.blockers), p.moving, tuple(p.notes))
+    return Plan(desired.topology, desired.host, changes, tuple(p.blockers), p.moving, tuple(p.notes), dict(p.nic_mtus))
 
 
 class _Planner:
@@ -136,6 +138,7 @@ class _Planner:
         self.blockers: list[Blocker] = []
         self.notes: list[str] = []
         self.moving: SavedUplink | None = None
+        self.nic_mtus: dict[str, int] = {}
 
     def add(self, *args, **kw) -> None:
         self.changes.append(Change(*args, **kw))
@@ -187,6 +190,14 @@ class _Planner:
                          ops=(ops.NlSetLink(v.peer, master=v.master),), undo=(ops.NlSetLink(v.peer, master=peer.master or ""),))
             for end in (cur, peer):
                 self._tune_link(end, f"link:{end.name}", v.mtu, v.reason)
+        for nic in self.d.nics:
+            cur = links.get(nic.name)
+            # A missing NIC is reported where it is used: its OVS port, the uplink move.
+            if cur is None or cur.mtu == nic.mtu:
+                continue
+            self.add(Action.MODIFY, f"link:{nic.name}", Phase.LINUX, nic.reason, before=f"mtu {cur.mtu}", after=f"mtu {nic.mtu}",
+                     ops=(ops.NlSetLink(nic.name, mtu=nic.mtu),), undo=(ops.NlSetLink(nic.name, mtu=cur.mtu),))
+            self.nic_mtus[nic.name] = cur.mtu
 
     def _owned_link(self, cur: Link, res: str) -> bool:
         if cur.owner == self.topo:
@@ -457,6 +468,11 @@ def teardown(topology: str, actual: HostState, saved: Saved | None, fallback: Sa
                                   ops=(ops.DnsSetServers(tuple(restore.dns)),)))
     elif uplink_ports:
         notes.append("no saved uplink state and no management section: the NIC is released without addresses")
+    for nic, mtu in sorted((saved.nic_mtus if saved else {}).items()):
+        link = linux.links.get(nic)
+        if link is not None and link.mtu != mtu:
+            changes.append(Change(Action.RESTORE, f"link:{nic}", Phase.UPLINK, "as it was before the first up", before=f"mtu {link.mtu}", after=f"mtu {mtu}",
+                                  ops=(ops.NlSetLink(nic, mtu=mtu),)))
 
     owned_bridges = {b.name for b in ovs.bridges.values() if b.owner == topology}
     for b in sorted(owned_bridges):

@@ -1,16 +1,18 @@
 """What ovsnet remembers about a host between runs: the uplink as it was.
 
-The kernel forgets nothing ovsnet needs except one thing: the NIC's
-addresses and routes before the first `up`, which `down` must put back
-exactly. They are written once, before the first move, and removed by `down`.
+The kernel forgets nothing ovsnet needs except what it had before ovsnet:
+the NIC's addresses and routes before the first `up`, and the MTU of each
+NIC whose MTU ovsnet changed, which `down` must put back exactly. Each is
+written once, before the first change that loses it, and removed by `down`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 from ovsnet.errors import BackendError
 from ovsnet.state import Route
@@ -33,6 +35,17 @@ class Saved:
     topology: str
     host: str
     uplink: SavedUplink | None = None
+    # NIC -> its MTU before ovsnet first changed it. Files written before
+    # this existed have no such key: nothing to restore.
+    nic_mtus: Mapping[str, int] = field(default_factory=dict)
+
+    def merged(self, uplink: SavedUplink | None, nic_mtus: Mapping[str, int]) -> Saved:
+        """This record plus what a new plan is about to change; what is known already wins (it is older)."""
+        return Saved(self.topology, self.host, self.uplink or uplink, {**nic_mtus, **self.nic_mtus})
+
+    @property
+    def empty(self) -> bool:
+        return self.uplink is None and not self.nic_mtus
 
 
 def path_for(state_dir: str | Path, topology: str, host: str) -> Path:
@@ -57,7 +70,10 @@ def read(state_dir: str | Path, topology: str, host: str) -> Saved | None:
                 dns=tuple(up["dns"]) if up.get("dns") is not None else None,
                 nic_master=up.get("nic_master"),
             )
-        return Saved(str(raw["topology"]), str(raw["host"]), uplink)
+        mtus = raw.get("nic_mtus") or {}
+        if not isinstance(mtus, dict) or not all(isinstance(k, str) and type(v) is int for k, v in mtus.items()):
+            raise ValueError("nic_mtus is not an object of NIC names to integer MTUs")
+        return Saved(str(raw["topology"]), str(raw["host"]), uplink, dict(mtus))
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
@@ -75,6 +91,8 @@ def write(state_dir: str | Path, saved: Saved) -> None:
         up = asdict(saved.uplink)
         up["routes"] = [asdict(r) for r in saved.uplink.routes]
         body["uplink"] = up
+    if saved.nic_mtus:
+        body["nic_mtus"] = dict(saved.nic_mtus)
     tmp = p.with_suffix(".tmp")
     # Write then rename: a crash leaves the old file or the new, never half of one.
     with open(tmp, "w") as f:

@@ -71,6 +71,11 @@ class Peer:
     address: str  # "10.100.0.11/24"
     is_host_address: bool
     group: str  # stations of one group share their attachment (host, VLAN, Docker bridge)
+    probe: str | None = None  # a probe container's Docker network (see ovsnet/probes.py)
+
+    @property
+    def kind(self) -> str:
+        return "host" if self.is_host_address else "probe" if self.probe else "endpoint"
 
     @property
     def ip(self) -> str:
@@ -93,10 +98,15 @@ def group_of(station: Station, attach: str = "") -> str:
     return f"{station.host}/v{station.vlan}" + (f"/{attach}" if attach and attach != "docker" else "")
 
 
-def peers(stations: Sequence[Station], attach: Mapping[str, str] | None = None) -> tuple[Peer, ...]:
-    attach = attach or {}
+def peers(
+    stations: Sequence[Station],
+    attach: Mapping[str, str] | None = None,
+    probes: Mapping[str, str] | None = None,
+) -> tuple[Peer, ...]:
+    """Peers of the stations; `probes` maps a probe container's station name to its Docker network."""
+    attach, probes = attach or {}, probes or {}
     return tuple(
-        Peer(s.name, s.host, s.vlan, s.address, s.is_host_address, group_of(s, attach.get(s.name, "")))
+        Peer(s.name, s.host, s.vlan, s.address, s.is_host_address, group_of(s, attach.get(s.name, "")), probes.get(s.name))
         for s in stations
     )
 
@@ -416,6 +426,29 @@ def _detail(point: CapturePoint, kind: str, vlan: int | None, tag: int | None, w
 
 
 @dataclass(frozen=True)
+class ProbeRecord:
+    """A probe container that took part, as the report lists it."""
+
+    name: str  # its station's name, NETWORK@HOST
+    host: str
+    network: str
+    vlan: int | None
+    address: str  # from Docker's IPAM
+    slice: str | None  # the host's slice of the VLAN
+    in_slice: bool
+    container: str  # the container's name
+    image: str
+
+    @property
+    def problem(self) -> str | None:
+        if self.in_slice:
+            return None
+        return (f"probe {self.name}: Docker gave it {self.address}, outside {self.host}'s slice {self.slice} of VLAN "
+                f"{self.vlan}: addresses may collide across hosts (is network {self.network}'s ip_range as ovsnet set it? "
+                f"`ovsnet status FILE --host {self.host}`)")
+
+
+@dataclass(frozen=True)
 class Report:
     topology: str
     mode: str  # "lab", or "host" (pings from this machine only)
@@ -427,6 +460,12 @@ class Report:
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
     timings: tuple[tuple[str, float], ...] = field(default=())
+    probes: tuple[ProbeRecord, ...] = ()
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Failures that are not a pair or a capture (a probe's address outside its slice)."""
+        return tuple(p.problem for p in self.probes if p.problem)
 
     @property
     def mismatches(self) -> tuple[PairResult, ...]:
@@ -438,7 +477,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches and not self.findings
+        return not self.mismatches and not self.findings and not self.problems
 
     def broken_pairs(self) -> set[tuple[str, str]]:
         return {(p.src, p.dst) for p in self.mismatches}
@@ -457,6 +496,7 @@ def build_report(
     notes: Sequence[str] = (),
     seconds: float = 0.0,
     timings: Sequence[tuple[str, float]] = (),
+    probes: Sequence[ProbeRecord] = (),
 ) -> Report:
     """One PairResult per expected pair, in station order; observed pairs must be expected ones."""
     unknown = set(observed) - set(expected)
@@ -475,6 +515,7 @@ def build_report(
         notes=tuple(notes),
         seconds=seconds,
         timings=tuple(timings),
+        probes=tuple(probes),
     )
 
 
@@ -554,6 +595,9 @@ def render_matrix(report: Report, max_grid: int = MAX_GRID, max_lines: int = MAX
     else:
         lines.append(f"{len(report.stations)} stations in {len(groups)} groups: too many to draw; mismatches below")
     lines.append(LEGEND)
+    if report.probes:
+        lines.append("NETWORK@HOST = a probe container on that host's Docker network: "
+                     + ", ".join(f"{p.name} {p.address}" for p in report.probes))
     total = len(report.pairs)
     if report.sampled:
         lines.append(
@@ -585,12 +629,15 @@ def render_matrix(report: Report, max_grid: int = MAX_GRID, max_lines: int = MAX
         lines.append(f"CAPTURE {f.text()}")
     if len(report.findings) > max_lines:
         lines.append(f"... and {len(report.findings) - max_lines} more capture findings (--json lists them all)")
+    for problem in report.problems:
+        lines.append(f"PROBLEM {problem}")
     for note in report.notes:
         lines.append(f"note: {note}")
     n_bad = len(report.mismatches)
     lines.append(
         f"{'OK' if report.ok else 'FAILED'}: {report.probed} pairs probed, {n_bad} mismatch{'es' if n_bad != 1 else ''}, "
         f"{len(report.findings)} capture finding{'s' if len(report.findings) != 1 else ''}"
+        + (f", {len(report.problems)} probe problem{'s' if len(report.problems) != 1 else ''}" if report.problems else "")
         + (f" ({report.seconds:.1f} s)" if report.seconds else "")
     )
     return "\n".join(lines)
@@ -607,9 +654,15 @@ def to_json(report: Report) -> dict[str, Any]:
         "timings": {k: round(v, 3) for k, v in report.timings},
         "stations": [
             {"name": s.name, "host": s.host, "vlan": s.vlan, "address": s.address,
-             "host_address": s.is_host_address, "group": s.group}
+             "host_address": s.is_host_address, "group": s.group, "kind": s.kind, "network": s.probe}
             for s in report.stations
         ],
+        "probes": [
+            {"name": p.name, "host": p.host, "network": p.network, "vlan": p.vlan, "address": p.address,
+             "slice": p.slice, "in_slice": p.in_slice, "container": p.container, "image": p.image}
+            for p in report.probes
+        ],
+        "problems": list(report.problems),
         "pairs": [
             {"src": p.src, "dst": p.dst, "expect": p.expect.value, "reached": p.reached, "ok": p.ok, "mark": p.mark}
             for p in report.pairs

@@ -1,5 +1,8 @@
 """Docker networks through the Docker Engine API (the `docker` SDK), never `docker` command lines.
 
+Also the few container calls `ovsnet verify` needs for its probe containers
+(ovsnet/probes.py): does an image exist, run one, list by label, remove.
+
 One client per run, talking to one daemon: the host's `docker_host`
 setting, else $DOCKER_HOST (with $DOCKER_TLS_VERIFY/$DOCKER_CERT_PATH, as
 the docker CLI reads them), else the local socket. Constructing the
@@ -13,7 +16,8 @@ anything is planned, and apply.py can still apply the OVS and Linux side.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
 
 from ovsnet.errors import BackendError
 from ovsnet.ops import DockerCreateNetwork, DockerOp, DockerRemoveNetwork
@@ -29,6 +33,33 @@ OPT_MTU = "com.docker.network.driver.mtu"
 # read() then reports the subnet as "not set", as it was asked, so a second
 # `up` does not see a difference and recreate the network.
 AUTO_SUBNET_LABEL = "org.ovsnet.auto-subnet"
+
+
+@dataclass(frozen=True)
+class ContainerAddress:
+    """A container's attachment to one network, as Docker's IPAM gave it."""
+
+    ip: str  # "" when Docker gave no IPv4 address
+    prefixlen: int
+    mac: str | None = None
+
+    @property
+    def interface(self) -> str:
+        return f"{self.ip}/{self.prefixlen}"
+
+
+@dataclass(frozen=True)
+class Container:
+    """What ovsnet needs of a container: identity, labels, its process, its addresses."""
+
+    id: str
+    name: str
+    image: str
+    running: bool
+    pid: int  # 0 when not running
+    created: str  # RFC 3339, as Docker reports it
+    labels: Mapping[str, str] = field(default_factory=dict)
+    networks: Mapping[str, ContainerAddress] = field(default_factory=dict)
 
 
 def resolve_host(docker_host: str | None) -> str:
@@ -131,6 +162,79 @@ class Docker:
             where = f" on bridge {op.bridge}" if op.bridge else ""
             raise BackendError(f"Docker network {op.name}: cannot create it{where} ({_pool(op)}): {_explain(exc)}") from None
 
+    # --- containers (verify's probes) -----------------------------------------
+
+    def has_image(self, image: str) -> bool:
+        """Whether the daemon has this image locally; nothing is ever pulled."""
+        try:
+            self._client.api.inspect_image(image)
+        except self._errors.NotFound:
+            return False
+        except Exception as exc:
+            raise BackendError(f"Docker at {self.url}: cannot look up image {image}: {_explain(exc)}") from None
+        return True
+
+    def run_container(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        name: str,
+        network: str,
+        labels: Mapping[str, str],
+        auto_remove: bool = True,
+    ) -> Container:
+        """Create and start a container attached to `network` only; removed again if it cannot start."""
+        api = self._client.api
+        # No capabilities: a probe only has to exist (it is pinged, and pinged
+        # from, by the host entering its namespace), never to act.
+        host_config = api.create_host_config(network_mode=network, auto_remove=auto_remove, cap_drop=["ALL"])
+        try:
+            created = api.create_container(image, command=list(command), name=name, labels=dict(labels), host_config=host_config, detach=True)
+        except Exception as exc:
+            raise BackendError(f"Docker at {self.url}: cannot create container {name} from {image} on network {network}: {_explain(exc)}") from None
+        cid = created["Id"]
+        try:
+            api.start(cid)
+            return container_from_inspect(api.inspect_container(cid))
+        except BaseException as exc:
+            self.remove_container(cid)
+            if isinstance(exc, Exception):
+                raise BackendError(f"Docker at {self.url}: cannot start container {name} from {image} on network {network}: {_explain(exc)}") from None
+            raise
+
+    def containers(self, label: str, value: str | None = None) -> list[Container]:
+        """Every container (running or not) carrying the label (with that value, if given)."""
+        api = self._client.api
+        wanted = f"{label}={value}" if value is not None else label
+        try:
+            found = api.containers(all=True, filters={"label": wanted})
+        except Exception as exc:
+            raise BackendError(f"Docker at {self.url}: cannot list containers: {_explain(exc)}") from None
+        out = []
+        for summary in found:
+            try:
+                out.append(container_from_inspect(api.inspect_container(summary["Id"])))
+            except self._errors.NotFound:
+                continue  # removed between the list and the inspect (auto-remove)
+            except Exception as exc:
+                raise BackendError(f"Docker at {self.url}: cannot inspect container {summary['Id'][:12]}: {_explain(exc)}") from None
+        return out
+
+    def remove_container(self, container_id: str) -> None:
+        """Force-remove; a container that is gone, or already being removed, is what was asked."""
+        try:
+            self._client.api.remove_container(container_id, force=True)
+        except self._errors.NotFound:
+            pass
+        except self._errors.APIError as exc:
+            # Auto-remove may race with us: "removal of container ... is already in progress".
+            if getattr(getattr(exc, "response", None), "status_code", None) == 409 and "in progress" in _explain(exc):
+                return
+            raise BackendError(f"Docker at {self.url}: cannot remove container {container_id[:12]}: {_explain(exc)}") from None
+        except Exception as exc:
+            raise BackendError(f"Docker at {self.url}: cannot remove container {container_id[:12]}: {_explain(exc)}") from None
+
     def _remove(self, name: str) -> None:
         api = self._client.api
         try:
@@ -177,6 +281,30 @@ def network_from_inspect(info: Mapping[str, Any]) -> DockerNetwork:
         mtu=mtu_value,
         labels=labels,
         containers=containers,
+    )
+
+
+def container_from_inspect(info: Mapping[str, Any]) -> Container:
+    """A Container from the Engine API's container inspect answer (pure, for tests)."""
+    state = info.get("State") or {}
+    config = info.get("Config") or {}
+    networks = {}
+    for net, attach in ((info.get("NetworkSettings") or {}).get("Networks") or {}).items():
+        attach = attach or {}
+        networks[net] = ContainerAddress(
+            ip=attach.get("IPAddress") or "",
+            prefixlen=int(attach.get("IPPrefixLen") or 0),
+            mac=attach.get("MacAddress") or None,
+        )
+    return Container(
+        id=info.get("Id", ""),
+        name=(info.get("Name") or "").lstrip("/"),
+        image=config.get("Image") or "",
+        running=bool(state.get("Running")),
+        pid=int(state.get("Pid") or 0),
+        created=info.get("Created") or "",
+        labels=dict(config.get("Labels") or {}),
+        networks=networks,
     )
 
 

@@ -246,6 +246,7 @@ class Netlink:
                 reason = f"the address is already there ({reason})"
             if code == errno.ENODEV:
                 reason = f"no such link ({reason})"
+            reason = _mtu_hint(reason, code, op)
             raise NetlinkBatchError(
                 f"netlink: cannot {describe(op)}{self._where()}: {reason}", group,
                 sorted(outcome.ok), sorted(outcome.touched | outcome.ok),
@@ -491,6 +492,13 @@ def describe(op: NlOp) -> str:
     return f"{verb} route {op.dst}{via} dev {op.ifname} metric {op.metric}"
 
 
+def _mtu_hint(reason: str, code: int, op: NlOp | None) -> str:
+    # EINVAL alone does not say that the MTU is what the NIC refused.
+    if code == errno.EINVAL and isinstance(op, NlSetLink) and op.mtu is not None:
+        return f"{reason}: {op.name} does not take mtu {op.mtu} (more than its driver allows); lower the mtu in the topology"
+    return reason
+
+
 def _some(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
@@ -501,7 +509,7 @@ def _reason(exc: BaseException, op: NlOp | None = None) -> str:
         text = os.strerror(code)
         if code == errno.EEXIST and isinstance(op, NlAddAddress):
             return f"the address is already there ({text})"
-        return text
+        return _mtu_hint(text, code, op)
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     if isinstance(exc, LookupError):

@@ -15,6 +15,11 @@ silence under load is not.
 Without a lab (`verify_host`) this machine pings every station from its own
 network namespace, and the row compared is that of the station(s) whose
 address it holds. No captures there.
+
+With probes (ovsnet/probes.py), a container per Docker network joins the
+stations; its pings are the host's ping entering the container's namespace by
+path (`nsenter --net=/proc/PID/ns/net`), through the same runner. In a lab its
+host-side veth is captured like an endpoint's port.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Hashable, Mapping, Sequence
 
 from ovsnet import graph, verify
+from ovsnet import probes as probes_mod
 from ovsnet.errors import BackendError, UsageError
 from ovsnet.graph import Expect
 from ovsnet.lab import netns
@@ -57,8 +64,14 @@ Report = Callable[[str], None]
 
 
 def ping_argv(namespace: str | None, address: str, again: bool = False) -> list[str]:
+    """ping in a named lab namespace, in a namespace given by path (a probe container's
+    /proc/PID/ns/net, which has no name for `ip netns exec`), or here (None)."""
     ping = [*(PING_AGAIN if again else PING), address]
-    return ["ip", "netns", "exec", namespace, *ping] if namespace else ping
+    if not namespace:
+        return ping
+    if namespace.startswith("/"):
+        return ["nsenter", f"--net={namespace}", "--", *ping]
+    return ["ip", "netns", "exec", namespace, *ping]
 
 
 def replied(stdout: str) -> bool:
@@ -175,6 +188,8 @@ _DELETED = re.compile(r"deleting (\d+) entries")
 
 def flush_neighbour(namespace: str) -> int:
     """Forget one lab namespace's ARP entries; how many there were."""
+    if namespace.startswith("/"):
+        return 0  # a probe container's: its few entries go with it
     try:
         proc = subprocess.run(["ip", "-s", "-n", namespace, "neigh", "flush", "all"],
                               capture_output=True, text=True, timeout=30)
@@ -493,21 +508,113 @@ class Plan:
     sampled: bool
 
 
-def plan(checked: Checked, all_pairs: bool = False, max_full: int = verify.MAX_FULL_STATIONS) -> Plan:
+def plan(
+    checked: Checked,
+    all_pairs: bool = False,
+    max_full: int = verify.MAX_FULL_STATIONS,
+    probes: Sequence[probes_mod.Probe] = (),
+) -> Plan:
+    """Stations, expected matrix and pairs; probes are stations too, expected of as endpoints."""
     topo, g = checked.topology, checked.graph
+    if probes:
+        topo = probes_mod.with_probes(topo, probes)
+        g = graph.build(topo)
     sts = graph.stations(topo, g)
     expected = graph.expected(topo, g)
-    stations = verify.peers(sts, _attach(topo))
+    stations = verify.peers(sts, _attach(topo), {p.name: p.spec.network for p in probes})
     pairs, sampled = verify.choose_pairs(stations, expected, all_pairs, max_full)
     return Plan(stations, expected, pairs, sampled)
 
 
-def _station_namespaces(lab: Lab, stations: Sequence[verify.Peer]) -> dict[str, str]:
+def _station_namespaces(lab: Lab, stations: Sequence[verify.Peer], probes: Sequence[probes_mod.Probe] = ()) -> dict[str, str]:
     names = lab.names
+    by_probe = {p.name: p.netns for p in probes}
     return {
-        s.name: names.host_ns(s.host) if s.is_host_address else names.endpoint_ns(s.name)
+        s.name: by_probe[s.name] if s.name in by_probe else names.host_ns(s.host) if s.is_host_address else names.endpoint_ns(s.name)
         for s in stations
     }
+
+
+def probe_records(topo: Topology, probes: Sequence[probes_mod.Probe]) -> list[verify.ProbeRecord]:
+    ids = _vlan_ids(topo)
+    return [
+        verify.ProbeRecord(p.name, p.host, p.spec.network, ids[p.spec.vlan], p.address, p.spec.ip_range,
+                           p.in_slice, p.container_name, p.image)
+        for p in probes
+    ]
+
+
+def _peer_index(probe: probes_mod.Probe) -> int | None:
+    """The ifindex, in its host's namespace, of the veth end facing the probe's interface.
+
+    Read from the container's own sysfs (its mount of /sys belongs to its
+    network namespace): the interface with the probe's MAC, and its iflink.
+    """
+    net = Path(f"/proc/{probe.pid}/root/sys/class/net")
+    try:
+        for dev in net.iterdir():
+            if probe.mac and (dev / "address").read_text().strip().lower() == probe.mac.lower():
+                return int((dev / "iflink").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def probe_ports(lab: Lab, probes: Sequence[probes_mod.Probe]) -> dict[str, str]:
+    """Probe name -> its host-side veth in the lab host's namespace (those that could be found)."""
+    from ovsnet.backends.netlink import Netlink
+
+    by_host: dict[str, list[probes_mod.Probe]] = defaultdict(list)
+    for p in probes:
+        by_host[p.host].append(p)
+    out = {}
+    for host, ps in by_host.items():
+        with Netlink(lab.names.host_ns(host)) as nl:
+            index = {link.index: link.name for link in nl.read().links.values()}
+        for p in ps:
+            peer = _peer_index(p)
+            if peer in index:
+                out[p.name] = index[peer]
+    return out
+
+
+def _lab_engines(lab: Lab) -> dict[str, str | None]:
+    from ovsnet.lab import docker as lab_docker
+
+    return {host: run.docker_host for host, run in lab_docker.runs(lab).items()}
+
+
+def _with_probes(
+    checked: Checked,
+    engines: Mapping[str, str | None],
+    probes: bool | None,
+    hosts: Sequence[str] | None,
+    no_engine: str,
+    run: Callable[[Sequence[probes_mod.Probe], list[str]], verify.Report],
+    report: Report,
+    started: float,
+) -> verify.Report:
+    """run(probes, notes) inside a ProbeSet when probes are chosen: every probe removed after, whatever happens.
+
+    The report's seconds then count from `started` to the last probe removed."""
+    topo = checked.topology
+    chosen, notes = probes_mod.choose(probes, topo.verify.probe_image, probes_mod.specs(topo, hosts), set(engines), no_engine)
+    if not chosen:
+        return run((), notes)
+    assert topo.verify.probe_image is not None
+    probe_set = probes_mod.ProbeSet(topo.name, topo.verify.probe_image, chosen, engines, report)
+    with probe_set:
+        result = run(tuple(probe_set.probes), notes)
+    if probe_set.stale_removed:
+        notes_more = [f"removed {len(probe_set.stale_removed)} probe containers left by an earlier verify"]
+    else:
+        notes_more = []
+    return replace(
+        result,
+        notes=result.notes + tuple(notes_more),
+        seconds=time.monotonic() - started,
+        timings=(("start probes", probe_set.seconds_start), *result.timings, ("remove probes", probe_set.seconds_remove)),
+    )
 
 
 def verify_lab(
@@ -518,29 +625,74 @@ def verify_lab(
     capture: bool = True,
     concurrency: int = DEFAULT_CONCURRENCY,
     max_full: int = verify.MAX_FULL_STATIONS,
+    probes: bool | None = False,
     report: Report = lambda _m: None,
 ) -> verify.Report:
-    """Ping every (or a sample of) station pair in the lab while capturing; the Report."""
+    """Ping every (or a sample of) station pair in the lab while capturing; the Report.
+
+    probes: True starts a probe container per Docker network (error if the lab
+    has no Docker or the image is missing), None does when the topology names
+    a probe image and the lab runs Docker, False never.
+    """
     started = time.monotonic()
     missing = [ns for ns in sorted(set(lab.namespaces.values())) if not netns.exists(ns)]
     if missing:
         raise UsageError(f"lab {lab.prefix} is not running (no namespace {', '.join(missing[:3])}); run `ovsnet lab up` first")
-    p = plan(checked, all_pairs, max_full)
-    where = _station_namespaces(lab, p.stations)
+    no_engine = "the lab runs no Docker engine there (`ovsnet lab down FILE`, then `ovsnet lab up FILE --docker`)"
+    return _with_probes(
+        checked, _lab_engines(lab), probes, None, no_engine,
+        lambda found, notes: _verify_lab(checked, lab, found, notes, all_pairs=all_pairs, capture=capture,
+                                         concurrency=concurrency, max_full=max_full, report=report, started=started),
+        report, started,
+    )
+
+
+def _verify_lab(
+    checked: Checked,
+    lab: Lab,
+    probes: Sequence[probes_mod.Probe],
+    notes: list[str],
+    *,
+    all_pairs: bool,
+    capture: bool,
+    concurrency: int,
+    max_full: int,
+    report: Report,
+    started: float,
+) -> verify.Report:
+    p = plan(checked, all_pairs, max_full, probes)
+    where = _station_namespaces(lab, p.stations, probes)
     address = {s.name: s.ip for s in p.stations}
+    ids = _vlan_ids(checked.topology)
     timings: list[tuple[str, float]] = []
-    notes: list[str] = []
+    notes = list(notes)
     captures: list[verify.CaptureResult] = []
     findings: list[verify.CaptureFinding] = []
     t = time.monotonic()
-    macs = _macs(lab, p.stations, where, concurrency) if capture else {}
+    probe_names = {pr.name for pr in probes}
+    macs = _macs(lab, [s for s in p.stations if s.name not in probe_names], where, concurrency) if capture else {}
     # Sampled: the endpoint ports of the representatives only (each group's shared bridge and tag).
     ports = {s.name for s in verify.representatives(p.stations)} if p.sampled else None
     points = capture_points(lab, p.stations, p.pairs, p.expected, ports) if capture else []
+    if capture and probes:
+        for pr in probes:
+            if pr.mac:
+                macs[pr.mac.lower()] = verify.MacOwner(pr.name, ids[pr.spec.vlan], pr.host)
+        found = probe_ports(lab, [pr for pr in probes if ports is None or pr.name in ports])
+        for pr in probes:
+            if pr.name in found:
+                points.append(verify.CapturePoint(
+                    node=pr.host, namespace=lab.names.host_ns(pr.host), interface=found[pr.name], role="endpoint",
+                    vlans=frozenset({ids[pr.spec.vlan]}), native=ids[pr.spec.vlan], owner=pr.name,
+                ))
+            elif ports is None or pr.name in ports:
+                notes.append(f"probe {pr.name}: its host-side port was not found; not captured")
     timings.append(("read lab", time.monotonic() - t))
     report(f"verify {checked.topology.name}: {len(p.pairs)} pairs of {len(p.stations)} stations"
+           + (f" ({len(probes)} probe containers)" if probes else "")
            + (" (sampled)" if p.sampled else "") + (f", capturing on {len(points)} interfaces" if points else ""))
-    lab_ns = sorted(set(where.values()) | ({lab.names.router_ns} if lab.names.router else set()))
+    # Probe containers' namespaces are paths, not lab namespaces: nothing to flush there.
+    lab_ns = sorted({ns for ns in where.values() if not ns.startswith("/")} | ({lab.names.router_ns} if lab.names.router else set()))
     fulls = arp_table_fulls()
     flush_neighbours(lab_ns, concurrency)
     with tempfile.TemporaryDirectory(prefix=f"ovsnet-verify-{lab.prefix}-") as tmp:
@@ -562,9 +714,9 @@ def verify_lab(
         t = time.monotonic()
         subnets = _subnets(checked.topology, p.stations)
         for point in points:
-            res, found = verify.analyze(point, verify.parse_frames(cap.text.get(point, "")), macs, subnets)
+            res, found_here = verify.analyze(point, verify.parse_frames(cap.text.get(point, "")), macs, subnets)
             captures.append(res)
-            findings += found
+            findings += found_here
             if cap.dropped.get(point):
                 notes.append(f"tcpdump on {point.where} dropped {cap.dropped[point]} frames")
         timings.append(("analyse captures", time.monotonic() - t))
@@ -584,6 +736,7 @@ def verify_lab(
         checked.topology.name, p.stations, p.expected, observed,
         mode="lab", captures=captures, findings=findings, sampled=p.sampled,
         notes=notes, seconds=time.monotonic() - started, timings=timings,
+        probes=probe_records(checked.topology, probes),
     )
 
 
@@ -623,34 +776,95 @@ def verify_host(
     concurrency: int = DEFAULT_CONCURRENCY,
     addresses: set[str] | None = None,
     pinger: Callable[[Mapping[Hashable, tuple[str | None, str]], int], Mapping[Hashable, bool]] | None = None,
+    probes: bool | None = False,
+    docker_host: str | None = None,
     report: Report = lambda _m: None,
 ) -> verify.Report:
-    """Ping every station from this machine's own namespace; compare with its station(s)' row."""
+    """Ping every station from this machine's own namespace; compare with its station(s)' row.
+
+    With probes, a probe container per Docker network of this host (the host
+    whose own addresses this machine holds; its Docker engine: `docker_host`,
+    else the host's docker_host setting, else $DOCKER_HOST) pings every
+    station too, and is pinged from here.
+    """
     started = time.monotonic()
+    topo = checked.topology
     p = plan(checked, all_pairs=True)
     held = local_addresses() if addresses is None else addresses
     mine = [s for s in p.stations if s.ip in held]
     if not mine:
         raise UsageError(
-            f"this machine holds none of the addresses of {checked.topology.name}'s stations "
+            f"this machine holds none of the addresses of {topo.name}'s stations "
             f"({', '.join(s.ip for s in p.stations[:6])}{', ...' if len(p.stations) > 6 else ''}); "
             "run verify on one of its hosts, or use --lab"
         )
+    # Which host this is: the one whose own addresses it holds.
+    hosts = list(dict.fromkeys(s.host for s in mine if s.is_host_address)) or list(dict.fromkeys(s.host for s in mine))
+    engines: dict[str, str | None] = {}
+    no_engine = ""
+    if len(hosts) > 1:
+        no_engine = f"this machine holds the addresses of several hosts ({', '.join(hosts)}): whose Docker engine is unclear"
+    elif probes is not False and topo.verify.probe_image and probes_mod.specs(topo, hosts):
+        from ovsnet.backends.docker import Docker
+
+        url = docker_host or topo.hosts[hosts[0]].docker_host
+        try:
+            Docker(url).close()
+            engines[hosts[0]] = url
+        except BackendError as exc:
+            if probes:
+                raise  # asked for: an engine that does not answer is a backend error (exit 3)
+            no_engine = str(exc)
+    return _with_probes(
+        checked, engines, probes, hosts, no_engine,
+        lambda found, notes: _verify_host(checked, found, notes, held, concurrency, pinger, report, started),
+        report, started,
+    )
+
+
+def _verify_host(
+    checked: Checked,
+    probes: Sequence[probes_mod.Probe],
+    notes: list[str],
+    held: set[str],
+    concurrency: int,
+    pinger: Callable[[Mapping[Hashable, tuple[str | None, str]], int], Mapping[Hashable, bool]] | None,
+    report: Report,
+    started: float,
+) -> verify.Report:
+    p = plan(checked, all_pairs=True, probes=probes)
+    mine = [s for s in p.stations if s.ip in held and s.probe is None]
     row = host_row(p.stations, p.expected, mine)
+    netns_of = {pr.name: pr.netns for pr in probes}
+    # A probe's row: it pings every other station (this host's other probes included).
+    probe_rows = {(a, b): e for (a, b), e in p.expected.items() if a in netns_of}
+    expected = {**row, **probe_rows}
     address = {s.name: s.ip for s in p.stations}
-    report(f"verify {checked.topology.name} from this host as {', '.join(s.name for s in mine)}: {len(row)} pings")
+    report(f"verify {checked.topology.name} from this host as {', '.join(s.name for s in mine)}: {len(expected)} pings"
+           + (f" ({len(probe_rows)} from {len(probes)} probe containers)" if probes else ""))
     jobs: dict[Hashable, tuple[str | None, str]] = {pair: (None, address[pair[1]]) for pair in row}
+    jobs.update({pair: (netns_of[pair[0]], address[pair[1]]) for pair in probe_rows})
     run = pinger or (lambda j, c: run_pings(j, c))
     seen = dict(run(jobs, concurrency))
-    again = {pair: jobs[pair] for pair in row if not seen[pair] and row[pair] in verify.REACHABLE}
+    again = {pair: jobs[pair] for pair in expected if not seen[pair] and expected[pair] in verify.REACHABLE}
     if again and pinger is None:
         seen.update(run_pings(again, concurrency, again=True))
-    notes = [
-        "from this host only: one row (this host's own address"
-        + ("es" if len(mine) > 1 else "") + f": {', '.join(s.name for s in mine)}); "
-        "containers' rows and captures need --lab",
-    ]
+    plural = "es" if len(mine) > 1 else ""
+    if probes:
+        notes = [
+            f"from this host only: the row of this host's own address{plural} ({', '.join(s.name for s in mine)}) and "
+            f"those of its probe containers ({', '.join(pr.name for pr in probes)}); other hosts' probes do not exist "
+            "during this run, so no pair joins two hosts' probes: run verify on each host, or use --lab; no captures",
+            *notes,
+        ]
+    else:
+        notes = [
+            f"from this host only: one row (this host's own address{plural}: {', '.join(s.name for s in mine)}); "
+            "containers' rows and captures need --lab",
+            *notes,
+        ]
     return verify.build_report(
-        checked.topology.name, p.stations, row, {k: bool(v) for k, v in seen.items()},  # type: ignore[misc]
+        checked.topology.name, p.stations, expected, {k: bool(v) for k, v in seen.items()},  # type: ignore[misc]
         mode="host", notes=notes, seconds=time.monotonic() - started,
+        probes=probe_records(checked.topology, probes),
     )

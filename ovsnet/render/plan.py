@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 from ovsnet.plan import Plan
 
 _PHASE_TITLES = {
-    "netlink": "Linux bridges and patch links (netlink)",
+    "netlink": "Linux bridges, patch links and NIC MTUs (netlink)",
     "ovsdb": "Open vSwitch (one OVSDB transaction)",
     "uplink": "Host address and default route: NIC -> bridge side (route replaced atomically)",
     "dns": "DNS",
@@ -34,6 +34,8 @@ def plan_text(p: Plan, offline: bool = False) -> str:
         lines.append(f"       because: {c.reason}")
     if p.moves_uplink and p.uplink:
         lines.append(f"\nAfter the move ovsnet checks that the gateway answers, and puts {p.uplink.nic} back as it was if not.")
+    for nic in sorted(p.nic_mtus):
+        lines.append(f"{nic}'s mtu before ovsnet's first change is kept in the state file; `ovsnet down` puts it back.")
     for note in p.notes:
         lines.append(f"note: {note}")
     if p.blockers:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -33,6 +35,7 @@ from ovsnet.topology.model import (
     Router,
     Topology,
     Uplink,
+    VerifySettings,
     Vlan,
 )
 
@@ -162,6 +165,45 @@ def as_network(value: Any):
         except ValueError:
             raise _Invalid(f"{quoted(text)} is not a subnet", 'write it like "10.100.0.0/24"') from None
         raise _Invalid(f"{quoted(text)} has host bits set", f'did you mean "{iface.network}"?') from None
+
+
+# Docker's reference grammar (distribution/reference): an optional registry
+# (it has a '.' or ':', or is "localhost"), lowercase path components, an
+# optional tag and digest. Checked here so a typo is a finding with its key
+# path, not an Engine API error in the middle of `verify`.
+_IMAGE_DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?$")
+_IMAGE_PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_IMAGE_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
+_IMAGE_HINT = 'write a local image reference such as "local/busybox:1" (lowercase repository, optional :tag)'
+
+
+def as_image_ref(value: Any) -> str:
+    text = as_str(value)
+    if not text:
+        raise _Invalid("image reference is empty", _IMAGE_HINT)
+    if len(text) > 255 or any(c.isspace() or not c.isprintable() for c in text):
+        raise _Invalid(f"{quoted(text)} is not an image reference", _IMAGE_HINT)
+    name, at, digest = text.partition("@")
+    if at and not _IMAGE_DIGEST.match(digest):
+        raise _Invalid(f"{quoted(text)} has a malformed digest", 'write it as "NAME@sha256:<64 hex digits>", or drop the digest')
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    tag = ""
+    if colon > slash:
+        name, tag = name[:colon], name[colon + 1:]
+        if not _IMAGE_TAG.match(tag):
+            raise _Invalid(f"{quoted(text)} has a malformed tag {quoted(tag)}", "a tag is letters, digits, '_', '.' and '-', at most 128")
+    parts = name.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        if not _IMAGE_DOMAIN.match(parts[0]):
+            raise _Invalid(f"{quoted(text)} has a malformed registry {quoted(parts[0])}", _IMAGE_HINT)
+        parts = parts[1:]
+    bad = next((p for p in parts if not _IMAGE_PATH.match(p)), None)
+    if bad is not None:
+        hint = f'repository names are lowercase: "{text.lower()}"?' if _IMAGE_PATH.match(bad.lower()) else _IMAGE_HINT
+        raise _Invalid(f"{quoted(text)} is not an image reference ({quoted(bad)} is not a repository name component)", hint)
+    return text
 
 
 def as_list(item: Callable[[Any], T]) -> Callable[[Any], list]:
@@ -386,7 +428,7 @@ def _load_uplink(r: _Reader, path: str, raw: Any) -> Uplink | None:
         r.error(f"{path}.vlans", "a trunk carrying no VLAN", "list the VLANs this NIC carries")
     if nic is None or vlans is None:
         return None
-    return Uplink(nic, tuple(vlans), native, mtu or DEFAULT_MTU)
+    return Uplink(nic, tuple(vlans), native, mtu or DEFAULT_MTU, mtu_set="mtu" in t and mtu is not None)
 
 
 def _load_management(r: _Reader, path: str, raw: Any) -> Management | None:
@@ -485,15 +527,27 @@ def _load_lab(r: _Reader, raw: Any) -> Lab | None:
     return Lab(switch, tuple(cables), datapath)
 
 
-_TOP_KEYS = ("name", "description", "vlans", "hosts", "router", "endpoints", "lab")
+def _load_verify(r: _Reader, raw: Any) -> VerifySettings:
+    t = r.table(raw, "verify", ("probe_image",))
+    if t is None:
+        return VerifySettings()
+    return VerifySettings(probe_image=r.get(t, "verify", "probe_image", as_image_ref, None))
+
+
+_TOP_KEYS = ("name", "description", "vlans", "hosts", "router", "endpoints", "lab", "verify")
 
 
 def parse(text: str, source: str = "<string>") -> Topology:
     """Parse topology text; raise ConfigError carrying every finding."""
+    if text.startswith(BOM):
+        # tomllib takes the BOM for a stray character ("Invalid statement" at
+        # 1:1). Refused rather than stripped: other TOML tools refuse it too,
+        # and the file would only work with ovsnet.
+        raise ConfigError(source, [Finding("", "the file starts with a UTF-8 byte-order mark (BOM)", "save it as UTF-8 without BOM", line=1, column=1)])
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [_syntax_finding(exc)]) from None
+        raise ConfigError(source, [_syntax_finding(exc, text)]) from None
     r = _Reader(source, text)
     top = r.table(data, "", _TOP_KEYS) or {}
     default_name = Path(source).stem if source and not source.startswith("<") else "topology"
@@ -514,23 +568,286 @@ def parse(text: str, source: str = "<string>") -> Topology:
     router = _load_router(r, top["router"]) if "router" in top else None
     endpoints = _load_endpoints(r, top["endpoints"]) if "endpoints" in top else []
     lab = _load_lab(r, top["lab"]) if "lab" in top else None
+    verify = _load_verify(r, top["verify"]) if "verify" in top else VerifySettings()
     if r.findings:
         raise ConfigError(source, r.findings)
-    return Topology(name, vlans, hosts, router, tuple(endpoints), lab, source)
+    return Topology(name, vlans, hosts, router, tuple(endpoints), lab, source, verify)
 
 
-def _syntax_finding(exc: tomllib.TOMLDecodeError) -> Finding:
+def _syntax_finding(exc: tomllib.TOMLDecodeError, text: str = "") -> Finding:
     message = str(exc)
     match = re.search(r"\(at line (\d+), column (\d+)\)", message)
     line = col = None
     if match:
         line, col = int(match.group(1)), int(match.group(2))
         message = message[: match.start()].strip()
-    if "overwrite" in message.lower():
-        hint = "a key or table is defined twice; keep one"
-    else:
-        hint = "fix the TOML syntax at that place"
-    return Finding("", f"TOML syntax: {message}", hint, line=line, column=col)
+    if line is not None and message.startswith(_DUPLICATE_MESSAGES):
+        try:
+            found = _duplicate_finding(text, line, col)
+        except Exception:  # best effort: a slip of the scanner must not hide the error itself
+            found = None
+        if found is not None:
+            return found
+        return Finding("", f"TOML syntax: {message}", "a key or table is defined twice; find its earlier definition and keep one", line=line, column=col)
+    return Finding("", f"TOML syntax: {message}", "fix the TOML syntax at that place", line=line, column=col)
+
+
+# --- duplicate keys and tables ---------------------------------------------------
+#
+# tomllib says only "Cannot declare ('hosts', 'node1') twice" or "Cannot
+# overwrite a value", at the second place. To name the key and both lines, the
+# text up to that line is scanned again for what each statement defines. The
+# scan knows just enough TOML for that (headers, arrays of tables, dotted and
+# quoted keys, strings, arrays, inline tables), and only ever reads text that
+# tomllib has already parsed without error up to the failing line.
+
+BOM = "\ufeff"
+_DUPLICATE_MESSAGES = ("Cannot declare", "Cannot overwrite", "Cannot mutate", "Cannot redefine", "Duplicate inline table key")
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
+_KEY_RE = re.compile(rf"[ \t]*({_KEY_PART}(?:[ \t]*\.[ \t]*{_KEY_PART})*)[ \t]*")
+_PART_RE = re.compile(_KEY_PART)
+_BLANK_RE = re.compile(r"[ \t\r]*")
+_VALUE_TOKEN_RE = re.compile(r'"""|' + r"'''" + r"""|"|'|[\[\]{},#\n]""")
+_BASIC_REST_RE = re.compile(r'(?:[^"\\\n]|\\.)*"')
+_BARE_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class _Definition:
+    """What one header or key defines, as a key path."""
+
+    line: int
+    kind: str  # "table", "array" (a [[...]] element) or "key"
+    path: tuple[str, ...]  # segments as messages show them: "uplinks[0]", '"odd key"'
+    base: int  # how many leading segments name the table a key sits in
+    group: int  # one per statement; an inline table's keys share their key's
+
+
+def _key_parts(raw: str) -> tuple[str, ...]:
+    parts = []
+    for m in _PART_RE.finditer(raw):
+        part = m.group(0)
+        if part.startswith('"'):
+            try:
+                part = json.loads(part)
+            except ValueError:  # a TOML-only escape (\e, \U...): the raw text names it well enough
+                part = part[1:-1]
+        elif part.startswith("'"):
+            part = part[1:-1]
+        parts.append(part if _BARE_RE.match(part) else json.dumps(part))
+    return tuple(parts)
+
+
+def _resolve(parts: tuple[str, ...], arrays: dict[tuple[str, ...], int]) -> tuple[str, ...]:
+    """A header's path, with the index of the current element of each array of tables in it."""
+    out: list[str] = []
+    for part in parts:
+        out.append(part)
+        index = arrays.get(tuple(out))
+        if index is not None:
+            out[-1] = f"{part}[{index}]"
+    return tuple(out)
+
+
+def _definitions(text: str, stop_line: int) -> list[_Definition]:
+    """What the statements starting on lines 1..stop_line define, in order."""
+    defs: list[_Definition] = []
+    arrays: dict[tuple[str, ...], int] = {}  # an array of tables -> index of its current element
+    table: tuple[str, ...] = ()
+    i, line, group, n = 0, 1, 0, len(text)
+    while i < n and line <= stop_line:
+        i = _BLANK_RE.match(text, i).end()  # type: ignore[union-attr]
+        if i >= n:
+            break
+        c = text[i]
+        if c == "\n":
+            line, i = line + 1, i + 1
+            continue
+        if c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        group += 1
+        if c == "[":
+            array = text.startswith("[[", i)
+            k = _KEY_RE.match(text, i + (2 if array else 1))
+            if k is None:
+                break
+            parts = _key_parts(k.group(1))
+            if array:
+                parent = _resolve(parts[:-1], arrays)
+                key = parent + (parts[-1],)
+                arrays[key] = arrays.get(key, -1) + 1
+                table = parent + (f"{parts[-1]}[{arrays[key]}]",)
+            else:
+                table = _resolve(parts, arrays)
+            defs.append(_Definition(line, "array" if array else "table", table, len(table), group))
+            end = text.find("\n", k.end())
+            i = n if end < 0 else end
+            continue
+        k = _KEY_RE.match(text, i)
+        if k is None or not text.startswith("=", k.end()):
+            break
+        path = table + _key_parts(k.group(1))
+        defs.append(_Definition(line, "key", path, len(table), group))
+        i, line = _skip_value(text, k.end() + 1, line, path, defs, group)
+    return defs
+
+
+def _skip_value(text: str, i: int, line: int, path: tuple[str, ...], defs: list[_Definition], group: int) -> tuple[int, int]:
+    """Past one value and its line; the keys of its inline tables are recorded too."""
+    n = len(text)
+    stack: list[_Open] = []  # the brackets open at this point
+    last_key = path
+    expect_key = False
+    while i < n:
+        if expect_key:
+            expect_key = False
+            k = _KEY_RE.match(text, i)
+            if k is not None and text.startswith("=", k.end()) and stack and not stack[-1].array:
+                last_key = stack[-1].path + _key_parts(k.group(1))
+                defs.append(_Definition(line, "key", last_key, len(stack[-1].path), group))
+                i = k.end() + 1
+                continue
+        t = _VALUE_TOKEN_RE.search(text, i)
+        if t is None:
+            return n, line
+        tok, i = t.group(), t.end()
+        if tok == "\n":
+            line += 1
+            if not stack:
+                return i, line
+        elif len(tok) == 3:  # a multi-line string
+            end = text.find(tok, i)
+            while tok == '"""' and end > 0 and _escaped(text, end, i):
+                end = text.find(tok, end + 1)
+            if end < 0:
+                return n, line
+            extra = 0
+            while extra < 2 and text.startswith(tok[0], end + 3 + extra):
+                extra += 1  # up to two quotes before the closing three are content
+            end += 3 + extra
+            line += text.count("\n", i, end)
+            i = end
+        elif tok == '"':
+            m = _BASIC_REST_RE.match(text, i)
+            i = m.end() if m else i
+        elif tok == "'":
+            end = text.find("'", i)
+            i = n if end < 0 else end + 1
+        elif tok == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif tok in "[{":
+            # A value inside an array is named by its element: x[0], x[1].a
+            where = stack[-1].element() if stack and stack[-1].array else last_key
+            stack.append(_Open(tok == "[", where))
+            expect_key = tok == "{"
+        elif tok in "]}":
+            if stack:
+                stack.pop()
+        elif tok == "," and stack:
+            if stack[-1].array:
+                stack[-1].index += 1
+            else:
+                expect_key = True
+    return n, line
+
+
+@dataclass
+class _Open:
+    """An array or inline table the value scan is inside of."""
+
+    array: bool
+    path: tuple[str, ...]
+    index: int = 0  # arrays: the element being read
+
+    def element(self) -> tuple[str, ...]:
+        if not self.path:
+            return self.path
+        return self.path[:-1] + (f"{self.path[-1]}[{self.index}]",)
+
+
+def _escaped(text: str, at: int, start: int) -> bool:
+    k = at
+    while k > start and text[k - 1] == "\\":
+        k -= 1
+    return (at - k) % 2 == 1
+
+
+def _clash(old: _Definition, new: _Definition) -> bool:
+    """Whether `new`, a later statement, defines again something `old` defined."""
+    o, w = old.path, new.path
+    if old.group == new.group:
+        return o == w  # a key twice in one inline table
+    if old.kind != "key" and new.kind != "key":
+        if old.kind != new.kind:  # [a] and [[a]]: one name, two kinds of table
+            return _plain(o) == _plain(w)
+        return o == w
+    if new.kind != "key":  # a header over a value, or over a table a dotted key made
+        return len(w) > old.base and o[: len(w)] == w
+    if old.kind != "key":  # a key over a declared table, or a dotted key reaching into one
+        return (len(o) > new.base and w[: len(o)] == o) or (len(o) > len(w) and o[: len(w)] == w)
+    return o[: len(w)] == w or w[: len(o)] == o
+
+
+def _plain(path: tuple[str, ...]) -> tuple[str, ...]:
+    """The path without the element index of its last segment: uplinks[1] -> uplinks."""
+    if path and path[-1].endswith("]"):
+        return path[:-1] + (re.sub(r"\[\d+\]$", "", path[-1]),)
+    return path
+
+
+def _shown(path: tuple[str, ...], limit: int = 120) -> str:
+    text = ".".join(path)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _duplicate_finding(text: str, line: int, column: int | None) -> Finding | None:
+    defs = _definitions(text, line)
+    first_new = next((i for i, d in enumerate(defs) if d.line == line), None)
+    if first_new is None:
+        return None
+    pair = None
+    # An exact repeat is the usual mistake, so it wins over a table/value overlap.
+    for exact in (True, False):
+        for j in range(first_new, len(defs)):
+            new = defs[j]
+            old = next((o for o in reversed(defs[:j]) if (o.path == new.path) == exact and _clash(o, new)), None)
+            if old is not None:
+                pair = (old, new)
+                break
+        if pair:
+            break
+    if pair is None:
+        name = _shown(defs[first_new].path)
+        return Finding(name, f"TOML syntax: {name} is defined twice (the second time at line {line})",
+                       f"find the earlier definition of {name} and keep one", line=line, column=column)
+    old, new = pair
+    lines = f"both at line {new.line}" if old.line == new.line else f"lines {old.line} and {new.line}"
+    name = _shown(new.path)
+    if old.kind != "key" and new.kind != "key" and old.kind != new.kind:
+        name = _shown(_plain(new.path))
+        return Finding(name, f"TOML syntax: {name} is declared both as a table [{name}] and as an array of tables [[{name}]] ({lines})",
+                       f"write every [{name}] as [[{name}]] for a list of tables, or use [{name}] once", line=line, column=column)
+    if old.path == new.path and old.kind != "key" and new.kind != "key":
+        return Finding(name, f"TOML syntax: table [{name}] is declared twice ({lines})",
+                       f"merge the two [{name}] tables into one, keeping each key once", line=line, column=column)
+    if old.path == new.path and old.kind == new.kind == "key":
+        fix = f"keep {new.path[-1]} once in that inline table" if old.group == new.group else "delete one of the two lines"
+        return Finding(name, f"TOML syntax: key {name} is set twice ({lines})", fix, line=line, column=column)
+    common = old.path if len(old.path) <= len(new.path) else new.path
+    name = _shown(common)
+
+    def as_what(d: _Definition) -> str:
+        if d.kind != "key":
+            return f"the table [{_shown(d.path)}] at line {d.line}"
+        if d.path == common:
+            return f"a value ({_shown(d.path[d.base:])} = ...) at line {d.line}"
+        return f"a table, by the dotted key {_shown(d.path[d.base:])} at line {d.line}"
+
+    return Finding(name, f"TOML syntax: {name} is defined twice: as {as_what(old)}, and as {as_what(new)}",
+                   "a name is either a value or one table: merge the two into one, or rename one", line=line, column=column)
 
 
 def load(path: str | Path) -> Topology:
@@ -548,6 +865,8 @@ def load(path: str | Path) -> Topology:
         raise ConfigError(source, [Finding("", "is a directory, not a file", "name the topology file")]) from None
     except PermissionError:
         raise ConfigError(source, [Finding("", "permission denied", "run as a user that can read it")]) from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(source, [Finding("", "the file is UTF-16 (it starts with a UTF-16 byte-order mark)", "save it as UTF-8 without BOM", line=1, column=1)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -51,7 +51,10 @@ class Uplink:
     nic: str
     vlans: tuple[str, ...]
     native_vlan: str | None = None  # carried untagged on the wire
-    mtu: int = DEFAULT_MTU
+    mtu: int = DEFAULT_MTU  # what the checks assume when the file leaves it out
+    # Only an mtu written in the file is applied: a NIC already at jumbo MTU
+    # must not drop to 1500 because a topology never mentioned it.
+    mtu_set: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,15 @@ class Lab:
 
 
 @dataclass(frozen=True)
+class VerifySettings:
+    """How `ovsnet verify` probes; nothing here is applied to a host."""
+
+    # A local image reference (never pulled) for the short-lived probe
+    # containers, one per Docker network; it must be able to run `sleep`.
+    probe_image: str | None = None
+
+
+@dataclass(frozen=True)
 class Topology:
     name: str
     vlans: Mapping[str, Vlan]
@@ -192,6 +204,7 @@ class Topology:
     endpoints: tuple[Endpoint, ...] = ()
     lab: Lab | None = None
     source: str = "<memory>"
+    verify: VerifySettings = field(default_factory=VerifySettings)
 
     def vlan_by_id(self) -> dict[int, Vlan]:
         return {v.id: v for v in self.vlans.values()}

@@ -70,6 +70,7 @@ def validate(topo: Topology, g: nx.Graph, doms: Domains | None = None) -> list[F
     findings += _loops(g, doms)
     findings += _mtu(topo, g)
     findings += _lab(topo)
+    findings += _verify_settings(topo)
     _, slice_findings = addressing.plan(topo)
     findings += slice_findings
     return findings
@@ -257,6 +258,16 @@ def _loops(g: nx.Graph, doms: Domains) -> Iterator[Finding]:
     for loop in doms.loops:
         u, v = loop.edge
         which = f"VLAN {vlan_names.get(loop.vlan, loop.vlan)}" if loop.vlan is not None else "every VLAN"
+        if loop.assumed:
+            # Real hosts: two uplinks may well reach different switches, so only a warning.
+            port = next((n for n in (u, v) if g.nodes[n].get("kind") == "switch_port"), v)
+            yield Finding(
+                "", f"possible L2 loop in {which}: with no [lab] section ovsnet assumes every uplink reaches one "
+                f"upstream network, and {g.nodes[port].get('name', port)} then closes a second path",
+                "carry each VLAN on one uplink per host, or bond the NICs; ignore this if they reach separate networks",
+                severity="warning",
+            )
+            continue
         yield Finding("", f"L2 loop in {which}: {u} - {v} closes a second path between the same bridges", "carry each VLAN over one path only (or bond the links)")
 
 
@@ -286,6 +297,18 @@ def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
                     mtus.append((str(end), up.mtu))
             if len(mtus) == 2 and mtus[0][1] != mtus[1][1]:
                 yield Finding("lab.cables", f"cable {mtus[0][0]} - {mtus[1][0]} joins mtu {mtus[0][1]} to mtu {mtus[1][1]}", "use the same mtu on both ends")
+
+
+def _verify_settings(topo: Topology) -> Iterator[Finding]:
+    # Probes go on Docker networks only (a flat host's network is Docker's own
+    # default one, which ovsnet does not create, so it gets none either).
+    if topo.verify.probe_image and not any(d.network for h in topo.hosts.values() if h.layout is Layout.VLAN for d in h.docker):
+        yield Finding(
+            "verify.probe_image",
+            f"probe image {quoted(topo.verify.probe_image)} is named, but no host has a Docker network for `verify` to start probes on",
+            "set network on a [[hosts.NAME.docker]] entry, or remove probe_image",
+            severity="warning",
+        )
 
 
 def _lab(topo: Topology) -> Iterator[Finding]:

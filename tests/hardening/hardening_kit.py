@@ -1,12 +1,12 @@
 """Fixtures for the hardening tests: a lab host with foreign objects, full dumps, the CLI.
 
-Copied (not imported) from tests/integration: the `lab_host` pattern of
-test_apply.py, a namespace with a private ovsdb-server + ovs-vswitchd whose
-eth1 is a veth to a gateway namespace. On top of it every host here carries
-objects that are *not* ovsnet's - an OVS bridge with ports, a Linux bridge
-with a port, addresses and a route - so each test can prove, with a full dump
-taken by independent tools (ovs-vsctl, ip), that no fault made ovsnet touch
-them.
+The host is the one of tests/integration's `lab_host` and of the
+benchmarks (tests/support/labhost.py): a namespace with a private
+ovsdb-server + ovs-vswitchd whose eth1 is a veth to a gateway namespace. On
+top of it every host here carries objects that are *not* ovsnet's - an OVS
+bridge with ports, a Linux bridge with a port, addresses and a route - so
+each test can prove, with a full dump taken by independent tools
+(ovs-vsctl, ip), that no fault made ovsnet touch them.
 
 Every name carries a per-run prefix; every namespace and daemon is removed at
 teardown, pass or fail.
@@ -28,55 +28,22 @@ import pytest
 from ovsnet.lab import netns
 from ovsnet.lab.ovs_instance import OvsInstance
 from ovsnet.target import Target
+from tests.support.commands import ns_json, sh, vsctl
+from tests.support.labhost import FOREIGN_LINKS, OWNER_KEY, add_foreign_objects, namespaces, node1_target, private_ovs, wire_uplink
+from tests.support.leaks import daemon_pid as _daemon_pid
+from tests.support.leaks import processes_naming, wait_gone
+from tests.support.topologies import as_template, node1
 
 ROOT = Path(__file__).resolve().parents[2]
 OVSNET = str(ROOT / ".venv" / "bin" / "ovsnet")
 LONG = os.environ.get("OVSNET_LONG") == "1"
 
-# The seed's node1 (topologies/seed.toml) on a netdev bridge, with a
-# management gateway that the gateway namespace really answers.
-TOPOLOGY = """
-name = "h{tag}"
-[vlans.mgmt]
-id = 10
-subnet = "192.168.10.0/24"
-router = "192.168.10.1"
-[vlans.web]
-id = 100
-subnet = "10.100.0.0/24"
-router = "10.100.0.1"
-[vlans.db]
-id = 200
-subnet = "10.200.0.0/24"
-
-[router]
-vlans = ["mgmt", "web"]
-
-[hosts.node1]
-bridge = {{ name = "br-ovs", datapath = "netdev" }}
-[[hosts.node1.uplinks]]
-nic = "eth1"
-vlans = ["mgmt", "web", "db"]
-native_vlan = "mgmt"
-[hosts.node1.management]
-port = "mgmt0"
-addresses = ["192.168.10.11/24"]
-gateway = "192.168.10.1"
-dns = ["192.168.10.1"]
-[[hosts.node1.docker]]
-bridge = "br-web"
-vlan = "web"
-[[hosts.node1.docker]]
-bridge = "br-db"
-vlan = "db"
-"""
+# The seed's node1 with its router, every name pinned; a str.format template
+# ({tag}) because tests write edited copies of it.
+TOPOLOGY = as_template(node1("h{tag}", router=True, mgmt_port=True), "tag")
 
 # Names ovsnet creates on node1 for TOPOLOGY.
 OURS = ("br-ovs", "mgmt0", "br-web", "br-db", "ovs-br-web", "lnx-br-web", "ovs-br-db", "lnx-br-db")
-# Foreign objects every host fixture makes before the first snapshot.
-FOREIGN_LINKS = ("fbr", "fv0", "fv1", "fw0", "fw1", "lbrf", "fdum0", "fdum1")
-FOREIGN_OVS_BRIDGE = "fbr"
-OWNER_KEY = "ovsnet-topology"
 
 RESOLV = "# written by the test\nsearch example.test\nnameserver 9.9.9.9\nnameserver 149.112.112.112\noptions edns0\n"
 
@@ -101,17 +68,6 @@ def pytest_collection_modifyitems(config, items):
 # --- small tools ------------------------------------------------------------------
 
 
-def sh(*argv: str, check: bool = True, input: str | None = None, timeout: float = 120) -> str:
-    p = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed ({p.returncode}): {p.stderr.strip()}")
-    return p.stdout
-
-
-def ns_json(ns: str, *argv: str):
-    return json.loads(sh("ip", "-n", ns, "-j", *argv) or "[]")
-
-
 def ovsnet_cli(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     """Run the real CLI; never a traceback, whatever the outcome."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("OVSNET_TEST_CRASH_AFTER", "OVSNET_STATE_DIR")}
@@ -121,28 +77,8 @@ def ovsnet_cli(*args: str, env: dict | None = None, timeout: float = 180) -> sub
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def _wait_gone(pid: int, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"pid {pid} still alive after {seconds} s")
-        time.sleep(0.02)
-
-
 def daemon_pid(inst: OvsInstance, program: str) -> int | None:
-    try:
-        pid = int((inst.rundir / f"{program}.pid").read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if _alive(pid) else None
+    return _daemon_pid(inst.rundir, program)
 
 
 def kill_ovsdb_server(inst: OvsInstance, sig: int = signal.SIGKILL) -> None:
@@ -152,7 +88,7 @@ def kill_ovsdb_server(inst: OvsInstance, sig: int = signal.SIGKILL) -> None:
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     assert str(inst.rundir).encode() in cmdline, "pidfile names a process that is not this instance's"
     os.kill(pid, sig)
-    _wait_gone(pid)
+    wait_gone(pid)
     (inst.rundir / "ovsdb-server.pid").unlink(missing_ok=True)
 
 
@@ -175,18 +111,7 @@ def restart_ovsdb_server(inst: OvsInstance, sig: int = signal.SIGKILL) -> None:
 
 def our_processes(marker: str) -> list[str]:
     """Command lines of live processes whose argv mentions `marker` (a run prefix or dir)."""
-    found = []
-    me = os.getpid()
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == me:
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmd and _alive(int(d.name)):
-            found.append(cmd.replace(b"\0", b" ").decode(errors="replace").strip())
-    return found
+    return [" ".join(argv) for argv in processes_naming(marker)]
 
 
 # --- fixtures ---------------------------------------------------------------------
@@ -200,28 +125,15 @@ def run_prefix() -> str:
 @pytest.fixture
 def make_ns(run_prefix):
     """Factory: make_ns("a") creates namespace <prefix>a; all removed at teardown."""
-    made: list[str] = []
-
-    def factory(suffix: str) -> str:
-        name = f"{run_prefix}{suffix}"
-        netns.create(name)
-        made.append(name)
-        return name
-
-    yield factory
-    for name in reversed(made):
-        netns.remove(name)
+    with namespaces(run_prefix) as make:
+        yield make
 
 
 @pytest.fixture
 def ovs(make_ns, tmp_path_factory):
     name = make_ns("ovs")
-    instance = OvsInstance()
-    instance.start(name, tmp_path_factory.mktemp(name))
-    try:
+    with private_ovs(name, tmp_path_factory.mktemp(name)) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @dataclass
@@ -258,7 +170,7 @@ class LabHost:
         return ovsnet_cli(verb, str(file or self.topo_file), *self.where, *args, env=env, timeout=timeout)
 
     def vsctl(self, *args: str) -> str:
-        return sh("ovs-vsctl", f"--db={self.ovs.remote}", "--timeout=30", *args).strip()
+        return vsctl(self.ovs.remote, *args).strip()
 
     def ip(self, *args: str) -> str:
         return sh("ip", "-n", self.ns, *args)
@@ -268,52 +180,18 @@ class LabHost:
         return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file() and p.suffix != ".lock") if d.exists() else []
 
 
-def add_foreign_objects(h: LabHost) -> None:
-    """Objects ovsnet must never touch: OVS bridge + ports, Linux bridge + port, addresses, routes."""
-    # (veth pairs stand in for dummies: this kernel has no dummy module.)
-    batch = [
-        "link add fv0 type veth peer name fv1",
-        "link add fw0 type veth peer name fw1",
-        "link add lbrf type bridge",
-        "link add fdum0 type veth peer name fdum1",
-        "link set fdum0 master lbrf",
-        "link set fdum1 alias ovsnet:other-topology:bridge",  # another topology's mark
-    ] + [f"link set {l} up" for l in ("fv0", "fv1", "fw0", "fw1", "lbrf", "fdum0", "fdum1")] + [
-        "addr add 10.88.0.1/24 dev lbrf",
-        "addr add 10.77.0.1/24 dev fv1",
-        "addr add 10.66.0.1/24 dev fdum1",
-        "route add 10.99.0.0/24 via 10.88.0.254 dev lbrf",
-        "route add 10.98.0.0/24 dev fdum1 metric 50",
-    ]
-    sh("ip", "-n", h.ns, "-batch", "-", input="\n".join(batch) + "\n")
-    br = FOREIGN_OVS_BRIDGE
-    h.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev",
-            "external_ids:owner=someone-else", "other_config:hwaddr=02:00:00:00:0f:01",
-            "--", "add-port", br, "fv0", "tag=33", "--", "set", "Port", "fv0", "external_ids:owner=someone-else",
-            # Marked by *another* ovsnet topology: not ours either.
-            "--", "add-port", br, "fw0", "trunks=100,200", "--", "set", "Port", "fw0",
-            f"external_ids:{OWNER_KEY}=other{h.tag}", "external_ids:ovsnet-role=uplink")
-
-
 @pytest.fixture
 def host(ovs, make_ns, tmp_path, run_prefix):
     """node1 before ovsnet: eth1 holds 192.168.10.11/24 and the default route; foreign objects around."""
     ns = ovs.netns
     gw = make_ns("gw")
-    sh("ip", "link", "add", "eth1", "netns", ns, "type", "veth", "peer", "name", "gw0", "netns", gw)
-    sh("ip", "-n", gw, "addr", "add", "192.168.10.1/24", "dev", "gw0")
-    sh("ip", "-n", gw, "link", "set", "gw0", "up")
-    sh("ip", "-n", ns, "addr", "add", "192.168.10.11/24", "dev", "eth1")
-    sh("ip", "-n", ns, "link", "set", "eth1", "up")
-    sh("ip", "-n", ns, "route", "add", "default", "via", "192.168.10.1", "dev", "eth1")
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text(RESOLV)
-    target = Target(ovsdb=ovs.remote, netns=ns, state_dir=str(tmp_path / "state"), resolv_conf=str(resolv), gateway_timeout=5.0)
+    wire_uplink(ns, gw)
+    target = node1_target(ovs.remote, ns, tmp_path, RESOLV, gateway_timeout=5.0)
     tag = run_prefix[-5:]
     topo_file = tmp_path / "topology.toml"
     topo_file.write_text(TOPOLOGY.format(tag=tag))
-    h = LabHost(ns, gw, ovs, tag, tmp_path, target, topo_file, resolv)
-    add_foreign_objects(h)
+    h = LabHost(ns, gw, ovs, tag, tmp_path, target, topo_file, Path(target.resolv_conf))
+    add_foreign_objects(ns, ovs.remote, tag)
     settle(h)
     return h
 

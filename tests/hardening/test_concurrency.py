@@ -93,6 +93,22 @@ def _run(h, verb: str, *args: str) -> tuple[int, str, str]:
     return _finish(_spawn(h, verb, *args))
 
 
+def _refused_then_queued(h, holder: subprocess.Popen, verb: str, *args: str) -> subprocess.Popen:
+    """While the frozen `holder` keeps the lock: `ovsnet VERB` fails at once naming it, and
+    `ovsnet VERB --wait` is started to queue behind it.
+
+    The holder is let go even if that fails: left stopped, it would keep the
+    lock and the fixture's `down` would never get it."""
+    try:
+        rc, out, err = _run(h, verb)
+        assert rc == 6 and LOCK_MSG.format(pid=holder.pid) in err, (rc, out, err)
+        waiter = _spawn(h, verb, "--wait", "60", *args)
+        time.sleep(0.5)
+    finally:
+        os.kill(holder.pid, signal.SIGCONT)
+    return waiter
+
+
 def test_lock_held_by_another_process_fails_clearly_or_waits(host):
     h = host
     before = host_snapshot(h)
@@ -128,13 +144,7 @@ def test_two_ups_at_once_one_applies_the_other_fails_or_waits(host):
     before = host_snapshot(h)
     foreign = foreign_snapshot(h, full=before)
     first = _frozen_holder(h, "up", "--json")
-    try:
-        rc, out, err = _run(h, "up")
-        assert rc == 6 and LOCK_MSG.format(pid=first.pid) in err, (rc, out, err)
-        waiter = _spawn(h, "up", "--wait", "60", "--json")
-        time.sleep(0.5)
-    finally:
-        os.kill(first.pid, signal.SIGCONT)
+    waiter = _refused_then_queued(h, first, "up", "--json")
     rc1, out1, err1 = _finish(first)
     rc2, out2, err2 = _finish(waiter)
     assert rc1 == 0, err1
@@ -151,13 +161,7 @@ def test_up_racing_down_one_wins_and_the_state_is_consistent(host):
     h = host
     before = host_snapshot(h)
     up = _frozen_holder(h, "up")
-    try:
-        rc, _, err = _run(h, "down")
-        assert rc == 6 and LOCK_MSG.format(pid=up.pid) in err, (rc, err)
-        down = _spawn(h, "down", "--wait", "60")
-        time.sleep(0.5)
-    finally:
-        os.kill(up.pid, signal.SIGCONT)
+    down = _refused_then_queued(h, up, "down")
     assert _finish(up)[0] == 0
     rc, out, err = _finish(down)
     assert rc == 0 and "changes applied" in out, (rc, out, err)
@@ -168,13 +172,7 @@ def test_up_racing_down_one_wins_and_the_state_is_consistent(host):
     # And the other way round: down holds the lock (nothing to do), up waits.
     assert _run(h, "up")[0] == 0
     down = _frozen_holder(h, "down")
-    try:
-        rc, _, err = _run(h, "up")
-        assert rc == 6 and LOCK_MSG.format(pid=down.pid) in err, (rc, err)
-        up = _spawn(h, "up", "--wait", "60")
-        time.sleep(0.5)
-    finally:
-        os.kill(down.pid, signal.SIGCONT)
+    up = _refused_then_queued(h, down, "up")
     assert _finish(down)[0] == 0
     assert _finish(up)[0] == 0
     assert _run(h, "status")[0] == 0

@@ -39,16 +39,21 @@ def _state_file(h) -> Path:
 # --- an interface vanishing between plan and apply ----------------------------------
 
 
-def _vanish_br_web(h):
-    """Someone deletes br-web right after ovsnet created it, before the veth joins it."""
+def _up_losing_a_link(h, after: str, link: str, target=None) -> apply.ApplyFailed:
+    """Run up; someone deletes `link` right after ovsnet made the change `after`. Up must fail."""
 
     def hook(change):
-        if change.resource == "link:br-web":
-            h.ip("link", "del", "br-web")
+        if change.resource == after:
+            h.ip("link", "del", link)
 
     with pytest.raises(apply.ApplyFailed) as err:
-        apply.up(h.checked(), "node1", _target(h), apply.UpOptions(after_change=hook))
+        apply.up(h.checked(), "node1", target or _target(h), apply.UpOptions(after_change=hook))
     return err.value
+
+
+def _vanish_br_web(h):
+    """Someone deletes br-web right after ovsnet created it, before the veth joins it."""
+    return _up_losing_a_link(h, "link:br-web", "br-web")
 
 
 def test_bridge_vanishing_mid_apply_fails_clearly_and_up_again_converges(host):
@@ -89,13 +94,8 @@ def test_rollback_of_a_vanished_link_is_not_an_undo_error(host):
 
 
 def _vanish_veth_before_transaction(h):
-    def hook(change):
-        if change.resource == "veth:ovs-br-web/lnx-br-web":
-            h.ip("link", "del", "ovs-br-web")  # one end: the kernel removes both
-
-    with pytest.raises(apply.ApplyFailed) as err:
-        apply.up(h.checked(), "node1", dataclasses.replace(_target(h), ovs_timeout=5.0), apply.UpOptions(after_change=hook))
-    return err.value
+    # Deleting one end is enough: the kernel removes both.
+    return _up_losing_a_link(h, "veth:ovs-br-web/lnx-br-web", "ovs-br-web", dataclasses.replace(_target(h), ovs_timeout=5.0))
 
 
 def test_veth_vanishing_before_the_ovs_transaction_rolls_back(host):

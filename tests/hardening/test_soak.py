@@ -15,33 +15,17 @@ import dataclasses
 import os
 import resource
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from hardening_kit import LONG, assert_same, daemon_pid, host_snapshot, ns_json, ovs_rows_of
 from ovsnet import apply
 from ovsnet.lab import netns
+from tests.support import leaks
 
 pytestmark = pytest.mark.root
 
 CYCLES = 12 if LONG else 5
-
-
-def _children() -> list[int]:
-    me = str(os.getpid())
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[1] == me and fields[0] not in ("Z", "X"):
-            out.append(int(d.name))
-    return out
 
 
 def _measure(h, run_prefix: str) -> dict:
@@ -53,7 +37,7 @@ def _measure(h, run_prefix: str) -> dict:
         "ovsdb rows": ovs_rows_of(h),
         "fds": len(os.listdir("/proc/self/fd")),
         "threads": len(os.listdir("/proc/self/task")),
-        "children": len(_children()),
+        "children": len(leaks.children()),
         "ovsdb-server fds": len(os.listdir(f"/proc/{ovsdb_pid}/fd")),
     }
 

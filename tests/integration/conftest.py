@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from ovsnet.lab import netns
 from ovsnet.lab.ovs_instance import OvsInstance
+from ovsnet.target import Target
+from tests.support.commands import sh
+from tests.support.labhost import namespaces, node1_target, private_ovs, wire_uplink
 
 pytestmark = pytest.mark.root
 
@@ -44,17 +48,8 @@ def run_prefix() -> str:
 @pytest.fixture
 def make_ns(run_prefix):
     """Factory: make_ns("a") creates namespace <prefix>a; all removed at teardown."""
-    made: list[str] = []
-
-    def factory(suffix: str) -> str:
-        name = f"{run_prefix}{suffix}"
-        netns.create(name)
-        made.append(name)
-        return name
-
-    yield factory
-    for name in reversed(made):
-        netns.remove(name)
+    with namespaces(run_prefix) as make:
+        yield make
 
 
 @dataclass(frozen=True)
@@ -76,10 +71,29 @@ def ovs(make_ns, tmp_path_factory):
     The run directory is named after the namespace, so the run prefix finds both.
     """
     name = make_ns("ovs")
-    instance = OvsInstance()
-    # start() stops whatever it started if it fails part-way.
-    instance.start(name, tmp_path_factory.mktemp(name))
-    try:
+    with private_ovs(name, tmp_path_factory.mktemp(name)) as instance:
         yield OvsHost(netns=name, instance=instance)
-    finally:
-        instance.stop()
+
+
+@dataclass(frozen=True)
+class Node1:
+    """The host of `lab_host`: namespace, gateway namespace, OVS, and where ovsnet applies."""
+
+    ns: str
+    gw: str
+    ovs: OvsHost
+    target: Target
+    resolv: Path
+    tag: str  # for the topology name: unique per run, so OVSDB marks never mix
+
+    def vsctl(self, *args: str) -> str:
+        return sh("ovs-vsctl", f"--db={self.ovs.remote}", *args).strip()
+
+
+@pytest.fixture
+def lab_host(ovs, make_ns, tmp_path, run_prefix):
+    """node1 before ovsnet: eth1 holds 192.168.10.11/24 and the default route via the gateway."""
+    gw = make_ns("gw")
+    wire_uplink(ovs.netns, gw)
+    target = node1_target(ovs.remote, ovs.netns, tmp_path, "search example.test\nnameserver 9.9.9.9\n", gateway_timeout=10.0)
+    return Node1(ovs.netns, gw, ovs, target, Path(target.resolv_conf), run_prefix[-5:])

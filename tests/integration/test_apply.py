@@ -18,78 +18,20 @@ import pytest
 
 from ovsnet import apply
 from ovsnet.errors import RefusedError
-from ovsnet.target import Target
 from ovsnet.topology import check
 from ovsnet.topology.load import parse
+from tests.support.commands import ns_json, sh
+from tests.support.topologies import as_template, node1
 
 pytestmark = pytest.mark.root
 
-TOPOLOGY = """
-name = "t{tag}"
-[vlans.mgmt]
-id = 10
-subnet = "192.168.10.0/24"
-router = "192.168.10.1"
-[vlans.web]
-id = 100
-subnet = "10.100.0.0/24"
-router = "10.100.0.1"
-[vlans.db]
-id = 200
-subnet = "10.200.0.0/24"
-
-[hosts.node1]
-bridge = {{ name = "br-ovs", datapath = "netdev" }}
-[[hosts.node1.uplinks]]
-nic = "eth1"
-vlans = ["mgmt", "web", "db"]
-native_vlan = "mgmt"
-[hosts.node1.management]
-addresses = ["192.168.10.11/24"]
-gateway = "{gateway}"
-dns = ["192.168.10.1"]
-[[hosts.node1.docker]]
-bridge = "br-web"
-vlan = "web"
-[[hosts.node1.docker]]
-bridge = "br-db"
-vlan = "{db_vlan}"
-"""
+# The seed's node1 (lab_host, in conftest.py, is that host before ovsnet);
+# tests vary the gateway and the VLAN of br-db.
+TOPOLOGY = as_template(node1("t{tag}", gateway="{gateway}", db_vlan="{db_vlan}"), "tag", "gateway", "db_vlan")
 
 
 def topo(tag: str, gateway: str = "192.168.10.1", db_vlan: str = "db"):
     return check(parse(TOPOLOGY.format(tag=tag, gateway=gateway, db_vlan=db_vlan), "test.toml"))
-
-
-def sh(*argv: str, check: bool = True) -> str:
-    return subprocess.run(argv, check=check, capture_output=True, text=True).stdout
-
-
-def ns_json(ns: str, *argv: str):
-    return json.loads(sh("ip", "-n", ns, "-j", *argv) or "[]")
-
-
-@pytest.fixture
-def lab_host(ovs, make_ns, tmp_path, run_prefix):
-    """node1 before ovsnet: eth1 holds 192.168.10.11/24 and the default route via the gateway."""
-    gw = make_ns("gw")
-    sh("ip", "link", "add", "eth1", "netns", ovs.netns, "type", "veth", "peer", "name", "gw0", "netns", gw)
-    sh("ip", "-n", gw, "addr", "add", "192.168.10.1/24", "dev", "gw0")
-    sh("ip", "-n", gw, "link", "set", "gw0", "up")
-    sh("ip", "-n", ovs.netns, "addr", "add", "192.168.10.11/24", "dev", "eth1")
-    sh("ip", "-n", ovs.netns, "link", "set", "eth1", "up")
-    sh("ip", "-n", ovs.netns, "route", "add", "default", "via", "192.168.10.1", "dev", "eth1")
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text("search example.test\nnameserver 9.9.9.9\n")
-    target = Target(ovsdb=ovs.remote, netns=ovs.netns, state_dir=str(tmp_path / "state"), resolv_conf=str(resolv), gateway_timeout=10.0)
-
-    class H:
-        pass
-
-    h = H()
-    h.ns, h.gw, h.target, h.ovs, h.resolv, h.tag = ovs.netns, gw, target, ovs, resolv, run_prefix[-5:]
-    h.vsctl = lambda *a: sh("ovs-vsctl", f"--db={ovs.remote}", *a).strip()
-    return h
 
 
 def ping(ns: str, addr: str, count: int = 1) -> bool:

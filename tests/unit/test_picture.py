@@ -14,6 +14,7 @@ from ovsnet.errors import BackendError, UsageError
 from ovsnet.render import picture
 from ovsnet.topology import check, load_checked
 from ovsnet.topology.load import parse
+from tests.support.topologies import SEED_ROUTER, SEED_VLANS
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "topologies" / "seed.toml"
@@ -22,24 +23,11 @@ needs_dot = pytest.mark.skipif(not HAS_DOT, reason="Graphviz 'dot' is not instal
 
 # Three hosts in name order that `dot` would not keep on its own, one of them
 # flat, an endpoint straight on OVS and an access port: every kind of node.
-THREE = """
-name = "three"
-[vlans.mgmt]
-id = 10
-subnet = "192.168.10.0/24"
-router = "192.168.10.1"
-[vlans.web]
-id = 100
-subnet = "10.100.0.0/24"
-router = "10.100.0.1"
-[vlans.db]
-id = 200
-subnet = "10.200.0.0/24"
+THREE = '\nname = "three"\n' + SEED_VLANS + """\
 [vlans.ops]
 id = 300
 subnet = "10.30.0.0/24"
-[router]
-vlans = ["mgmt", "web"]
+""" + SEED_ROUTER + """\
 [hosts.alpha]
 [[hosts.alpha.uplinks]]
 nic = "eth1"

@@ -1,0 +1,98 @@
+"""Topology texts of the tests and benchmarks, written once from the seed.
+
+Every integration test, hardening test and benchmark applies the seed's
+layout (topologies/seed.toml) to one simulated host, node1. Each caller
+picks its own topology name, because ovsnet marks what it creates with that
+name and two runs must never take each other's objects for their own; a few
+tests also vary the gateway or the VLAN of br-db.
+"""
+
+from __future__ import annotations
+
+# labhost wires the simulated host with these, so the topology and the host agree.
+MGMT_GATEWAY = "192.168.10.1"
+NODE1_ADDRESS = "192.168.10.11/24"
+
+SEED_VLANS = """\
+[vlans.mgmt]
+id = 10
+subnet = "192.168.10.0/24"
+router = "192.168.10.1"
+[vlans.web]
+id = 100
+subnet = "10.100.0.0/24"
+router = "10.100.0.1"
+[vlans.db]
+id = 200
+subnet = "10.200.0.0/24"
+"""
+
+SEED_ROUTER = """\
+[router]
+vlans = ["mgmt", "web"]
+"""
+
+
+def node1(name: str, *, gateway: str = MGMT_GATEWAY, db_vlan: str = "db", router: bool = False, mgmt_port: bool = False) -> str:
+    """The seed's node1 alone: eth1 trunked into br-ovs, br-web and br-db for Docker.
+
+    The bridge is on the netdev datapath because the simulated host's
+    ovs-vswitchd is userspace-only. `router` adds the seed's [router];
+    `mgmt_port` names the management port mgmt0 rather than relying on the
+    default (the hardening tests pin every name they later look for).
+    """
+    port = 'port = "mgmt0"\n' if mgmt_port else ""
+    return f'\nname = "{name}"\n{SEED_VLANS}\n' + (SEED_ROUTER + "\n" if router else "") + f"""\
+[hosts.node1]
+bridge = {{ name = "br-ovs", datapath = "netdev" }}
+[[hosts.node1.uplinks]]
+nic = "eth1"
+vlans = ["mgmt", "web", "db"]
+native_vlan = "mgmt"
+[hosts.node1.management]
+{port}addresses = ["{NODE1_ADDRESS}"]
+gateway = "{gateway}"
+dns = ["192.168.10.1"]
+[[hosts.node1.docker]]
+bridge = "br-web"
+vlan = "web"
+[[hosts.node1.docker]]
+bridge = "br-db"
+vlan = "{db_vlan}"
+"""
+
+
+def as_template(text: str, *fields: str) -> str:
+    """`text` as a str.format template whose only fields are `fields`.
+
+    Tests keep TOPOLOGY constants that they `.format(tag=...)`; TOML's own
+    braces (inline tables) must then be doubled.
+    """
+    out = text.replace("{", "{{").replace("}", "}}")
+    for f in fields:
+        out = out.replace("{{" + f + "}}", "{" + f + "}")
+    return out
+
+
+def tagged_ports(n: int, name: str, first_vlan: int, bridge: str = "br-ovs") -> str:
+    """node1 with N Docker bridges b<i>, each on its own VLAN first_vlan + i: N tagged OVS access ports.
+
+    No DNS and no router, so that what is timed is the bridges, veths and ports.
+    """
+    out = [f'name = "{name}"', "[vlans.mgmt]", "id = 10", 'subnet = "192.168.10.0/24"', f'router = "{MGMT_GATEWAY}"']
+    for i in range(n):
+        out += [f"[vlans.v{i}]", f"id = {first_vlan + i}"]
+    out += [
+        "[hosts.node1]",
+        f'bridge = {{ name = "{bridge}", datapath = "netdev" }}',
+        "[[hosts.node1.uplinks]]",
+        'nic = "eth1"',
+        "vlans = [" + ", ".join(['"mgmt"'] + [f'"v{i}"' for i in range(n)]) + "]",
+        'native_vlan = "mgmt"',
+        "[hosts.node1.management]",
+        f'addresses = ["{NODE1_ADDRESS}"]',
+        f'gateway = "{MGMT_GATEWAY}"',
+    ]
+    for i in range(n):
+        out += ["[[hosts.node1.docker]]", f'bridge = "b{i}"', f'vlan = "v{i}"']
+    return "\n".join(out) + "\n"
