@@ -32,6 +32,7 @@ from ovsnet.state import (
     alias_for,
 )
 from ovsnet.statefile import Saved, SavedUplink
+from ovsnet.topology.model import DEFAULT_MTU
 
 
 class Action(str, enum.Enum):
@@ -359,7 +360,7 @@ class _Planner:
             return
         if nets is None:
             for n in self.d.docker_networks:
-                self.add(Action.CREATE, f"docker-network:{n.name}", Phase.DOCKER, f"Docker network on {n.bridge}, VLAN {n.vlan}", after=_net_view(n.subnet, n.gateway, n.ip_range, n.bridge),
+                self.add(Action.CREATE, f"docker-network:{n.name}", Phase.DOCKER, f"Docker network on {n.bridge}, VLAN {n.vlan}", after=_net_view(n.subnet, n.gateway, n.ip_range, n.bridge, n.mtu),
                          ops=(self._create_net(n),), undo=(ops.DockerRemoveNetwork(n.name),))
             return
         wanted = {n.name for n in self.d.docker_networks}
@@ -367,14 +368,14 @@ class _Planner:
             res = f"docker-network:{n.name}"
             cur = nets.get(n.name)
             create = self._create_net(n)
-            after = _net_view(n.subnet, n.gateway, n.ip_range, n.bridge)
+            after = _net_view(n.subnet, n.gateway, n.ip_range, n.bridge, n.mtu)
             if cur is None:
                 self.add(Action.CREATE, res, Phase.DOCKER, f"Docker network on {n.bridge}, VLAN {n.vlan}", after=after, ops=(create,), undo=(ops.DockerRemoveNetwork(n.name),))
                 continue
             if cur.owner != self.topo and not self.opt.adopt:
-                self.block(res, f"Docker network {n.name} exists and is not ovsnet's ({_net_view(cur.subnet, cur.gateway, cur.ip_range, cur.bridge)})", "rename the network in the topology, or pass --adopt to replace it")
+                self.block(res, f"Docker network {n.name} exists and is not ovsnet's ({_net_view(cur.subnet, cur.gateway, cur.ip_range, cur.bridge, cur.mtu)})", "rename the network in the topology, or pass --adopt to replace it")
                 continue
-            before = _net_view(cur.subnet, cur.gateway, cur.ip_range, cur.bridge)
+            before = _net_view(cur.subnet, cur.gateway, cur.ip_range, cur.bridge, cur.mtu)
             if before == after and cur.owner == self.topo:
                 continue
             if cur.containers:
@@ -389,7 +390,7 @@ class _Planner:
                     self.block(f"docker-network:{cur.name}", f"Docker network {cur.name} is no longer in the topology but containers use it: {', '.join(cur.containers)}", "stop those containers, then run again")
                     continue
                 restore = ops.DockerCreateNetwork(cur.name, cur.bridge or "", cur.subnet, cur.gateway, cur.ip_range, cur.mtu or 1500, dict(cur.labels))
-                self.add(Action.DELETE, f"docker-network:{cur.name}", Phase.DOCKER, "no longer in the topology", before=_net_view(cur.subnet, cur.gateway, cur.ip_range, cur.bridge),
+                self.add(Action.DELETE, f"docker-network:{cur.name}", Phase.DOCKER, "no longer in the topology", before=_net_view(cur.subnet, cur.gateway, cur.ip_range, cur.bridge, cur.mtu),
                          ops=(ops.DockerRemoveNetwork(cur.name),), undo=(restore,))
 
     def _create_net(self, n) -> ops.DockerCreateNetwork:
@@ -423,8 +424,10 @@ def _port_view(p) -> str:
     return "untagged" + (" (internal)" if p.interfaces and p.interfaces[0].type == "internal" else "")
 
 
-def _net_view(subnet, gateway, ip_range, bridge) -> str:
-    return f"subnet {subnet or '-'} gateway {gateway or '-'} ip_range {ip_range or '-'} on {bridge or '-'}"
+def _net_view(subnet, gateway, ip_range, bridge, mtu=None) -> str:
+    # Docker leaves the option out at its default, 1500: both read the same.
+    shown = f" mtu {mtu}" if (mtu or DEFAULT_MTU) != DEFAULT_MTU else ""
+    return f"subnet {subnet or '-'} gateway {gateway or '-'} ip_range {ip_range or '-'} on {bridge or '-'}{shown}"
 
 
 # --- down ------------------------------------------------------------------------
@@ -441,7 +444,7 @@ def teardown(topology: str, actual: HostState, saved: Saved | None, fallback: Sa
     linux, ovs = actual.linux, actual.ovs
     for net in (actual.docker or {}).values():
         if net.owner == topology:
-            changes.append(Change(Action.DELETE, f"docker-network:{net.name}", Phase.DOCKER, "ovsnet made it", before=_net_view(net.subnet, net.gateway, net.ip_range, net.bridge),
+            changes.append(Change(Action.DELETE, f"docker-network:{net.name}", Phase.DOCKER, "ovsnet made it", before=_net_view(net.subnet, net.gateway, net.ip_range, net.bridge, net.mtu),
                                   ops=(ops.DockerRemoveNetwork(net.name),)))
     blockers = [Blocker(f"docker-network:{n.name}", f"Docker network {n.name} still has containers: {', '.join(n.containers)}", "stop or disconnect them, then run down again")
                 for n in (actual.docker or {}).values() if n.owner == topology and n.containers]

@@ -225,6 +225,20 @@ def test_owned_link_not_desired_is_deleted_once_per_pair(node1, seed):
     assert p.changes[0].phase is Phase.CLEANUP
 
 
+def test_docker_network_mtu_edited_by_hand_is_recreated(node1, seed):
+    # Docker networks cannot be edited; one whose MTU drifted from its VLAN's is made again.
+    st = converged(node1, seed)
+    assert plan.diff(node1, st).changes == ()
+    docker = dict(st.docker)
+    docker["web"] = replace(docker["web"], mtu=9000)
+    (c,) = plan.diff(node1, replace(st, docker=docker)).changes
+    assert c.resource == "docker-network:web" and c.action is Action.MODIFY
+    assert c.before.endswith("on br-web mtu 9000") and c.after.endswith("on br-web")
+    # Docker omits the option at its default: None and 1500 are the same network.
+    docker["web"] = replace(docker["web"], mtu=None)
+    assert plan.diff(node1, replace(st, docker=docker)).changes == ()
+
+
 def test_docker_unreachable_is_a_note(node1):
     p = plan.diff(node1, plan.from_nothing(node1), options=Options(docker=False))
     assert not [c for c in p.changes if c.phase is Phase.DOCKER]
