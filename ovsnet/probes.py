@@ -284,10 +284,10 @@ class ProbeSet:
             else:
                 raise BackendError(f"verify: {text}; remove them by their label {PROBE_LABEL}")
 
-    def _docker(self, url: str | None):
-        from ovsnet.backends.docker import Docker
+    def _docker(self, url: str | None, slow: bool = False):
+        from ovsnet.backends.docker import START_TIMEOUT, TIMEOUT, Docker
 
-        return Docker(url)
+        return Docker(url, timeout=START_TIMEOUT if slow else TIMEOUT)
 
     def _urls(self) -> list[str | None]:
         return list(dict.fromkeys(self.engines.values()))
@@ -330,7 +330,7 @@ class ProbeSet:
         def one(spec: ProbeSpec) -> Probe:
             labels = {PROBE_LABEL: self.topology, OWNER_LABEL: self.token, HOST_LABEL: spec.host, NETWORK_LABEL: spec.network}
             name = f"ovsnet-probe-{self.topology}-{spec.host}-{spec.network}-{run_id}"
-            with self._docker(self.engines[spec.host]) as d:
+            with self._docker(self.engines[spec.host], slow=True) as d:
                 c = d.run_container(self.image, COMMAND, name=name, network=spec.network, labels=labels)
             attach = c.networks.get(spec.network)
             if attach is None or not attach.ip or not c.pid:
@@ -362,7 +362,8 @@ class ProbeSet:
 
         def sweep(url: str | None) -> None:
             try:
-                with self._docker(url) as d:
+                # Removing a running container (kill, unmount, network teardown) is as slow as starting one.
+                with self._docker(url, slow=True) as d:
                     ids = {p.container_id for p in self.probes if self.engines[p.host] == url}
                     ids |= {c.id for c in d.containers(OWNER_LABEL, self.token)}
                     for cid in ids:

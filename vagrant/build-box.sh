@@ -33,6 +33,7 @@ PACKAGES=(
   systemd-sysv udev dbus kmod procps iproute2 iputils-ping tcpdump
   linux-image-amd64
   openvswitch-switch
+  docker.io apparmor busybox-static
   python3 python3-venv
   qemu-guest-agent
   openssh-server sudo rsync
@@ -67,11 +68,13 @@ for tool in debootstrap mke2fs python3; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install debootstrap e2fsprogs python3-venv)"
 done
 
-# ovsnet's runtime dependencies, from pyproject.toml.
+# ovsnet's runtime dependencies, from pyproject.toml, with the Docker extra
+# (the VMs run Docker where the topology gives a host Docker networks).
 PY_DEPS="$(python3 - "$REPO/pyproject.toml" <<'EOF'
 import sys, tomllib
 with open(sys.argv[1], "rb") as f:
-    print("\n".join(tomllib.load(f)["project"]["dependencies"]))
+    project = tomllib.load(f)["project"]
+print("\n".join(project["dependencies"] + project["optional-dependencies"]["docker"]))
 EOF
 )"
 # Build helpers the guest needs to `pip install` ovsnet from a tree without internet.

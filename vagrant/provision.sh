@@ -81,15 +81,37 @@ mkdir -p "$BUILD"
 # A private copy: pip writes build files into the tree, and the share may be read-only.
 tar -C "$SRC" --exclude=.git --exclude=.venv --exclude=__pycache__ --exclude=.hypothesis \
     --exclude=.pytest_cache --exclude='*.egg-info' --exclude=build --exclude=.vagrant -cf - . | tar -C "$BUILD" -xf -
-if "$VENV/bin/python" -c 'import ovs, pyroute2, networkx, typer, rich, setuptools, wheel' 2>/dev/null; then
+if "$VENV/bin/python" -c 'import ovs, pyroute2, networkx, typer, rich, docker, setuptools, wheel' 2>/dev/null; then
   # The dependencies are in the box already (build-box.sh): no network needed.
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-index --no-deps --no-build-isolation "$BUILD"
 else
-  "$VENV/bin/pip" install -q --disable-pip-version-check "$BUILD"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "$BUILD[docker]"
 fi
 ln -sf "$VENV/bin/ovsnet" /usr/local/bin/ovsnet
 ovsnet validate -q "$TOPO"
-eval "$(python3 "$TESTBED" facts "$TOPO" "$HOST")"   # NIC BRIDGE ADDRESSES GATEWAY ROUTER_HOST ROUTER_LEGS
+eval "$(python3 "$TESTBED" facts "$TOPO" "$HOST")"   # NIC BRIDGE ADDRESSES GATEWAY ROUTER_HOST ROUTER_LEGS DOCKER_NETWORKS PROBE_IMAGE
+
+# --- 2b. Docker, where the topology gives this host Docker networks ---------------------------
+if [ -n "$DOCKER_NETWORKS" ]; then
+  if ! command -v dockerd >/dev/null; then
+    say "installing docker.io (this host has Docker networks: $DOCKER_NETWORKS)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends docker.io apparmor >/dev/null
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    say "starting Docker"
+    if [ -d /run/systemd/system ]; then systemctl start docker; else (dockerd >/var/log/dockerd.log 2>&1 &); fi
+  fi
+  for _ in $(seq 120); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || die "Docker does not answer"
+  if [ -n "$PROBE_IMAGE" ] && ! docker image inspect "$PROBE_IMAGE" >/dev/null 2>&1; then
+    # The probe image of `ovsnet verify`: a static busybox, made here (no registry needed).
+    say "making the probe image $PROBE_IMAGE"
+    "$VENV/bin/python" -c 'import sys; from ovsnet.lab.docker import make_image; make_image(sys.argv[1], sys.argv[2])' \
+      "unix:///run/docker.sock" "$PROBE_IMAGE" || die "could not make the probe image $PROBE_IMAGE"
+  fi
+fi
 
 # --- 3. the trunk NIC and the seed's starting state ------------------------------------------
 if [ -n "$TRUNK_MAC" ]; then

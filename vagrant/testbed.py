@@ -313,6 +313,9 @@ def cmd_facts(topo: Topo, host: str) -> int:
         "ROUTER_HOST": topo.router_host() or "",
         "ROUTER_LEGS": " ".join(i for i, _, _ in legs),
         "TOPOLOGY_NAME": topo.data.get("name", ""),
+        # Docker networks of this host: provisioning installs and starts Docker only for them.
+        "DOCKER_NETWORKS": " ".join(d["network"] for d in h.get("docker", []) if d.get("network")),
+        "PROBE_IMAGE": topo.data.get("verify", {}).get("probe_image", ""),
     }
     for k, v in facts.items():
         print(f"{k}={shlex.quote(v)}")

@@ -25,6 +25,9 @@ from ovsnet.state import DockerNetwork
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 TIMEOUT = 10.0  # seconds per API call; a local daemon answers in milliseconds
+# Starting a container (namespaces, cgroups, an AppArmor profile, runc) takes
+# seconds, and a minute under software emulation: measured on the test-bed VMs.
+START_TIMEOUT = 120.0
 
 OPT_BRIDGE = "com.docker.network.bridge.name"
 OPT_INHIBIT_IPV4 = "com.docker.network.bridge.inhibit_ipv4"
