@@ -144,7 +144,9 @@ fi
 if ! $V pool-info default | grep -q '^State:.*running'; then
   say "starting the storage pool default"
   $V pool-build default >/dev/null 2>&1 || true
-  $V pool-start default >/dev/null
+  # A just-started libvirtd may autostart the pool meanwhile: that is success too.
+  $V pool-start default >/dev/null 2>&1 || $V pool-info default | grep -q '^State:.*running' \
+    || die "cannot start the storage pool default ($V pool-start default)"
 fi
 $V pool-autostart default >/dev/null 2>&1 || true
 
