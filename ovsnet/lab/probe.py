@@ -744,11 +744,11 @@ def _verify_lab(
 
 
 def local_addresses() -> set[str]:
-    """The IP addresses this process's network namespace holds."""
-    proc = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True, timeout=30)
-    if proc.returncode != 0:
-        raise BackendError(f"verify: ip addr: {proc.stderr.strip()}")
-    return {a["local"] for link in json.loads(proc.stdout or "[]") for a in link.get("addr_info", []) if "local" in a}
+    """The IP addresses this process's network namespace holds (read over netlink, as `up` reads them)."""
+    from ovsnet.backends.netlink import Netlink
+
+    with Netlink() as nl:
+        return {a.cidr.split("/", 1)[0] for a in nl.read().addresses}
 
 
 def host_row(
