@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -30,11 +29,11 @@ from ovsnet.lab import netns as netns_mod
 from ovsnet.state import DOCKER_OWNER_LABEL
 from ovsnet.target import Target
 from ovsnet.topology import Checked, addressing, load_checked
+from tests.support.dockerlab import docker_processes, missing_for_engine
 
 pytestmark = pytest.mark.root
 
 SEED = Path(__file__).resolve().parents[2] / "topologies" / "seed.toml"
-INSTALL = "apt-get install docker.io busybox-static"
 
 
 @dataclass
@@ -53,20 +52,11 @@ class DockerLab:
             return d.read()
 
 
-def _docker_processes(mark: str) -> list[str]:
-    out = []
-    for pid in build._pids_named(lab_docker.PROGRAMS):
-        argv = build._cmdline(pid)
-        if any(mark in a for a in argv):
-            out.append(f"{pid} {' '.join(argv)[:120]}")
-    return out
-
-
 @pytest.fixture(scope="module")
 def dlab(tmp_path_factory):
-    missing = [p for p in ("dockerd", "containerd", "runc") if shutil.which(p) is None]
-    if missing or not Path(lab_docker.BUSYBOX).exists():
-        pytest.fail(f"the Docker tests need a real engine and busybox: missing {', '.join(missing) or lab_docker.BUSYBOX}; {INSTALL}")
+    missing = missing_for_engine()
+    if missing:
+        pytest.fail(f"the Docker tests need a real engine and busybox: {missing}")
     import docker
 
     checked = load_checked(SEED)
@@ -87,7 +77,7 @@ def dlab(tmp_path_factory):
             c.close()
         build.destroy(prefix, where)
         assert not netns_mod.listed(f"{prefix}-")
-        assert _docker_processes(f"/{prefix}-") == []
+        assert docker_processes(f"/{prefix}-") == []
         assert not [m for m in lab_docker._mounts() if str(where) in m]
         assert not lab_docker._cgroup_namespaces(build.LabNames(prefix))
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from ovsnet.lab import build, netns, probe, run
 from ovsnet.lab import docker as lab_docker
 from ovsnet.target import Target
 from ovsnet.topology import Checked, addressing, load_checked
+from tests.support.dockerlab import docker_processes, missing_for_engine
 
 pytestmark = pytest.mark.root
 
@@ -64,21 +64,11 @@ class ProbeLab:
                               capture_output=True, text=True, cwd=ROOT, timeout=240)
 
 
-def _docker_processes(mark: str) -> list[str]:
-    out = []
-    for pid in build._pids_named(lab_docker.PROGRAMS):
-        argv = build._cmdline(pid)
-        if any(mark in a for a in argv):
-            out.append(f"{pid} {' '.join(argv)[:120]}")
-    return out
-
-
 @pytest.fixture(scope="module")
 def plab():
-    missing = [p for p in ("dockerd", "containerd", "runc", "nsenter") if shutil.which(p) is None]
-    if missing or not Path(lab_docker.BUSYBOX).exists():
-        pytest.fail(f"probe tests need a real engine and busybox: missing {', '.join(missing) or lab_docker.BUSYBOX}; "
-                    "apt-get install docker.io busybox-static")
+    missing = missing_for_engine(("nsenter",))
+    if missing:
+        pytest.fail(f"probe tests need a real engine and busybox: {missing}")
     import docker
 
     checked = load_checked(SEED)
@@ -100,7 +90,7 @@ def plab():
             c.close()
         build.destroy(prefix)
         assert netns.listed(f"{prefix}-") == []
-        assert _docker_processes(f"/{prefix}-") == []
+        assert docker_processes(f"/{prefix}-") == []
         assert not lab_dir.exists()
 
 

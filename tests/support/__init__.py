@@ -10,4 +10,5 @@ as thin wrappers around these.
 - labhost:    namespaces, a private OVS, the uplink to a gateway namespace,
               objects that are not ovsnet's, and a whole host for scripts.
 - leaks:      processes, pids and descriptors, to tell what a run left behind.
+- dockerlab:  what the real-engine tests need, and the lab's Docker processes.
 """
