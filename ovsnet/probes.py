@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Mapping, Sequence
 
 from ovsnet import desired as desired_mod
+from ovsnet import procs
 from ovsnet.errors import BackendError, UsageError
 from ovsnet.topology.model import Attach, Endpoint, Topology
 
@@ -173,22 +174,13 @@ def _boot_id() -> str:
         return "unknown"
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (stat field 22), or None if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
 def owner_token(run_id: str | None = None) -> str:
     pid = os.getpid()
-    return f"{_boot_id()}:{pid}:{_start_time(pid) or 0}:{run_id or uuid.uuid4().hex[:8]}"
+    return f"{_boot_id()}:{pid}:{procs.start_time(pid) or 0}:{run_id or uuid.uuid4().hex[:8]}"
 
 
 def _process_alive(pid: int, start: str) -> bool:
-    return _start_time(pid) == start
+    return procs.start_time(pid) == start
 
 
 _CREATED = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$")

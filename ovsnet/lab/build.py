@@ -22,11 +22,11 @@ import os
 import re
 import shutil
 import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from ovsnet import procs
 from ovsnet.backends.netlink import Netlink
 from ovsnet.backends.ovsdb import Ovsdb
 from ovsnet.errors import BackendError, UsageError
@@ -800,33 +800,16 @@ def _lab_daemons(names: LabNames, lab_dir: Path, data: Mapping[str, Any]) -> Ite
             candidates |= {p for p in info.get("pids", {}).values() if isinstance(p, int)}
     for rundir in rundirs:
         candidates |= set(_pidfile_pids(Path(rundir)).values())
-    candidates |= set(_pids_named(OVS_PROGRAMS))
+    candidates |= set(procs.pids_named(OVS_PROGRAMS))
     # Both marks contain the prefix: a daemon of another lab (or test) never matches.
     marks = [*rundirs, f"{lab_dir}/ovs/{names.ns_prefix}"]
     for pid in sorted(candidates):
-        argv = _cmdline(pid)
+        argv = procs.cmdline(pid)
         if not argv or os.path.basename(argv[0]) not in OVS_PROGRAMS:
             continue
         hit = next((m for m in marks if any(m in arg for arg in argv[1:])), None)
         if hit is not None:
             yield Daemon(pid, os.path.basename(argv[0]), hit if hit in rundirs else None)
-
-
-def _pids_named(programs: Sequence[str]) -> Iterator[int]:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            argv = _cmdline(int(entry))
-            if argv and os.path.basename(argv[0]) in programs:
-                yield int(entry)
-
-
-def _cmdline(pid: int) -> list[str]:
-    """A process's argv; [] when gone or a zombie (whose cmdline is empty)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [a.decode(errors="replace") for a in raw.split(b"\0")[:-1]]
 
 
 def _pids_in(namespaces: Sequence[str]) -> list[int]:
@@ -856,24 +839,7 @@ def _pids_in(namespaces: Sequence[str]) -> list[int]:
 def _stop(pids: Sequence[int]) -> None:
     """SIGTERM all, then SIGKILL what is still running after the grace period."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        alive = [p for p in pids if _alive(p)]
-        for pid in alive:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + STOP_GRACE
-        while any(_alive(p) for p in alive) and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-
-def _alive(pid: int) -> bool:
-    """Running, not a zombie: a detached daemon's reaper may take its time."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        procs.signal_and_wait(pids, sig, STOP_GRACE)
 
 
 def _quietly(step: Callable[..., object], *args: Any) -> None:

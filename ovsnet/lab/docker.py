@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ovsnet import desired as desired_mod
+from ovsnet import procs
 from ovsnet.errors import BackendError, UsageError
 from ovsnet.lab import build, netns
 from ovsnet.target import Target
@@ -291,7 +292,7 @@ def daemons(prefix: str, lab_dir: str | os.PathLike[str]) -> Iterator[build.Daem
     names = build.LabNames(prefix)
     top = Path(lab_dir) / DOCKER_DIR
     for pid in _leftover_pids(names, top, containers=False):
-        argv = build._cmdline(pid)
+        argv = procs.cmdline(pid)
         if argv:
             yield build.Daemon(pid, os.path.basename(argv[0]), _root_in(argv, top))
 
@@ -328,18 +329,18 @@ def _dockerd_pids(root: Path) -> list[int]:
         pids.add(int((root / "docker.pid").read_text().strip()))
     except (OSError, ValueError):
         pass
-    pids |= set(_pids_of(PROGRAMS[:1]))
-    return sorted(p for p in pids if _names_root(p, root) and os.path.basename((build._cmdline(p) or [""])[0]) == "dockerd")
+    pids |= set(procs.pids_named(PROGRAMS[:1]))
+    return sorted(p for p in pids if _names_root(p, root) and os.path.basename((procs.cmdline(p) or [""])[0]) == "dockerd")
 
 
 def _daemon_pids(root: Path) -> list[int]:
     """dockerd, containerd and shims whose command line names this root."""
-    return sorted(p for p in _pids_of(PROGRAMS) if _names_root(p, root))
+    return sorted(p for p in procs.pids_named(PROGRAMS) if _names_root(p, root))
 
 
 def _names_root(pid: int, root: Path) -> bool:
     mark = f"{root}/"
-    return any(arg.startswith(mark) or f"={mark}" in arg or f"unix://{mark}" in arg for arg in build._cmdline(pid)[1:])
+    return any(arg.startswith(mark) or f"={mark}" in arg or f"unix://{mark}" in arg for arg in procs.cmdline(pid)[1:])
 
 
 def _root_in(argv: Sequence[str], top: Path) -> str | None:
@@ -354,49 +355,17 @@ def _root_in(argv: Sequence[str], top: Path) -> str | None:
 def _leftover_pids(names: build.LabNames, top: Path, containers: bool = True) -> list[int]:
     """Docker daemons naming a directory of this lab, their descendants, and its containers' processes."""
     mark = f"{top}/{names.ns_prefix}"
-    found = {p for p in _pids_of(PROGRAMS) if any(mark in arg for arg in build._cmdline(p)[1:])}
+    found = {p for p in procs.pids_named(PROGRAMS) if any(mark in arg for arg in procs.cmdline(p)[1:])}
     if containers:
-        found |= set(_descendants(found))
+        found |= set(procs.descendants(found))
         for ns_name in _cgroup_namespaces(names):
             found |= set(_cgroup_pids(f"ovsnet-lab-{ns_name}"))
     found.discard(os.getpid())
     return sorted(found)
 
 
-def _pids_of(programs: Sequence[str]) -> list[int]:
-    return list(build._pids_named(programs))
-
-
-def _descendants(roots: set[int]) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], list(roots)
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def _signal_and_wait(pids: Sequence[int], sig: int, grace: float) -> None:
-    alive = [p for p in pids if build._alive(p)]
-    for pid in alive:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace
-    while any(build._alive(p) for p in alive) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    for pid in alive:
+    for pid in procs.signal_and_wait(pids, sig, grace):
         _reap(pid)
 
 

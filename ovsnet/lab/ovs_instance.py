@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from ovsnet import procs
 from ovsnet.backends.ovsdb import Ovsdb
 from ovsnet.errors import BackendError
 
@@ -143,23 +144,9 @@ class OvsInstance:
         (self._dir() / f"{program}.pid").unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
-    """True while the process runs; a zombie counts as gone.
-
-    Detached daemons are reparented to whatever reaps orphans here, which may
-    take its time (or never do it), so waitpid() is not available to us.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
-
-
 def _wait_gone(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while _alive(pid):
+    while procs.alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ovsnet.lab import build
+from ovsnet import procs
 from ovsnet.lab import docker as lab_docker
 
 INSTALL = "apt-get install docker.io busybox-static"
@@ -26,8 +26,8 @@ def missing_for_engine(extra: tuple[str, ...] = ()) -> str | None:
 def docker_processes(mark: str) -> list[str]:
     """Docker daemons (and their shims) whose command line names `mark`: a lab's, by its prefix."""
     out = []
-    for pid in build._pids_named(lab_docker.PROGRAMS):
-        argv = build._cmdline(pid)
+    for pid in procs.pids_named(lab_docker.PROGRAMS):
+        argv = procs.cmdline(pid)
         if any(mark in a for a in argv):
             out.append(f"{pid} {' '.join(argv)[:120]}")
     return out
