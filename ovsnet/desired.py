@@ -197,5 +197,5 @@ def for_host(topo: Topology, host: Host, datapath: str | None = None) -> Desired
         uplink=uplink,
         docker_networks=tuple(networks),
         # Only uplinks: access ports and the flat NIC have no mtu in the topology.
-        nics=tuple(DesiredNic(up.nic, up.mtu, "the uplink's mtu in the topology") for up in host.uplinks if up.mtu_set),
+        nics=tuple(DesiredNic(up.nic, up.mtu, "the uplink's mtu in the topology") for up in host.uplinks if up.mtu is not None),
     )

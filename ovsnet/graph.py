@@ -81,7 +81,7 @@ def _add_vlan_host(g: nx.Graph, host: Host, vid: dict[str, int], topo: Topology)
     g.add_edge(h, br, kind="contains")
     for up in host.uplinks:
         nic = nid("nic", host.name, up.nic)
-        g.add_node(nic, kind="nic", host=host.name, name=up.nic, mtu=up.mtu)
+        g.add_node(nic, kind="nic", host=host.name, name=up.nic, mtu=up.assumed_mtu)
         g.add_edge(h, nic, kind="contains")
         native = vid[up.native_vlan] if up.native_vlan else None
         vlans = frozenset(vid[v] for v in up.vlans) | ({native} if native else frozenset())

@@ -487,7 +487,7 @@ def _host_nics(host: Host) -> list[tuple[str, int]]:
     NIC), and the existing interfaces the topology attaches as access ports."""
     if host.layout is Layout.FLAT:
         return [(host.flat.nic, DEFAULT_MTU)] if host.flat else []
-    return [(u.nic, u.mtu) for u in host.uplinks] + [(ap.interface, DEFAULT_MTU) for ap in host.access_ports]
+    return [(u.nic, u.assumed_mtu) for u in host.uplinks] + [(ap.interface, DEFAULT_MTU) for ap in host.access_ports]
 
 
 def _cable(topo: Topology, names: LabNames, kernel: _Kernel, temps: _Temps, ledger: _Ledger) -> dict[str, str]:

@@ -423,12 +423,12 @@ def _load_uplink(r: _Reader, path: str, raw: Any) -> Uplink | None:
     nic = r.get(t, path, "nic", as_ifname)
     vlans = r.get(t, path, "vlans", as_list(r.as_vlan))
     native = r.get(t, path, "native_vlan", r.as_vlan, None)
-    mtu = r.get(t, path, "mtu", as_int(68, 65535), DEFAULT_MTU)
+    mtu = r.get(t, path, "mtu", as_int(68, 65535), None)
     if vlans is not None and not vlans and "vlans" in t:
         r.error(f"{path}.vlans", "a trunk carrying no VLAN", "list the VLANs this NIC carries")
     if nic is None or vlans is None:
         return None
-    return Uplink(nic, tuple(vlans), native, mtu or DEFAULT_MTU, mtu_set="mtu" in t and mtu is not None)
+    return Uplink(nic, tuple(vlans), native, mtu)
 
 
 def _load_management(r: _Reader, path: str, raw: Any) -> Management | None:

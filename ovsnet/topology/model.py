@@ -51,10 +51,15 @@ class Uplink:
     nic: str
     vlans: tuple[str, ...]
     native_vlan: str | None = None  # carried untagged on the wire
-    mtu: int = DEFAULT_MTU  # what the checks assume when the file leaves it out
-    # Only an mtu written in the file is applied: a NIC already at jumbo MTU
-    # must not drop to 1500 because a topology never mentioned it.
-    mtu_set: bool = False
+    # None: the file leaves it out, and the NIC's MTU is left as it is (a NIC
+    # already at jumbo MTU must not drop to 1500 because a topology never
+    # mentioned it).
+    mtu: int | None = None
+
+    @property
+    def assumed_mtu(self) -> int:
+        """The MTU the checks and the lab take the NIC to have."""
+        return self.mtu or DEFAULT_MTU
 
 
 @dataclass(frozen=True)

@@ -276,13 +276,13 @@ def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
         for i, up in enumerate(host.uplinks):
             for vname in set(up.vlans) | ({up.native_vlan} if up.native_vlan else set()):
                 v = topo.vlans[vname]
-                if v.mtu > up.mtu:
+                if v.mtu > up.assumed_mtu:
                     tagged = vname != up.native_vlan
                     frame = v.mtu + ETH_HEADER + (VLAN_TAG_BYTES if tagged else 0)
-                    limit = up.mtu + ETH_HEADER + (VLAN_TAG_BYTES if tagged else 0)
+                    limit = up.assumed_mtu + ETH_HEADER + (VLAN_TAG_BYTES if tagged else 0)
                     yield Finding(
                         f"hosts.{host.name}.uplinks[{i}].mtu",
-                        f"VLAN {vname} (mtu {v.mtu}) does not fit {nid('nic', host.name, up.nic)} (mtu {up.mtu}): "
+                        f"VLAN {vname} (mtu {v.mtu}) does not fit {nid('nic', host.name, up.nic)} (mtu {up.assumed_mtu}): "
                         f"its {'802.1Q-tagged ' if tagged else ''}frames are {frame} bytes, the NIC passes {limit}",
                         f"raise the uplink's mtu to {v.mtu} or lower VLAN {vname}'s mtu",
                     )
@@ -294,7 +294,7 @@ def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
                 h = topo.hosts.get(end.node)
                 up = next((u for u in h.uplinks if u.nic == end.nic), None) if h else None
                 if up:
-                    mtus.append((str(end), up.mtu))
+                    mtus.append((str(end), up.assumed_mtu))
             if len(mtus) == 2 and mtus[0][1] != mtus[1][1]:
                 yield Finding("lab.cables", f"cable {mtus[0][0]} - {mtus[1][0]} joins mtu {mtus[0][1]} to mtu {mtus[1][1]}", "use the same mtu on both ends")
 

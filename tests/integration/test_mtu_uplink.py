@@ -138,7 +138,7 @@ def test_without_mtu_in_the_file_the_nics_mtu_is_left_alone(lab_host):
     h = lab_host
     sh("ip", "-n", h.ns, "link", "set", "dev", "eth1", "mtu", "9000")
     t = check(parse(node1(f"t{h.tag}"), "test.toml"))
-    assert not t.topology.hosts["node1"].uplinks[0].mtu_set
+    assert t.topology.hosts["node1"].uplinks[0].mtu is None
     done = apply.up(t, "node1", h.target)
     assert not [c for c in done.applied if c.resource == "link:eth1"]
     assert nic_mtu(h) == 9000
