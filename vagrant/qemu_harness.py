@@ -346,6 +346,15 @@ class Checks:
         return bool(self.results) and all(ok for _, ok, _ in self.results)
 
 
+def on_each(vms: list[Vm], step) -> None:
+    """step(vm) for every VM at once (each waits on its own guest), returning when all are done."""
+    threads = [threading.Thread(target=step, args=(vm,), daemon=True) for vm in vms]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+
+
 def run_checked(vm: Vm, script: str, timeout: float, what: str, env: dict[str, str] | None = None) -> str:
     assert vm.agent is not None
     vm.check_alive()
@@ -526,11 +535,7 @@ def main(argv: list[str]) -> int:
             if vm.name in errors:
                 failed.set()
 
-        threads = [threading.Thread(target=provision, args=(vm,), daemon=True) for vm in vms]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        on_each(vms, provision)
         timings["provision"] = time.monotonic() - t
         for vm in vms:
             print(f"----- {vm.name}: provision.sh -----\n{outputs.get(vm.name, '').rstrip()}\n-----", flush=True)
@@ -589,11 +594,7 @@ def main(argv: list[str]) -> int:
         def pings(vm: Vm) -> None:
             results[vm.name] = run_checked(vm, f"python3 {GUEST_SRC}/vagrant/testbed.py pings {GUEST_SRC}/{TOPOLOGY_REL} {vm.name}", 300, "pings")
 
-        threads = [threading.Thread(target=pings, args=(vm,), daemon=True) for vm in vms]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        on_each(vms, pings)
         timings["pings"] = time.monotonic() - t
         (work / "pings.jsonl").write_text("".join(results.get(vm.name, "") for vm in vms))
         print(flush=True)
