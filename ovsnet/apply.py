@@ -349,8 +349,9 @@ def up(checked: Checked, host_name: str, target: Target, options: UpOptions = Up
             saved = statefile.read(target.state_dir, topo.name, host.name)
             # Before the first change: what this plan is about to lose (the NIC's
             # addresses, routes, MTU) must survive a crash in the middle of it.
-            keep = (saved or statefile.Saved(topo.name, host.name)).merged(p.uplink, p.nic_mtus)
-            wrote_state = keep != (saved or statefile.Saved(topo.name, host.name))
+            before = saved or statefile.Saved(topo.name, host.name)
+            keep = before.merged(p.uplink, p.nic_mtus)
+            wrote_state = keep != before
             if wrote_state:
                 statefile.write(target.state_dir, keep)
             ex = _Executor(b, report, options.after_change or _crash_hook())
