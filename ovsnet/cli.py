@@ -63,7 +63,7 @@ def _checked(path: Path):
 
 def _target(checked, host: str, db, netns, state_dir, resolv_conf):
     from ovsnet.apply import host_of
-    from ovsnet.target import Target
+    from ovsnet.apply.target import Target
 
     h = host_of(checked, host)
     kw = {"ovsdb": db or h.ovsdb, "netns": netns, "docker_host": h.docker_host}
@@ -113,14 +113,15 @@ def plan(
     """Show, in order, what `up` would create, change and delete on a host."""
     try:
         checked = _checked(file)
-        from ovsnet import plan as plan_mod
+        from ovsnet.plan import model as plan_mod
 
         if offline:
-            from ovsnet import desired
             from ovsnet.apply import host_of
+            from ovsnet.plan import offline as offline_mod
+            from ovsnet.plan import planner
 
-            want = desired.for_host(checked.topology, host_of(checked, host))
-            p = plan_mod.diff(want, plan_mod.from_nothing(want))
+            want = planner.desire(checked.topology, host_of(checked, host))
+            p = planner.diff(want, offline_mod.from_nothing(want))
         else:
             from ovsnet.apply import plan_live
 
@@ -204,7 +205,7 @@ def down(
 
 
 def _print_result(result, verb: str, as_json: bool, quiet: bool) -> None:
-    from ovsnet import plan as plan_mod
+    from ovsnet.plan import model as plan_mod
 
     if as_json:
         body = plan_mod.to_json(result.plan)
@@ -240,7 +241,7 @@ def status(
         p = drift(checked, host, _target(checked, host, db, netns, state_dir, resolv_conf))
     except Exception as exc:
         _fail(exc)
-    from ovsnet import plan as plan_mod
+    from ovsnet.plan import model as plan_mod
 
     if as_json:
         body = plan_mod.to_json(p)

@@ -35,7 +35,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Mapping, Sequence
 
-from ovsnet import desired as desired_mod
+from ovsnet.kinds import Settings
+from ovsnet.kinds.docker_network import DockerNetworks
 from ovsnet import procs
 from ovsnet.errors import BackendError, UsageError
 from ovsnet.topology.model import Attach, Endpoint, Topology
@@ -118,7 +119,7 @@ def specs(topo: Topology, hosts: Collection[str] | None = None) -> list[ProbeSpe
     for host in topo.hosts.values():
         if hosts is not None and host.name not in hosts:
             continue
-        for net in desired_mod.for_host(topo, host).docker_networks:
+        for net in DockerNetworks().desire(topo, host, Settings()):
             out.append(ProbeSpec(host.name, net.name, net.vlan, net.bridge, net.ip_range))
     return out
 

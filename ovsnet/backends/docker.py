@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from ovsnet.current import DockerNetwork
 from ovsnet.errors import BackendError
-from ovsnet.ops import DockerCreateNetwork, DockerOp, DockerRemoveNetwork
-from ovsnet.state import DockerNetwork
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 TIMEOUT = 10.0  # seconds per API call; a local daemon answers in milliseconds
@@ -36,6 +35,19 @@ OPT_MTU = "com.docker.network.driver.mtu"
 # read() then reports the subnet as "not set", as it was asked, so a second
 # `up` does not see a difference and recreate the network.
 AUTO_SUBNET_LABEL = "org.ovsnet.auto-subnet"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A bridge-driver network on an existing Linux bridge, no address on the host's side."""
+
+    name: str
+    bridge: str
+    subnet: str | None
+    gateway: str | None
+    ip_range: str | None
+    mtu: int
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,16 +147,7 @@ class Docker:
 
     # --- applying --------------------------------------------------------------
 
-    def apply(self, ops: Iterable[DockerOp]) -> None:
-        for op in ops:
-            if isinstance(op, DockerCreateNetwork):
-                self._create(op)
-            elif isinstance(op, DockerRemoveNetwork):
-                self._remove(op.name)
-            else:  # pragma: no cover - the planner only sends Docker ops here
-                raise BackendError(f"the Docker backend cannot apply {type(op).__name__}")
-
-    def _create(self, op: DockerCreateNetwork) -> None:
+    def create_network(self, op: NetworkSpec) -> None:
         from docker.types import IPAMConfig, IPAMPool
 
         options = {OPT_INHIBIT_IPV4: "true", OPT_MTU: str(op.mtu)}
@@ -238,7 +241,7 @@ class Docker:
         except Exception as exc:
             raise BackendError(f"Docker at {self.url}: cannot remove container {container_id[:12]}: {_explain(exc)}") from None
 
-    def _remove(self, name: str) -> None:
+    def remove_network(self, name: str) -> None:
         api = self._client.api
         try:
             # The name filter matches substrings: keep exact names only.
@@ -311,7 +314,7 @@ def container_from_inspect(info: Mapping[str, Any]) -> Container:
     )
 
 
-def _pool(op: DockerCreateNetwork) -> str:
+def _pool(op: NetworkSpec) -> str:
     return f"subnet {op.subnet or 'chosen by Docker'}, gateway {op.gateway or '-'}, ip_range {op.ip_range or '-'}"
 
 

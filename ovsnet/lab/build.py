@@ -32,17 +32,11 @@ from ovsnet.backends.ovsdb import Ovsdb
 from ovsnet.errors import BackendError, UsageError
 from ovsnet.lab import netns
 from ovsnet.lab.ovs_instance import OvsInstance
-from ovsnet.ops import (
-    NlAddAddress,
-    NlCreateVeth,
-    NlOp,
-    NlReplaceRoute,
-    NlSetLink,
-    OvsAddBridge,
-    OvsAddPort,
-    OvsOp,
-)
-from ovsnet.target import Target
+from ovsnet.apply.target import Target
+from ovsnet.backends.netlink.ops import NlAddAddress, NlMoveLink, NlOp, NlReplaceRoute, NlSetLink
+from ovsnet.kinds.ovs_bridge import OvsAddBridge
+from ovsnet.kinds.ovs_port import OvsAddPort
+from ovsnet.kinds.veth import NlCreateVeth
 from ovsnet.topology.model import DEFAULT_MTU, Attach, Endpoint, Host, Layout, Topology, Vlan
 
 LAB_ROOT = Path("/run/ovsnet-lab")
@@ -353,13 +347,12 @@ class _Kernel:
 
     def __init__(self) -> None:
         self._nl: dict[str, Netlink] = {}
-        self._raw: dict[str, Any] = {}
 
     def __enter__(self) -> _Kernel:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for sock in [*self._nl.values(), *self._raw.values()]:
+        for sock in self._nl.values():
             sock.close()
 
     def _netlink(self, ns: str) -> Netlink:
@@ -371,21 +364,14 @@ class _Kernel:
         self._netlink(ns).apply(ops)
 
     def move(self, src: str, name: str, dst: str, new_name: str) -> None:
-        """Move a (down) link to another namespace, renaming it on the way.
-
-        The netlink backend has no op for this (the product never moves
-        links between namespaces), so it is done here with pyroute2 directly.
-        """
-        from pyroute2 import IPRoute
-
-        if src not in self._raw:
-            self._raw[src] = IPRoute(netns=src, flags=0)
-        ipr = self._raw[src]
+        """Move a (down) link to another namespace, renaming it on the way."""
+        fd = os.open(os.path.join(netns.NETNS_DIR, dst), os.O_RDONLY)
         try:
-            (index,) = ipr.link_lookup(ifname=name)
-            ipr.link("set", index=index, net_ns_fd=dst, ifname=new_name)
-        except Exception as exc:
+            self.apply(src, [NlMoveLink(name, fd, new_name)])
+        except BackendError as exc:
             raise BackendError(f"lab: cannot move {name} from {src} to {dst} as {new_name}: {exc}") from exc
+        finally:
+            os.close(fd)
 
     def has_link(self, ns: str, name: str) -> bool:
         return self._netlink(ns).link(name) is not None
@@ -554,7 +540,7 @@ def _make_switch(topo: Topology, names: LabNames, ovs: Mapping[str, OvsRun], swi
     if not names.switch:
         return
     datapath = topo.lab.datapath.value if topo.lab else "netdev"
-    ops: list[OvsOp] = [OvsAddBridge(SWITCH_BRIDGE, datapath, {"ovsnet-lab": names.prefix})]
+    ops: list[Any] = [OvsAddBridge(SWITCH_BRIDGE, datapath, {"ovsnet-lab": names.prefix})]
     for end, port in switch_ports.items():
         host, _, nic = end.partition(":")
         ops.append(_switch_port_op(topo, topo.hosts[host], nic, port))
@@ -644,7 +630,7 @@ def attach_endpoints(lab: Lab) -> None:
     access ports on the host's OVS bridge. Endpoints already plugged are left alone.
     """
     topo, names = lab.topology, lab.names
-    ovs_ports: dict[str, list[OvsOp]] = {}
+    ovs_ports: dict[str, list[Any]] = {}
     with _Kernel() as kernel:
         for ep in topo.endpoints:
             ns = names.endpoint_ns(ep.name)

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from ovsnet import desired as desired_mod
 from ovsnet import procs
 from ovsnet.errors import BackendError, UsageError
 from ovsnet.lab import build, netns
-from ovsnet.target import Target
+from ovsnet.apply.target import Target
+from ovsnet.kinds import Settings
+from ovsnet.kinds.docker_network import DockerNetworks
 
 IMAGE = "local/busybox:1"
 BUSYBOX = "/bin/busybox"  # Debian's busybox-static: one static binary, no libraries needed
@@ -91,7 +92,7 @@ class DockerRun:
 def docker_hosts(lab: build.Lab) -> list[str]:
     """Hosts that have Docker networks for `ovsnet up` to create: those get a dockerd."""
     topo = lab.topology
-    return [h.name for h in topo.hosts.values() if desired_mod.for_host(topo, h).docker_networks]
+    return [h.name for h in topo.hosts.values() if DockerNetworks().desire(topo, h, Settings())]
 
 
 def runs(lab: build.Lab) -> dict[str, DockerRun]:

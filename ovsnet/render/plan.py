@@ -6,7 +6,7 @@ import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from ovsnet.plan import Plan
+from ovsnet.plan.model import Plan
 
 _PHASE_TITLES = {
     "netlink": "Linux bridges, patch links and NIC MTUs (netlink)",
@@ -32,9 +32,10 @@ def plan_text(p: Plan, offline: bool = False) -> str:
         n += 1
         lines.append(f"  {n:3}. {c.line()}")
         lines.append(f"       because: {c.reason}")
-    if p.moves_uplink and p.uplink:
-        lines.append(f"\nAfter the move ovsnet checks that the gateway answers, and puts {p.uplink.nic} back as it was if not.")
-    for nic in sorted(p.nic_mtus):
+    if p.moves_uplink:
+        lines.append(f"\nAfter the move ovsnet checks that the gateway answers, and puts {', '.join(p.moves_from)} back as it was if not.")
+    nic_mtus = p.keep.get("nic")
+    for nic in sorted(nic_mtus.mtus if nic_mtus else ()):
         lines.append(f"{nic}'s mtu before ovsnet's first change is kept in the state file; `ovsnet down` puts it back.")
     for note in p.notes:
         lines.append(f"note: {note}")

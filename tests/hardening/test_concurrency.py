@@ -31,7 +31,7 @@ from hardening_kit import (
     foreign_snapshot,
     host_snapshot,
 )
-from ovsnet import statefile
+from ovsnet.apply import record
 
 pytestmark = pytest.mark.root
 
@@ -39,7 +39,7 @@ LOCK_MSG = "another ovsnet run (pid {pid}) is applying to host node1; wait for i
 
 
 def _lock_path(h) -> Path:
-    return statefile.path_for(h.target.state_dir, h.topology_name, "node1").with_suffix(".lock")
+    return record.path_for(h.target.state_dir, h.topology_name, "node1").with_suffix(".lock")
 
 
 def _spawn(h, verb: str, *args: str) -> subprocess.Popen:

@@ -10,8 +10,10 @@ changes of a fresh `up` on the seed's node1):
 * An exception (UpOptions.after_change raising at change k): the run rolls
   back by itself and the host equals the before-snapshot at once.
 
-Both hooks make the executor apply Linux changes one by one (the batched
-netlink path is not taken with a hook set); the OVSDB changes are one
+Both hooks run inside the one netlink write path that every run uses
+(ovsnet.backends.netlink.send: each request sent and acknowledged before the
+next), between two changes of a group, so k = 1..K stops in the middle of
+the Linux group as well as between phases; the OVSDB changes are one
 transaction, so every k inside that phase stops right after its commit.
 """
 

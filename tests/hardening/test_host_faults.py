@@ -22,7 +22,8 @@ from hardening_kit import (
     foreign_snapshot,
     host_snapshot,
 )
-from ovsnet import apply, statefile
+from ovsnet import apply
+from ovsnet.apply import record
 from ovsnet.errors import BackendError, RefusedError
 
 pytestmark = pytest.mark.root
@@ -284,7 +285,7 @@ def test_state_file_not_an_object_is_a_clear_error(kind, tmp_path):
 
     topo = tmp_path / "t.toml"
     topo.write_text(TOPOLOGY.format(tag="sf"))
-    sf = statefile.path_for(tmp_path / "state", "hsf", "node1")
+    sf = record.path_for(tmp_path / "state", "hsf", "node1")
     sf.parent.mkdir(parents=True)
     if kind == "directory":
         sf.mkdir()
@@ -300,12 +301,16 @@ def test_state_file_with_nonsense_addresses_stops_down_before_any_change(host):
     h = host
     assert h.cli("up").returncode == 0
     body = json.loads(_state_file(h).read_text())
-    body["uplink"]["addresses"] = "abc"  # a string where a list of CIDRs belongs
+    body["parts"]["uplink"]["addresses"] = "abc"  # a string where a list of CIDRs belongs
     _state_file(h).write_text(json.dumps(body))
     converged = host_snapshot(h)
     r = h.cli("down")
     assert r.returncode == 3, r.stderr
-    assert "already done: nothing" in r.stderr, r.stderr
+    assert "is corrupt (uplink addresses and routes must be lists)" in r.stderr, r.stderr
+    body["parts"]["uplink"]["addresses"] = ["192.168.10.11/24", "abc"]
+    _state_file(h).write_text(json.dumps(body))
+    r = h.cli("down")
+    assert r.returncode == 3 and "is corrupt" in r.stderr and "abc" in r.stderr, r.stderr
     assert_same(converged, host_snapshot(h), "nonsense state file")
     _state_file(h).unlink()
     assert h.cli("down").returncode == 0

@@ -26,7 +26,7 @@ from hardening_kit import (
     start_ovsdb_server,
 )
 from ovsnet import apply
-from ovsnet.plan import Phase
+from ovsnet.plan.model import Phase
 
 pytestmark = pytest.mark.root
 

@@ -15,7 +15,7 @@ import pytest
 
 from ovsnet.lab import netns
 from ovsnet.lab.ovs_instance import OvsInstance
-from ovsnet.target import Target
+from ovsnet.apply.target import Target
 from tests.support.commands import sh
 from tests.support.labhost import namespaces, node1_target, private_ovs, wire_uplink
 

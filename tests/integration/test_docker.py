@@ -26,8 +26,8 @@ from ovsnet.errors import BackendError, RefusedError
 from ovsnet.lab import build, run
 from ovsnet.lab import docker as lab_docker
 from ovsnet.lab import netns as netns_mod
-from ovsnet.state import DOCKER_OWNER_LABEL
-from ovsnet.target import Target
+from ovsnet.marks import DOCKER_OWNER_LABEL
+from ovsnet.apply.target import Target
 from ovsnet.topology import Checked, addressing, load_checked
 from tests.support.dockerlab import docker_processes, missing_for_engine
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import statefile
+from ovsnet.apply import record
 from tests.support.commands import ns_json, sh
 from tests.support.topologies import node1
 
@@ -100,4 +100,4 @@ def test_silent_gateway_rolls_back_after_about_the_timeout(lab_host, tmp_path):
     print(f"gateway check to exit: {waited:.2f} s")
     assert 0.9 <= waited < 4.5, f"{waited:.2f} s from the gateway check to the end"
     assert snapshot(h) == before
-    assert statefile.read(h.target.state_dir, f"t{h.tag}", "node1") is None
+    assert record.read(h.target.state_dir, f"t{h.tag}", "node1") is None

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import apply, statefile
+from ovsnet import apply
+from ovsnet.apply import record
 from ovsnet.topology import check
 from ovsnet.topology.load import parse
 from tests.support.commands import ns_json, sh
@@ -52,8 +53,10 @@ def nic_mtu(h, name: str = "eth1") -> int:
 
 
 def saved_mtus(h, tag: str) -> dict | None:
-    saved = statefile.read(h.target.state_dir, f"t{tag}", "node1")
-    return None if saved is None else dict(saved.nic_mtus)
+    saved = record.read(h.target.state_dir, f"t{tag}", "node1")
+    if saved is None:
+        return None
+    return dict(saved.parts["nic"].mtus) if "nic" in saved.parts else {}
 
 
 def test_up_sets_the_uplink_mtu_up_again_is_a_noop_drift_is_seen_down_restores(lab_host, tmp_path):
@@ -115,7 +118,7 @@ def test_failed_run_puts_the_mtu_and_the_state_file_back(lab_host):
     """A run that fails after the MTU change: the MTU is rolled back and the state file is as before."""
     h = lab_host
     apply.up(topo(h.tag, 1500), "node1", h.target)
-    path = statefile.path_for(h.target.state_dir, f"t{h.tag}", "node1")
+    path = record.path_for(h.target.state_dir, f"t{h.tag}", "node1")
     saved_before = path.read_text()
     assert saved_mtus(h, h.tag) == {}
 

@@ -16,16 +16,9 @@ import pytest
 from ovsnet.backends.netlink import Netlink, NetlinkOpError
 from ovsnet.errors import BackendError, VerificationError
 from ovsnet.lab import netns
-from ovsnet.ops import (
-    NlAddAddress,
-    NlCreateBridge,
-    NlCreateVeth,
-    NlDeleteLink,
-    NlDelAddress,
-    NlDelRoute,
-    NlReplaceRoute,
-    NlSetLink,
-)
+from ovsnet.backends.netlink.ops import NlAddAddress, NlDelAddress, NlDeleteLink, NlDelRoute, NlReplaceRoute, NlSetLink
+from ovsnet.kinds.linux_bridge import NlCreateBridge
+from ovsnet.kinds.veth import NlCreateVeth
 
 pytestmark = pytest.mark.root
 
@@ -215,22 +208,22 @@ def test_replace_ipv6_default_and_a_prefix_route(pair):
 def test_arp_probe_sees_the_peer_and_not_an_absent_address(pair):
     a, _ = pair
     with Netlink(a) as nl:
-        assert nl.arp_probe("p0", "192.0.2.2", timeout=2.0)
+        assert nl.answers("p0", "192.0.2.2", timeout=2.0)
         # Again, with the entry now cached: the answer must be fresh, not the cache's.
-        assert nl.arp_probe("p0", "192.0.2.2", timeout=2.0)
+        assert nl.answers("p0", "192.0.2.2", timeout=2.0)
         started = time.monotonic()
-        assert not nl.arp_probe("p0", "192.0.2.99", timeout=1.5)
+        assert not nl.answers("p0", "192.0.2.99", timeout=1.5)
         assert time.monotonic() - started < 2.5
 
 
 def test_arp_probe_does_not_trust_a_stale_entry(pair):
     a, b = pair
     with Netlink(a) as nl:
-        assert nl.arp_probe("p0", "192.0.2.2", timeout=2.0)
+        assert nl.answers("p0", "192.0.2.2", timeout=2.0)
         # The gateway goes away; the kernel still remembers its MAC.
         run("ip", "-n", b, "addr", "del", "192.0.2.2/24", "dev", "p1")
         assert ip_json(a, "neigh", "show", "192.0.2.2", "dev", "p0")
-        assert not nl.arp_probe("p0", "192.0.2.2", timeout=1.0)
+        assert not nl.answers("p0", "192.0.2.2", timeout=1.0)
 
 
 def test_arp_probe_ipv6(pair):
@@ -238,8 +231,8 @@ def test_arp_probe_ipv6(pair):
     run("ip", "-n", a, "addr", "add", "2001:db8::1/64", "dev", "p0", "nodad")
     run("ip", "-n", b, "addr", "add", "2001:db8::2/64", "dev", "p1", "nodad")
     with Netlink(a) as nl:
-        assert nl.arp_probe("p0", "2001:db8::2", timeout=2.0)
-        assert not nl.arp_probe("p0", "2001:db8::99", timeout=1.0)
+        assert nl.answers("p0", "2001:db8::2", timeout=2.0)
+        assert not nl.answers("p0", "2001:db8::99", timeout=1.0)
 
 
 def test_failing_op_reports_what_was_done(ns):

@@ -17,8 +17,9 @@ from pyroute2 import IPRoute
 from ovsnet.backends.ovsdb import Ovsdb
 from ovsnet.errors import BackendError, VerificationError
 from ovsnet.lab import netns
-from ovsnet.ops import OvsAddBridge, OvsAddPort, OvsDelBridge, OvsDelPort, OvsSetBridge, OvsSetPort
-from ovsnet.state import OWNER_KEY
+from ovsnet.kinds.ovs_bridge import OvsAddBridge, OvsDelBridge, OvsSetBridge
+from ovsnet.kinds.ovs_port import OvsAddPort, OvsDelPort, OvsSetPort
+from ovsnet.marks import OWNER_KEY
 
 pytestmark = pytest.mark.root
 
@@ -335,10 +336,10 @@ def test_stale_plan_is_refused(ovs):
 
 def test_concurrent_writer_is_not_overwritten(ovs, monkeypatch):
     """Another client adds a port between our read and our commit: we retry, keeping it."""
-    from ovsnet.backends import ovsdb
+    from ovsnet.backends.ovsdb.txn import Txn
 
     base(ovs)
-    build = ovsdb._Builder.build
+    build = Txn.build
     calls = []
 
     def racing_build(self, ops):
@@ -347,7 +348,7 @@ def test_concurrent_writer_is_not_overwritten(ovs, monkeypatch):
             vsctl(ovs, "--no-wait", "add-port", "br0", "theirs", "--", "set", "Interface", "theirs", "type=internal")
         return build(self, ops)
 
-    monkeypatch.setattr(ovsdb._Builder, "build", racing_build)
+    monkeypatch.setattr(Txn, "build", racing_build)
     with Ovsdb(ovs.remote) as db:
         db.transact([OvsAddPort("br0", "ours", iface_type="internal")])
     assert len(calls) == 2

@@ -29,7 +29,7 @@ from ovsnet.backends.docker import Docker
 from ovsnet.errors import BackendError
 from ovsnet.lab import build, netns, probe, run
 from ovsnet.lab import docker as lab_docker
-from ovsnet.target import Target
+from ovsnet.apply.target import Target
 from ovsnet.topology import Checked, addressing, load_checked
 from tests.support.dockerlab import docker_processes, missing_for_engine
 

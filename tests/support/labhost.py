@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ovsnet.lab import netns
 from ovsnet.lab.ovs_instance import OvsInstance
-from ovsnet.target import Target
+from ovsnet.apply.target import Target
 
 from .commands import sh, vsctl
 from .topologies import MGMT_GATEWAY, NODE1_ADDRESS

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ovsnet.backends.ovsjson import FastParser
+from ovsnet.backends.ovsdb.ovsjson import FastParser
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(alphabet=st.characters(blacklist_categories=("Cs",))),

@@ -7,15 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import desired, ops, plan
-from ovsnet.plan import Action, Options, Phase
-from ovsnet.state import (
-    DOCKER_OWNER_LABEL,
-    OWNER_KEY,
-    ROLE_KEY,
+from ovsnet.backends.netlink.ops import NlAddAddress, NlReplaceRoute
+from ovsnet.current import (
     Address,
+    Current,
     DockerNetwork,
-    HostState,
     Link,
     LinuxState,
     OvsBridge,
@@ -23,9 +19,17 @@ from ovsnet.state import (
     OvsPort,
     OvsState,
     Route,
-    alias_for,
 )
-from ovsnet.statefile import Saved, SavedUplink
+from ovsnet.kinds import Settings
+from ovsnet.kinds.dns import SavedDns
+from ovsnet.kinds.linux_bridge import NlDeleteLink
+from ovsnet.kinds.ovs_bridge import OvsAddBridge, OvsDelBridge, OvsSetBridge
+from ovsnet.kinds.ovs_port import OvsAddPort, OvsDelPort
+from ovsnet.kinds.uplink import SavedUplink
+from ovsnet.marks import DOCKER_OWNER_LABEL, OWNER_KEY, ROLE_KEY, alias_for
+from ovsnet.plan import planner
+from ovsnet.plan.model import Action, Phase
+from ovsnet.plan.offline import from_nothing
 from ovsnet.topology import check
 from ovsnet.topology.load import load, parse
 
@@ -42,11 +46,11 @@ def seed():
 
 @pytest.fixture(scope="module")
 def node1(seed):
-    return desired.for_host(seed, seed.hosts["node1"])
+    return planner.desire(seed, seed.hosts["node1"])
 
 
 def offline(d):
-    return plan.diff(d, plan.from_nothing(d))
+    return planner.diff(d, from_nothing(d))
 
 
 # --- the offline plan of node1 -------------------------------------------------------
@@ -75,7 +79,7 @@ def test_offline_plan_is_in_safe_order(node1):
     delete = res.index("address:eth1/192.168.10.11/24")
     assert res.index("port:br-ovs/mgmt0") < add < move < delete
     assert p.changes[move].action is Action.MOVE
-    assert p.changes[move].ops == (ops.NlReplaceRoute("default", "mgmt0", "192.168.10.1", 0),)
+    assert p.changes[move].ops == (NlReplaceRoute("default", "mgmt0", "192.168.10.1", 0),)
     assert p.changes[delete].action is Action.DELETE
     # Docker last
     assert [c.phase for c in p.changes[-2:]] == [Phase.DOCKER, Phase.DOCKER]
@@ -89,25 +93,30 @@ def test_offline_plan_reasons_and_undo(node1):
         if c.action is Action.CREATE:
             assert c.undo, f"create without undo: {c.line()}"
     by_res = {c.resource: c for c in p.changes}
-    assert by_res["bridge:br-ovs"].undo == (ops.OvsDelBridge("br-ovs"),)
-    assert by_res["link:br-web"].undo == (ops.NlDeleteLink("br-web"),)
-    assert by_res["route:default"].undo == (ops.NlReplaceRoute("default", "eth1", "192.168.10.1", 0, "boot"),)
-    assert by_res["address:eth1/192.168.10.11/24"].undo == (ops.NlAddAddress("eth1", "192.168.10.11/24"),)
+    assert by_res["bridge:br-ovs"].undo == (OvsDelBridge("br-ovs"),)
+    assert by_res["link:br-web"].undo == (NlDeleteLink("br-web"),)
+    assert by_res["route:default"].undo == (NlReplaceRoute("default", "eth1", "192.168.10.1", 0, "boot"),)
+    assert by_res["address:eth1/192.168.10.11/24"].undo == (NlAddAddress("eth1", "192.168.10.11/24"),)
 
 
 def test_offline_plan_saves_the_uplink(node1):
     p = offline(node1)
-    assert p.moves_uplink
-    assert p.uplink.nic == "eth1"
-    assert p.uplink.addresses == ("192.168.10.11/24",)
-    assert p.uplink.routes == (Route("default", "eth1", "192.168.10.1", 0, "boot"),)
+    assert p.moves_uplink and p.moves_from == ("eth1",)
+    up = p.keep["uplink"]
+    assert up.nic == "eth1"
+    assert up.addresses == ("192.168.10.11/24",)
+    assert up.routes == (Route("default", "eth1", "192.168.10.1", 0, "boot"),)
+    # the DNS servers it replaces are remembered by the DNS kind
+    assert p.keep["dns"] == SavedDns(())
+    # and the checks it promises: the management port appears, the gateway answers
+    assert [c.describe() for c in p.checks] == ["wait for ovs-vswitchd to create mgmt0", "the gateway check (192.168.10.1 on mgmt0, ARP)"]
 
 
 def test_ovs_ops_carry_ownership_marks(node1):
     p = offline(node1)
     for c in p.changes:
         for op in c.ops:
-            if isinstance(op, (ops.OvsAddBridge, ops.OvsAddPort)):
+            if isinstance(op, (OvsAddBridge, OvsAddPort)):
                 assert op.external_ids[OWNER_KEY] == TOPO
                 assert op.external_ids[ROLE_KEY]
 
@@ -115,7 +124,7 @@ def test_ovs_ops_carry_ownership_marks(node1):
 # --- idempotence ---------------------------------------------------------------------------
 
 
-def converged(d, seed) -> HostState:
+def converged(d, seed) -> Current:
     """node1 as it is after a successful `up`, spelled by hand."""
     def marks(role):
         return {OWNER_KEY: TOPO, ROLE_KEY: role}
@@ -146,13 +155,13 @@ def converged(d, seed) -> HostState:
     docker = {
         n.name: DockerNetwork(n.name, f"id-{n.name}", "bridge", n.bridge, n.subnet, n.gateway, n.ip_range, n.mtu,
                               {DOCKER_OWNER_LABEL: TOPO, "org.ovsnet.vlan": n.vlan})
-        for n in d.docker_networks
+        for n in d.of("docker-network")
     }
-    return HostState(OvsState(bridges, ports), linux, dns=("192.168.10.1",), docker=docker)
+    return Current(OvsState(bridges, ports), linux, dns=("192.168.10.1",), docker=docker)
 
 
 def test_diff_against_converged_state_is_empty(node1, seed):
-    p = plan.diff(node1, converged(node1, seed))
+    p = planner.diff(node1, converged(node1, seed))
     assert p.changes == (), [c.line() for c in p.changes]
     assert p.blockers == ()
     assert p.empty and not p.moves_uplink
@@ -162,7 +171,7 @@ def test_retag_of_an_owned_port_is_a_modify(node1, seed):
     st = converged(node1, seed)
     ports = dict(st.ovs.ports)
     ports["ovs-br-web"] = replace(ports["ovs-br-web"], tag=101)
-    p = plan.diff(node1, replace(st, ovs=replace(st.ovs, ports=ports)))
+    p = planner.diff(node1, replace(st, ovs=replace(st.ovs, ports=ports)))
     (c,) = p.changes
     assert c.action is Action.MODIFY and c.resource == "port:br-ovs/ovs-br-web"
     assert c.line() == "modify  port:br-ovs/ovs-br-web  access tag 101 -> access tag 100"
@@ -170,35 +179,35 @@ def test_retag_of_an_owned_port_is_a_modify(node1, seed):
 
 
 def test_foreign_bridge_is_a_blocker_unless_adopt(node1):
-    st = plan.from_nothing(node1)
+    st = from_nothing(node1)
     st = replace(st, ovs=OvsState({"br-ovs": OvsBridge("br-ovs", "system", (), {"other": "x"})}, {}))
-    p = plan.diff(node1, st)
+    p = planner.diff(node1, st)
     (b,) = p.blockers
     assert b.resource == "bridge:br-ovs"
     assert "not ovsnet" in b.message
     assert "--adopt" in b.hint
 
-    p2 = plan.diff(node1, st, options=Options(adopt=True))
+    p2 = planner.diff(node1, st, settings=Settings(adopt=True))
     assert p2.blockers == ()
     adopt = [c for c in p2.changes if c.resource == "bridge:br-ovs"]
     assert [c.action for c in adopt] == [Action.ADOPT]
     (op,) = adopt[0].ops
     assert op.external_ids == {"other": "x", OWNER_KEY: TOPO, ROLE_KEY: "bridge"}
-    assert adopt[0].undo == (ops.OvsSetBridge("br-ovs", "system", {"other": "x"}),)
+    assert adopt[0].undo == (OvsSetBridge("br-ovs", "system", {"other": "x"}),)
 
 
 def test_bridge_of_another_topology_is_a_blocker(node1):
-    st = plan.from_nothing(node1)
+    st = from_nothing(node1)
     st = replace(st, ovs=OvsState({"br-ovs": OvsBridge("br-ovs", "system", (), {OWNER_KEY: "other"})}, {}))
-    (b,) = plan.diff(node1, st).blockers
+    (b,) = planner.diff(node1, st).blockers
     assert "topology other" in b.message
 
 
 def test_foreign_linux_bridge_is_a_blocker(node1):
-    st = plan.from_nothing(node1)
+    st = from_nothing(node1)
     links = dict(st.linux.links)
     links["br-web"] = Link("br-web", 40, "bridge", up=True)
-    p = plan.diff(node1, replace(st, linux=replace(st.linux, links=links)))
+    p = planner.diff(node1, replace(st, linux=replace(st.linux, links=links)))
     assert [b.resource for b in p.blockers] == ["link:br-web"]
 
 
@@ -207,10 +216,10 @@ def test_owned_port_not_desired_is_deleted(node1, seed):
     ports = dict(st.ovs.ports)
     ports["old0"] = OvsPort("old0", "br-ovs", 300, frozenset(), "access", (OvsInterface("old0", "internal"),), {OWNER_KEY: TOPO, ROLE_KEY: "access"})
     ports["theirs0"] = OvsPort("theirs0", "br-ovs", 7, frozenset(), None, (), {})
-    p = plan.diff(node1, replace(st, ovs=replace(st.ovs, ports=ports)))
+    p = planner.diff(node1, replace(st, ovs=replace(st.ovs, ports=ports)))
     (c,) = p.changes
     assert c.action is Action.DELETE and c.resource == "port:br-ovs/old0"
-    assert c.ops == (ops.OvsDelPort("br-ovs", "old0"),)
+    assert c.ops == (OvsDelPort("br-ovs", "old0"),)
     assert c.undo[0].iface_type == "internal" and c.undo[0].tag == 300
 
 
@@ -220,7 +229,7 @@ def test_owned_link_not_desired_is_deleted_once_per_pair(node1, seed):
     a = alias_for(TOPO, "patch")
     links["ovs-br-x"] = Link("ovs-br-x", 50, "veth", peer="lnx-br-x", alias=a)
     links["lnx-br-x"] = Link("lnx-br-x", 51, "veth", peer="ovs-br-x", alias=a)
-    p = plan.diff(node1, replace(st, linux=replace(st.linux, links=links)))
+    p = planner.diff(node1, replace(st, linux=replace(st.linux, links=links)))
     assert [c.line() for c in p.changes] == ["delete  link:ovs-br-x  veth"]
     assert p.changes[0].phase is Phase.CLEANUP
 
@@ -228,19 +237,19 @@ def test_owned_link_not_desired_is_deleted_once_per_pair(node1, seed):
 def test_docker_network_mtu_edited_by_hand_is_recreated(node1, seed):
     # Docker networks cannot be edited; one whose MTU drifted from its VLAN's is made again.
     st = converged(node1, seed)
-    assert plan.diff(node1, st).changes == ()
+    assert planner.diff(node1, st).changes == ()
     docker = dict(st.docker)
     docker["web"] = replace(docker["web"], mtu=9000)
-    (c,) = plan.diff(node1, replace(st, docker=docker)).changes
+    (c,) = planner.diff(node1, replace(st, docker=docker)).changes
     assert c.resource == "docker-network:web" and c.action is Action.MODIFY
     assert c.before.endswith("on br-web mtu 9000") and c.after.endswith("on br-web")
     # Docker omits the option at its default: None and 1500 are the same network.
     docker["web"] = replace(docker["web"], mtu=None)
-    assert plan.diff(node1, replace(st, docker=docker)).changes == ()
+    assert planner.diff(node1, replace(st, docker=docker)).changes == ()
 
 
 def test_docker_unreachable_is_a_note(node1):
-    p = plan.diff(node1, plan.from_nothing(node1), options=Options(docker=False))
+    p = planner.diff(node1, from_nothing(node1), settings=Settings(docker=False))
     assert not [c for c in p.changes if c.phase is Phase.DOCKER]
     assert any("Docker is not reachable" in n for n in p.notes)
 
@@ -250,9 +259,10 @@ def test_docker_unreachable_is_a_note(node1):
 
 def test_teardown_restores_before_ovsdb_deletes(node1, seed):
     st = converged(node1, seed)
-    saved = Saved(TOPO, "node1", SavedUplink("eth1", ("192.168.10.11/24",), (Route("default", "eth1", "192.168.10.1", 0, "boot"),), ("10.0.0.53",)))
+    saved = {"uplink": SavedUplink("eth1", ("192.168.10.11/24",), (Route("default", "eth1", "192.168.10.1", 0, "boot"),)),
+             "dns": SavedDns(("10.0.0.53",))}
     st = replace(st, docker={})
-    p = plan.teardown(TOPO, st, saved)
+    p = planner.teardown(node1, st, saved)
     lines = [c.line() for c in p.changes]
     res = [c.resource for c in p.changes]
     addr = res.index("address:eth1/192.168.10.11/24")
@@ -261,7 +271,7 @@ def test_teardown_restores_before_ovsdb_deletes(node1, seed):
     br = res.index("bridge:br-ovs")
     assert addr < route < br and dns < br
     assert p.changes[addr].action is Action.RESTORE
-    assert p.changes[route].ops == (ops.NlReplaceRoute("default", "eth1", "192.168.10.1", 0, "boot"),)
+    assert p.changes[route].ops == (NlReplaceRoute("default", "eth1", "192.168.10.1", 0, "boot"),)
     # ports go with their bridge; links last, one per veth pair
     assert not [r for r in res if r.startswith("port:")]
     assert all(c.phase is Phase.CLEANUP for c in p.changes[br + 1:])
@@ -272,8 +282,8 @@ def test_teardown_restores_before_ovsdb_deletes(node1, seed):
 
 def test_teardown_without_saved_state_uses_fallback(node1, seed):
     st = replace(converged(node1, seed), docker=None)
-    fb = SavedUplink("eth1", ("192.168.10.11/24",), (Route("default", "eth1", "192.168.10.1"),), None)
-    p = plan.teardown(TOPO, st, None, fallback=fb)
+    # No record: the topology's management addresses and gateway are the fallback.
+    p = planner.teardown(node1, st, None)
     assert p.notes and "no saved state" in p.notes[0]
     res = [c.resource for c in p.changes]
     assert res.index("address:eth1/192.168.10.11/24") < res.index("bridge:br-ovs")
@@ -283,14 +293,14 @@ def test_teardown_blocks_on_docker_containers(node1, seed):
     st = converged(node1, seed)
     docker = dict(st.docker)
     docker["web"] = replace(docker["web"], containers=("nginx",))
-    p = plan.teardown(TOPO, replace(st, docker=docker), None)
+    p = planner.teardown(node1, replace(st, docker=docker), None)
     assert [b.resource for b in p.blockers] == ["docker-network:web"]
 
 
 def test_teardown_leaves_foreign_objects(node1):
-    st = plan.from_nothing(node1)
+    st = from_nothing(node1)
     st = replace(st, ovs=OvsState({"br-x": OvsBridge("br-x")}, {"p": OvsPort("p", "br-x")}))
-    assert plan.teardown(TOPO, st, None).changes == ()
+    assert planner.teardown(node1, st, None).changes == ()
 
 
 # --- data-driven cases ------------------------------------------------------------------------
@@ -309,7 +319,7 @@ def test_case_offline_plan(case):
     topo = load(case / "topology.toml")
     check(topo)
     host = next(iter(topo.hosts.values()))
-    d = desired.for_host(topo, host)
+    d = planner.desire(topo, host)
     p = offline(d)
     assert p.blockers == ()
     expected = (case / "expected.txt").read_text().splitlines()

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from ovsnet import apply
+from ovsnet.apply.guard import check_uplink_move
 from ovsnet.errors import RefusedError
-from ovsnet.plan import Plan
-from ovsnet.statefile import SavedUplink
-from ovsnet.target import Target
+from ovsnet.plan.model import Plan
 
 
 class _Route:
@@ -26,38 +24,33 @@ class _Route:
         return self.via
 
 
-class _Backends:
-    def __init__(self, via: str | None):
-        self.netlink = _Route(via)
-
-
-PLAN = Plan("t", "node1", (), (), SavedUplink("eth1", ("192.0.2.11/24",), (), None))
+PLAN = Plan("t", "node1", (), moves_from=("eth1",))
 
 
 def test_refuses_to_move_the_nic_of_the_ssh_session(monkeypatch):
     monkeypatch.setenv("SSH_CONNECTION", "198.51.100.7 50022 192.0.2.11 22")
-    b = _Backends("eth1")
+    b = _Route("eth1")
     with pytest.raises(RefusedError, match="--allow-uplink-move"):
-        apply._check_uplink_move(b, PLAN, Target(), apply.UpOptions())
-    assert b.netlink.asked == ["198.51.100.7"]
+        check_uplink_move(b, PLAN, allow=False, in_namespace=False)
+    assert b.asked == ["198.51.100.7"]
 
 
 def test_allowed_when_told(monkeypatch):
     monkeypatch.setenv("SSH_CONNECTION", "198.51.100.7 50022 192.0.2.11 22")
-    apply._check_uplink_move(_Backends("eth1"), PLAN, Target(), apply.UpOptions(allow_uplink_move=True))
+    check_uplink_move(_Route("eth1"), PLAN, allow=True, in_namespace=False)
 
 
 def test_other_nic_or_no_ssh_is_fine(monkeypatch):
     monkeypatch.setenv("SSH_CONNECTION", "198.51.100.7 50022 192.0.2.11 22")
-    apply._check_uplink_move(_Backends("eth0"), PLAN, Target(), apply.UpOptions())
+    check_uplink_move(_Route("eth0"), PLAN, allow=False, in_namespace=False)
     monkeypatch.delenv("SSH_CONNECTION")
-    b = _Backends("eth1")
-    apply._check_uplink_move(b, PLAN, Target(), apply.UpOptions())
-    assert b.netlink.asked == []
+    b = _Route("eth1")
+    check_uplink_move(b, PLAN, allow=False, in_namespace=False)
+    assert b.asked == []
 
 
 def test_lab_hosts_are_not_this_session(monkeypatch):
     monkeypatch.setenv("SSH_CONNECTION", "198.51.100.7 50022 192.0.2.11 22")
-    b = _Backends("eth1")
-    apply._check_uplink_move(b, PLAN, Target(netns="lab-h1"), apply.UpOptions())
-    assert b.netlink.asked == []
+    b = _Route("eth1")
+    check_uplink_move(b, PLAN, allow=False, in_namespace=True)
+    assert b.asked == []

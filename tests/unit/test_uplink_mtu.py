@@ -8,12 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import desired, ops, plan, statefile
+from ovsnet.apply import record
+from ovsnet.apply.record import Record
+from ovsnet.backends.netlink.ops import NlSetLink
+from ovsnet.current import OvsBridge, OvsPort, OvsState
 from ovsnet.errors import BackendError
-from ovsnet.plan import Action, Phase
+from ovsnet.kinds import Desired
+from ovsnet.kinds.nic import NicMtu, SavedMtus
+from ovsnet.kinds.uplink import SavedUplink
+from ovsnet.marks import OWNER_KEY, ROLE_KEY
+from ovsnet.plan import planner
+from ovsnet.plan.model import Action, Phase
+from ovsnet.plan.offline import from_nothing
 from ovsnet.render.plan import drift_text, plan_text
-from ovsnet.state import OWNER_KEY, ROLE_KEY, OvsBridge, OvsPort, OvsState
-from ovsnet.statefile import Saved, SavedUplink
 from ovsnet.topology import check
 from ovsnet.topology.load import parse
 
@@ -24,10 +31,10 @@ TOPO = "seed"
 JUMBO = SEED_TEXT.replace('native_vlan = "mgmt"\n', 'native_vlan = "mgmt"\nmtu = 9000\n', 1)  # node1's uplink only
 
 
-def host(text: str, name: str = "node1") -> desired.DesiredHost:
+def host(text: str, name: str = "node1") -> Desired:
     t = parse(text, "t.toml")
     check(t)
-    return desired.for_host(t, t.hosts[name])
+    return planner.desire(t, t.hosts[name])
 
 
 def with_nic_mtu(state, nic: str, mtu: int):
@@ -37,27 +44,27 @@ def with_nic_mtu(state, nic: str, mtu: int):
 
 
 def test_desired_has_each_uplink_nic_with_its_mtu():
-    assert host(JUMBO).nics == (desired.DesiredNic("eth1", 9000, "the uplink's mtu in the topology"),)
+    assert host(JUMBO).of("nic") == (NicMtu("eth1", 9000, "the uplink's mtu in the topology"),)
     # node2's uplink has no mtu in the file: its NIC's MTU is left alone, whatever it is.
-    assert host(JUMBO, "node2").nics == ()
+    assert host(JUMBO, "node2").of("nic") == ()
 
 
 def test_the_flat_layout_has_no_nic_mtu():
     t = parse(FLAT_TEXT, "flat.toml")
     check(t)
     name = next(iter(t.hosts))
-    assert desired.for_host(t, t.hosts[name]).nics == ()
+    assert planner.desire(t, t.hosts[name]).of("nic") == ()
 
 
 def test_nic_mtu_change_is_planned_with_its_undo_and_remembered():
     d = host(JUMBO)
-    p = plan.diff(d, plan.from_nothing(d))
+    p = planner.diff(d, from_nothing(d))
     (c,) = [c for c in p.changes if c.resource == "link:eth1"]
     assert c.action is Action.MODIFY and c.phase is Phase.LINUX
     assert c.line() == "modify  link:eth1  mtu 1500 -> mtu 9000"
-    assert c.ops == (ops.NlSetLink("eth1", mtu=9000),)
-    assert c.undo == (ops.NlSetLink("eth1", mtu=1500),)
-    assert p.nic_mtus == {"eth1": 1500}
+    assert c.ops == (NlSetLink("eth1", mtu=9000),)
+    assert c.undo == (NlSetLink("eth1", mtu=1500),)
+    assert p.keep["nic"] == SavedMtus({"eth1": 1500})
     # before the OVS transaction that adds the NIC, like the other Linux changes
     phases = [x.phase for x in p.changes]
     assert p.changes.index(c) < phases.index(Phase.OVSDB)
@@ -68,91 +75,93 @@ def test_nic_mtu_change_is_planned_with_its_undo_and_remembered():
 
 def test_nic_already_at_its_mtu_is_left_alone():
     d = host(JUMBO)
-    st = with_nic_mtu(plan.from_nothing(d), "eth1", 9000)
-    p = plan.diff(d, st)
+    st = with_nic_mtu(from_nothing(d), "eth1", 9000)
+    p = planner.diff(d, st)
     assert not [c for c in p.changes if c.resource == "link:eth1"]
-    assert p.nic_mtus == {}
+    assert "nic" not in p.keep
 
 
 def test_nic_mtu_drift_is_reported():
     d = host(JUMBO)
-    st = with_nic_mtu(plan.from_nothing(d), "eth1", 1400)
-    p = plan.diff(d, st)
+    st = with_nic_mtu(from_nothing(d), "eth1", 1400)
+    p = planner.diff(d, st)
     assert "modify  link:eth1  mtu 1400 -> mtu 9000   (the uplink's mtu in the topology)" in drift_text(p)
 
 
 def test_missing_nic_gets_no_mtu_change():
     d = host(JUMBO)
-    st = plan.from_nothing(d)
+    st = from_nothing(d)
     links = {k: v for k, v in st.linux.links.items() if k != "eth1"}
-    p = plan.diff(d, replace(st, linux=replace(st.linux, links=links)))
+    p = planner.diff(d, replace(st, linux=replace(st.linux, links=links)))
     assert not [c for c in p.changes if c.resource == "link:eth1" and c.phase is Phase.LINUX]
     assert [b.resource for b in p.blockers] == ["link:eth1"]  # the uplink move names it
 
 
 def test_teardown_restores_the_saved_mtu_before_the_bridge_goes():
     d = host(JUMBO)
-    st = with_nic_mtu(plan.from_nothing(d), "eth1", 9000)
+    st = with_nic_mtu(from_nothing(d), "eth1", 9000)
     marks = {OWNER_KEY: TOPO, ROLE_KEY: "uplink"}
     st = replace(st, ovs=OvsState({"br-ovs": OvsBridge("br-ovs", "system", ("eth1",), {OWNER_KEY: TOPO, ROLE_KEY: "bridge"})},
                                   {"eth1": OvsPort("eth1", "br-ovs", 10, frozenset({10}), "native-untagged", (), marks)}))
-    saved = Saved(TOPO, "node1", None, {"eth1": 1500, "gone0": 1500})
-    p = plan.teardown(TOPO, st, saved)
+    saved = {"nic": SavedMtus({"eth1": 1500, "gone0": 1500})}
+    p = planner.teardown(d, st, saved)
     res = [c.resource for c in p.changes]
     mtu = res.index("link:eth1")
     assert res.index("link:eth1") < res.index("bridge:br-ovs")
     c = p.changes[mtu]
-    assert c.action is Action.RESTORE and c.ops == (ops.NlSetLink("eth1", mtu=1500),)
+    assert c.action is Action.RESTORE and c.ops == (NlSetLink("eth1", mtu=1500),)
     assert c.line() == "restore link:eth1  mtu 9000 -> mtu 1500"
     # a NIC no longer there, or already at its old MTU, needs nothing
     assert res.count("link:eth1") == 1 and "link:gone0" not in res
-    assert "link:eth1" not in [c.resource for c in plan.teardown(TOPO, with_nic_mtu(st, "eth1", 1500), saved).changes]
+    assert "link:eth1" not in [c.resource for c in planner.teardown(d, with_nic_mtu(st, "eth1", 1500), saved).changes]
 
 
 def test_state_file_keeps_nic_mtus(tmp_path):
     up = SavedUplink("eth1", ("192.0.2.11/24",), (), None)
-    statefile.write(tmp_path, Saved("t", "h", up, {"eth1": 1500}))
-    back = statefile.read(tmp_path, "t", "h")
-    assert back == Saved("t", "h", up, {"eth1": 1500})
-    body = json.loads(statefile.path_for(tmp_path, "t", "h").read_text())
-    assert body["nic_mtus"] == {"eth1": 1500}
+    record.write(tmp_path, Record("t", "h", {"uplink": up, "nic": SavedMtus({"eth1": 1500})}))
+    back = record.read(tmp_path, "t", "h")
+    assert back == Record("t", "h", {"uplink": up, "nic": SavedMtus({"eth1": 1500})})
+    body = json.loads(record.path_for(tmp_path, "t", "h").read_text())
+    assert body["parts"]["nic"] == {"eth1": 1500}
 
 
-def test_state_file_without_nic_mtus_still_reads(tmp_path):
-    """A file written before MTUs were kept: nothing to restore."""
-    p = statefile.path_for(tmp_path, "t", "h")
+def test_state_file_of_format_1_still_reads(tmp_path):
+    """A file written before the kinds kept their own parts."""
+    p = record.path_for(tmp_path, "t", "h")
     p.parent.mkdir(parents=True)
     p.write_text(json.dumps({"format": 1, "topology": "t", "host": "h", "uplink": None}))
-    assert statefile.read(tmp_path, "t", "h") == Saved("t", "h")
+    assert record.read(tmp_path, "t", "h") == Record("t", "h")
+    p.write_text(json.dumps({"format": 1, "topology": "t", "host": "h", "nic_mtus": {"eth1": 1500},
+                             "uplink": {"nic": "eth1", "addresses": ["192.0.2.11/24"], "routes": [], "dns": ["9.9.9.9"], "nic_master": None}}))
+    back = record.read(tmp_path, "t", "h")
+    assert back is not None and back.parts["nic"] == SavedMtus({"eth1": 1500})
+    assert back.parts["uplink"] == SavedUplink("eth1", ("192.0.2.11/24",), (), None)
+    assert back.parts["dns"].servers == ("9.9.9.9",)
 
 
 @pytest.mark.parametrize("bad", [[1500], {"eth1": "1500"}, {"eth1": True}, "x"])
 def test_state_file_with_bad_nic_mtus_is_corrupt(tmp_path, bad):
-    p = statefile.path_for(tmp_path, "t", "h")
+    p = record.path_for(tmp_path, "t", "h")
     p.parent.mkdir(parents=True)
     p.write_text(json.dumps({"format": 1, "topology": "t", "host": "h", "uplink": None, "nic_mtus": bad}))
     with pytest.raises(BackendError, match="corrupt"):
-        statefile.read(tmp_path, "t", "h")
+        record.read(tmp_path, "t", "h")
 
 
 def test_merge_keeps_the_oldest_mtu_and_uplink():
     up1 = SavedUplink("eth1", ("192.0.2.11/24",), (), None)
     up2 = SavedUplink("eth1", (), (), None)
-    first = Saved("t", "h").merged(up1, {"eth1": 1500})
-    assert first == Saved("t", "h", up1, {"eth1": 1500})
+    first = Record("t", "h").merged({"uplink": up1, "nic": SavedMtus({"eth1": 1500})})
+    assert first == Record("t", "h", {"uplink": up1, "nic": SavedMtus({"eth1": 1500})})
     # a later plan sees ovsnet's own values: the first record wins
-    assert first.merged(up2, {"eth1": 9000, "eth2": 1400}) == Saved("t", "h", up1, {"eth1": 1500, "eth2": 1400})
-    assert Saved("t", "h").merged(None, {}) == Saved("t", "h") and Saved("t", "h").empty
+    later = first.merged({"uplink": up2, "nic": SavedMtus({"eth1": 9000, "eth2": 1400})})
+    assert later == Record("t", "h", {"uplink": up1, "nic": SavedMtus({"eth1": 1500, "eth2": 1400})})
+    assert Record("t", "h").merged({}) == Record("t", "h") and Record("t", "h").empty
 
 
 def test_an_mtu_the_nic_refuses_says_so():
     import errno
 
-    from ovsnet.backends.netlink import _reason
-
-    class Refused(Exception):
-        code = errno.EINVAL
-
-    text = _reason(Refused(), ops.NlSetLink("eth1", mtu=9000))
+    text = NlSetLink("eth1", mtu=9000).explain(errno.EINVAL)
     assert text.startswith("Invalid argument: eth1 does not take mtu 9000") and "lower the mtu in the topology" in text
-    assert _reason(Refused(), ops.NlSetLink("eth1", up=True)) == "Invalid argument"
+    assert NlSetLink("eth1", up=True).explain(errno.EINVAL) == "Invalid argument"

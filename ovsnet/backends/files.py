@@ -1,6 +1,8 @@
-"""The host's nameservers, as the `nameserver` lines of a resolv.conf file.
+"""The host's files ovsnet reads and writes: the nameservers of its resolv.conf.
 
-Only those lines change; search domains and options stay as they are.
+Only the `nameserver` lines change; search domains and options stay as they
+are. With a network namespace target the files are the namespace's own
+(/etc/netns/NAME/..., the iproute2 convention), never the machine's.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 from ovsnet.errors import BackendError
 
 
-def read(path: str) -> tuple[str, ...] | None:
+def read_nameservers(path: str) -> tuple[str, ...] | None:
     """The nameservers listed, or None when the file does not exist."""
     try:
         text = Path(path).read_text()
@@ -22,7 +24,7 @@ def read(path: str) -> tuple[str, ...] | None:
     return tuple(line.split()[1] for line in text.splitlines() if line.split()[:1] == ["nameserver"] and len(line.split()) > 1)
 
 
-def write(path: str, servers: tuple[str, ...]) -> None:
+def write_nameservers(path: str, servers: tuple[str, ...]) -> None:
     p = Path(path)
     try:
         old = p.read_text().splitlines() if p.exists() else []
@@ -44,3 +46,16 @@ def write(path: str, servers: tuple[str, ...]) -> None:
         os.replace(tmp, real)
     except OSError as exc:
         raise BackendError(f"cannot write {path}: {exc.strerror}") from None
+
+
+class Files:
+    """The files of one target host (see ovsnet.apply.target.Target)."""
+
+    def __init__(self, resolv_conf: str):
+        self.resolv_conf = resolv_conf
+
+    def nameservers(self) -> tuple[str, ...] | None:
+        return read_nameservers(self.resolv_conf)
+
+    def write_nameservers(self, servers: tuple[str, ...]) -> None:
+        write_nameservers(self.resolv_conf, servers)

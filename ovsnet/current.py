@@ -1,8 +1,8 @@
-"""What a host has now, as read from OVSDB and netlink.
+"""What a host has now, as read from OVSDB, netlink, its files and Docker.
 
-The backends fill these in; the planner compares them with the desired
-layout. Everything is frozen so a snapshot taken before an apply can be
-kept as the "before" of every change and for rollback.
+The backends fill these in; each kind's planner compares them with its
+desired objects. Everything is frozen so a snapshot taken before an apply can
+be kept as the "before" of every change and for rollback.
 """
 
 from __future__ import annotations
@@ -10,22 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-# external_ids / ifalias keys that mark an object as ovsnet's.
-OWNER_KEY = "ovsnet-topology"
-ROLE_KEY = "ovsnet-role"
-ALIAS_PREFIX = "ovsnet:"
-
-
-def alias_for(topology: str, role: str) -> str:
-    """The ifalias ovsnet writes on Linux objects it creates."""
-    return f"{ALIAS_PREFIX}{topology}:{role}"
-
-
-def alias_owner(alias: str | None) -> str | None:
-    """The topology named in an ovsnet ifalias, or None for foreign links."""
-    if not alias or not alias.startswith(ALIAS_PREFIX):
-        return None
-    return alias[len(ALIAS_PREFIX):].split(":", 1)[0] or None
+from ovsnet.marks import DOCKER_OWNER_LABEL, OWNER_KEY, ROLE_KEY, alias_owner, alias_role
 
 
 @dataclass(frozen=True)
@@ -50,6 +35,14 @@ class OvsPort:
     @property
     def owner(self) -> str | None:
         return self.external_ids.get(OWNER_KEY)
+
+    @property
+    def role(self) -> str | None:
+        return self.external_ids.get(ROLE_KEY)
+
+    @property
+    def iface_type(self) -> str:
+        return self.interfaces[0].type if len(self.interfaces) == 1 else ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +80,10 @@ class Link:
     def owner(self) -> str | None:
         return alias_owner(self.alias)
 
+    @property
+    def role(self) -> str | None:
+        return alias_role(self.alias)
+
 
 @dataclass(frozen=True, order=True)
 class Address:
@@ -100,7 +97,7 @@ class Route:
     ifname: str
     gateway: str | None = None
     metric: int = 0
-    proto: str = "static"  # "kernel" for connected routes, "boot", "static", ...
+    proto: str = "static"  # "kernel" for connected routes, "boot", "static", "dhcp", ...
 
 
 @dataclass(frozen=True)
@@ -117,14 +114,6 @@ class LinuxState:
 
     def default_routes(self) -> tuple[Route, ...]:
         return tuple(r for r in self.routes if r.dst == "default")
-
-
-@dataclass(frozen=True)
-class HostState:
-    ovs: OvsState
-    linux: LinuxState
-    dns: tuple[str, ...] | None = None  # resolv.conf nameservers; None: not read
-    docker: Mapping[str, "DockerNetwork"] | None = None  # None: Docker not reachable or not asked
 
 
 @dataclass(frozen=True)
@@ -145,4 +134,11 @@ class DockerNetwork:
         return self.labels.get(DOCKER_OWNER_LABEL)
 
 
-DOCKER_OWNER_LABEL = "org.ovsnet.topology"
+@dataclass(frozen=True)
+class Current:
+    """One read of the host: the "actual" side of every kind's diff."""
+
+    ovs: OvsState
+    linux: LinuxState
+    dns: tuple[str, ...] | None = None  # resolv.conf nameservers; None: not read
+    docker: Mapping[str, DockerNetwork] | None = None  # None: Docker not reachable or not asked

@@ -1,0 +1,144 @@
+"""Docker networks on the VLAN bridges: the VLAN's subnet and router, this host's own slice.
+
+Docker networks cannot be edited, so a change is a remove and a create; a
+network that containers still use is never removed (a blocker names them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ovsnet.backends.docker import NetworkSpec
+from ovsnet.current import DockerNetwork
+from ovsnet.kinds.base import Context, Kind, Settings
+from ovsnet.marks import DOCKER_OWNER_LABEL, DOCKER_VLAN_LABEL
+from ovsnet.plan.model import Action, Phase
+from ovsnet.topology import addressing
+from ovsnet.topology.model import DEFAULT_MTU, Host, Layout, Topology
+
+
+@dataclass(frozen=True)
+class DockerCreateNetwork:
+    spec: NetworkSpec
+    backend: ClassVar[str] = "docker"
+
+    def run(self, docker: Any) -> None:
+        docker.create_network(self.spec)
+
+    def describe(self) -> str:
+        return f"create Docker network {self.spec.name}"
+
+
+@dataclass(frozen=True)
+class DockerRemoveNetwork:
+    name: str
+    backend: ClassVar[str] = "docker"
+
+    def run(self, docker: Any) -> None:
+        docker.remove_network(self.name)
+
+    def describe(self) -> str:
+        return f"remove Docker network {self.name}"
+
+
+@dataclass(frozen=True)
+class NetworkWant:
+    name: str
+    bridge: str
+    vlan: str
+    subnet: str | None
+    gateway: str | None
+    ip_range: str | None
+    mtu: int
+
+
+def view(subnet: str | None, gateway: str | None, ip_range: str | None, bridge: str | None, mtu: int | None = None) -> str:
+    # Docker leaves the option out at its default, 1500: both read the same.
+    shown = f" mtu {mtu}" if (mtu or DEFAULT_MTU) != DEFAULT_MTU else ""
+    return f"subnet {subnet or '-'} gateway {gateway or '-'} ip_range {ip_range or '-'} on {bridge or '-'}{shown}"
+
+
+def current_view(n: DockerNetwork) -> str:
+    return view(n.subnet, n.gateway, n.ip_range, n.bridge, n.mtu)
+
+
+def restore_op(n: DockerNetwork) -> DockerCreateNetwork:
+    return DockerCreateNetwork(NetworkSpec(n.name, n.bridge or "", n.subnet, n.gateway, n.ip_range, n.mtu or DEFAULT_MTU, dict(n.labels)))
+
+
+class DockerNetworks(Kind):
+    name: ClassVar[str] = "docker-network"
+    reads: ClassVar[frozenset[str]] = frozenset({"docker"})
+
+    def desire(self, topo: Topology, host: Host, settings: Settings) -> tuple[NetworkWant, ...]:
+        if host.layout is Layout.FLAT:
+            return ()
+        slices, _ = addressing.plan(topo)
+        out = []
+        # Each VLAN's strings once, not once per Docker network: 4094 VLANs x 50 hosts add up.
+        vlan_text: dict[str, tuple[str | None, str | None]] = {}
+        for d in host.docker:
+            if not d.network:
+                continue
+            v = topo.vlans[d.vlan]
+            if d.vlan not in vlan_text:
+                vlan_text[d.vlan] = (str(v.subnet) if v.subnet else None, str(v.router) if v.router else None)
+            subnet, gateway = vlan_text[d.vlan]
+            sl = slices.get((host.name, d.vlan))
+            out.append(NetworkWant(d.network, d.bridge, d.vlan, subnet, gateway, str(sl.network) if sl else None, d.mtu or v.mtu))
+        return tuple(out)
+
+    def plan(self, want: tuple[Any, ...], ctx: Context) -> None:
+        nets = ctx.current.docker
+        if not want and not nets:
+            return
+        if not ctx.settings.docker:
+            names = ", ".join(n.name for n in want)
+            ctx.notes.append(f"Docker is not reachable: Docker networks {names} are left for a later run")
+            return
+        if nets is None:
+            for n in want:
+                ctx.add(Action.CREATE, f"docker-network:{n.name}", Phase.DOCKER, f"Docker network on {n.bridge}, VLAN {n.vlan}", after=view(n.subnet, n.gateway, n.ip_range, n.bridge, n.mtu),
+                        ops=(self._create(n, ctx),), undo=(DockerRemoveNetwork(n.name),))
+            return
+        for n in want:
+            res = f"docker-network:{n.name}"
+            cur = nets.get(n.name)
+            create = self._create(n, ctx)
+            after = view(n.subnet, n.gateway, n.ip_range, n.bridge, n.mtu)
+            if cur is None:
+                ctx.add(Action.CREATE, res, Phase.DOCKER, f"Docker network on {n.bridge}, VLAN {n.vlan}", after=after, ops=(create,), undo=(DockerRemoveNetwork(n.name),))
+                continue
+            if cur.owner != ctx.topology and not ctx.settings.adopt:
+                ctx.block(res, f"Docker network {n.name} exists and is not ovsnet's ({current_view(cur)})", "rename the network in the topology, or pass --adopt to replace it")
+                continue
+            before = current_view(cur)
+            if before == after and cur.owner == ctx.topology:
+                continue
+            if cur.containers:
+                ctx.block(res, f"Docker network {n.name} must be recreated ({before} -> {after}) but containers use it: {', '.join(cur.containers)}", "stop those containers, then run up again")
+                continue
+            ctx.add(Action.MODIFY, res, Phase.DOCKER, "Docker networks cannot be edited: recreated", before=before, after=after,
+                    ops=(DockerRemoveNetwork(n.name), create), undo=(DockerRemoveNetwork(n.name), restore_op(cur)))
+        wanted = {n.name for n in want}
+        for cur in nets.values():
+            if cur.owner == ctx.topology and cur.name not in wanted:
+                if cur.containers:
+                    ctx.block(f"docker-network:{cur.name}", f"Docker network {cur.name} is no longer in the topology but containers use it: {', '.join(cur.containers)}", "stop those containers, then run again")
+                    continue
+                ctx.add(Action.DELETE, f"docker-network:{cur.name}", Phase.DOCKER, "no longer in the topology", before=current_view(cur),
+                        ops=(DockerRemoveNetwork(cur.name),), undo=(restore_op(cur),))
+
+    def teardown(self, want: tuple[Any, ...], ctx: Context) -> None:
+        for net in (ctx.current.docker or {}).values():
+            if net.owner != ctx.topology:
+                continue
+            ctx.add(Action.DELETE, f"docker-network:{net.name}", Phase.DOCKER, "ovsnet made it", before=current_view(net), ops=(DockerRemoveNetwork(net.name),))
+            if net.containers:
+                ctx.block(f"docker-network:{net.name}", f"Docker network {net.name} still has containers: {', '.join(net.containers)}", "stop or disconnect them, then run down again")
+
+    @staticmethod
+    def _create(n: NetworkWant, ctx: Context) -> DockerCreateNetwork:
+        labels = {DOCKER_OWNER_LABEL: ctx.topology, DOCKER_VLAN_LABEL: n.vlan}
+        return DockerCreateNetwork(NetworkSpec(n.name, n.bridge, n.subnet, n.gateway, n.ip_range, n.mtu, labels))

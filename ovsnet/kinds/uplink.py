@@ -1,0 +1,221 @@
+"""The host's own addresses and routes: from the NIC onto the bridge side, never routeless.
+
+The seed's warning ("or the network drops and you have to log in at the
+console") is this kind's whole job. The order is the safety argument: the
+management port comes up and gets the addresses first, routes leaving by the
+NIC are replaced (atomically) to leave by the port, and only then do the
+addresses leave the NIC; the gateway must answer afterwards or the run is
+rolled back. What the NIC had is remembered before the first change, and
+`down` puts it back.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from ovsnet.backends.netlink.ops import NlAddAddress, NlDelAddress, NlDelRoute, NlReplaceRoute, NlSetLink
+from ovsnet.current import Route
+from ovsnet.errors import VerificationError
+from ovsnet.kinds.base import Context, Kind, Presumed, Settings
+from ovsnet.kinds.ovs_port import ROLE_UPLINK
+from ovsnet.plan.model import Action, Phase
+from ovsnet.topology.model import Host, Layout, Topology
+
+
+@dataclass(frozen=True)
+class UplinkWant:
+    """Where the host's own addresses and default route must end up."""
+
+    nic: str  # where they are before the first `up`
+    target: str  # the OVS internal port, or the flat Linux bridge
+    addresses: tuple[str, ...]
+    gateway: str | None
+    flat: bool = False
+
+
+@dataclass(frozen=True)
+class SavedUplink:
+    """The NIC as it was before ovsnet first moved its addresses."""
+
+    nic: str
+    addresses: tuple[str, ...]
+    routes: tuple[Route, ...]
+    nic_master: str | None = None  # flat layout: the NIC's bridge before `up`, if any
+
+
+@dataclass(frozen=True)
+class LinkAppears:
+    """OVS creates internal ports asynchronously to the commit: wait for the one that gets the addresses."""
+
+    name: str
+    after: Phase = Phase.OVSDB
+
+    def describe(self) -> str:
+        return f"wait for ovs-vswitchd to create {self.name}"
+
+    def run(self, live: Any) -> None:
+        live.netlink.wait_link(self.name, timeout=live.target.ovs_timeout)
+
+
+@dataclass(frozen=True)
+class GatewayAnswers:
+    """After the move the gateway must answer on the bridge side, or the move is undone."""
+
+    iface: str
+    gateway: str
+    after: Phase = Phase.UPLINK
+
+    def describe(self) -> str:
+        how = "neighbour discovery" if ipaddress.ip_address(self.gateway).version == 6 else "ARP"
+        return f"the gateway check ({self.gateway} on {self.iface}, {how})"
+
+    def run(self, live: Any) -> None:
+        live.report(f"uplink: waiting for gateway {self.gateway} to answer on {self.iface}")
+        timeout = live.target.gateway_timeout
+        if not live.netlink.answers(self.iface, self.gateway, timeout=timeout):
+            raise VerificationError(
+                f"gateway {self.gateway} did not answer on {self.iface} within {timeout:g} s "
+                "(if it is right but slow, e.g. userspace OVS under load, pass a longer --gateway-timeout)"
+            )
+
+
+class Uplink(Kind):
+    name: ClassVar[str] = "uplink"
+
+    def desire(self, topo: Topology, host: Host, settings: Settings) -> tuple[UplinkWant, ...]:
+        m, nic = host.management, host.uplink_nic
+        if m is None or nic is None:
+            return ()
+        flat = host.layout is Layout.FLAT and host.flat is not None
+        target = host.flat.bridge if flat and host.flat else m.port
+        return (UplinkWant(nic, target, tuple(str(a) for a in m.addresses), str(m.gateway) if m.gateway else None, flat),)
+
+    def presume(self, want: tuple[Any, ...], before: Presumed) -> None:
+        for up in want:
+            if up.flat:
+                before.links.append(up.nic)
+            for a in up.addresses:
+                before.addresses.append((up.nic, a))
+                before.routes.append((str(ipaddress.ip_interface(a).network), up.nic, None, "kernel"))
+            if up.gateway:
+                before.routes.append(("default", up.nic, up.gateway, "boot"))
+
+    def plan(self, want: tuple[Any, ...], ctx: Context) -> None:
+        for up in want:
+            self._plan(up, ctx)
+
+    def _plan(self, up: UplinkWant, ctx: Context) -> None:
+        linux = ctx.current.linux
+        target, nic = up.target, up.nic
+        tres = f"link:{target}"
+        cur_target = linux.links.get(target)
+        if nic not in linux.links:
+            ctx.block(f"link:{nic}", f"the uplink NIC {nic} does not exist on this host", "fix management.from_nic or the uplink's nic")
+            return
+        if cur_target is not None and not up.flat and target not in ctx.current.ovs.ports:
+            ctx.block(tres, f"{target} exists and is not an OVS port: the management port cannot be created", "rename management.port in the topology, or remove that link")
+            return
+        on_target = set(linux.addresses_of(target))
+        on_nic = list(linux.addresses_of(nic))
+        nic_link = linux.links[nic]
+        is_new = cur_target is None
+        if is_new and not up.flat:
+            ctx.checks.append(LinkAppears(target))
+
+        if cur_target is not None and not cur_target.up or is_new and not up.flat:
+            ctx.add(Action.MODIFY, tres, Phase.UPLINK, "carries the host's own addresses", before="down" if cur_target else "created by OVS, down", after="up",
+                    ops=(NlSetLink(target, up=True),))
+        for addr in up.addresses:
+            if addr not in on_target:
+                ctx.add(Action.CREATE, f"address:{target}/{addr}", Phase.UPLINK, f"the host's own address, moved from {nic}" if addr in on_nic else "the host's own address",
+                        after=addr, ops=(NlAddAddress(target, addr),), undo=(NlDelAddress(target, addr),))
+        if up.flat and nic_link.master != target:
+            ctx.add(Action.MODIFY, f"link:{nic}", Phase.UPLINK, f"the NIC joins {target} (the seed's brctl addif)", before=f"master {nic_link.master or 'none'}", after=f"master {target}",
+                    ops=(NlSetLink(nic, master=target),), undo=(NlSetLink(nic, master=nic_link.master or ""),))
+
+        # Routes: the default route (and any static route) leaving by the NIC
+        # moves to the target with `replace`, which is atomic.
+        routes_moved: list[Route] = []
+        for r in linux.routes:
+            if r.ifname != nic or r.proto == "kernel" or not r.gateway:
+                continue
+            ctx.add(Action.MOVE, f"route:{r.dst}", Phase.UPLINK, f"leaves by {target} now that {nic} is a bridge port", before=f"via {r.gateway} dev {nic}", after=f"via {r.gateway} dev {target}",
+                    ops=(NlReplaceRoute(r.dst, target, r.gateway, r.metric),), undo=(NlReplaceRoute(r.dst, nic, r.gateway, r.metric, r.proto),))
+            routes_moved.append(r)
+        if up.gateway:
+            fam = ipaddress.ip_address(up.gateway).version
+            fam_defaults = [r for r in linux.default_routes() if r.gateway and ipaddress.ip_address(r.gateway).version == fam]
+            right = any(r.ifname == target and r.gateway == up.gateway for r in fam_defaults)
+            if not right and not any(r.dst == "default" for r in routes_moved):
+                old = fam_defaults[0] if fam_defaults else None
+                metric = old.metric if old else 0
+                undo = (NlReplaceRoute("default", old.ifname, old.gateway, old.metric, old.proto),) if old else (NlDelRoute("default", target, up.gateway, metric),)
+                ctx.add(Action.MOVE if old else Action.CREATE, "route:default", Phase.UPLINK, "the host's default route",
+                        before=f"via {old.gateway} dev {old.ifname}" if old else None, after=f"via {up.gateway} dev {target}",
+                        ops=(NlReplaceRoute("default", target, up.gateway, metric),), undo=undo)
+        for addr in on_nic:
+            ctx.add(Action.DELETE, f"address:{nic}/{addr}", Phase.UPLINK, f"{nic} is a bridge port now; its address lives on {target}" if addr in up.addresses else f"{nic} is a bridge port now (kept in the state file, restored by down)",
+                    before=addr, ops=(NlDelAddress(nic, addr),), undo=(NlAddAddress(nic, addr),))
+        if on_nic or routes_moved:
+            ctx.keep[self.name] = SavedUplink(nic, tuple(on_nic), tuple(r for r in linux.routes if r.ifname == nic and r.proto != "kernel"),
+                                              nic_link.master if up.flat else None)
+            ctx.moves_from.append(nic)
+            if up.gateway:
+                ctx.checks.append(GatewayAnswers(target, up.gateway))
+
+    def teardown(self, want: tuple[Any, ...], ctx: Context) -> None:
+        """The NIC's addresses and routes come back *before* the OVS transaction takes the bridge side away."""
+        linux = ctx.current.linux
+        saved: SavedUplink | None = ctx.saved(self.name)
+        restore = saved or next((_fallback(up) for up in want), None)
+        trunked = any(p.owner == ctx.topology and p.role == ROLE_UPLINK for p in ctx.current.ovs.ports.values())
+        if restore is None or not (trunked or self._flat_enslaved(ctx, restore.nic)):
+            if trunked:
+                ctx.notes.append("no saved uplink state and no management section: the NIC is released without addresses")
+            return
+        if saved is None:
+            ctx.notes.append(f"no saved state for {restore.nic}: restoring the topology's management addresses instead")
+        nic = restore.nic
+        present = set(linux.addresses_of(nic))
+        for addr in restore.addresses:
+            if addr not in present:
+                ctx.add(Action.RESTORE, f"address:{nic}/{addr}", Phase.UPLINK, "as it was before the first up", after=addr, ops=(NlAddAddress(nic, addr),))
+        if self._flat_enslaved(ctx, nic):
+            ctx.add(Action.RESTORE, f"link:{nic}", Phase.UPLINK, "leaves the flat bridge", before=f"master {linux.links[nic].master}", after="master none", ops=(NlSetLink(nic, master=""),))
+        for r in sorted(restore.routes, key=lambda r: r.dst != "default"):
+            if r not in linux.routes:
+                ctx.add(Action.RESTORE, f"route:{r.dst}", Phase.UPLINK, "as it was before the first up", after=f"via {r.gateway} dev {nic}",
+                        ops=(NlReplaceRoute(r.dst, nic, r.gateway, r.metric, r.proto),))
+
+    @staticmethod
+    def _flat_enslaved(ctx: Context, nic: str) -> bool:
+        links = ctx.current.linux.links
+        link = links.get(nic)
+        master = links.get(link.master) if link and link.master else None
+        return bool(master and master.owner == ctx.topology)
+
+    def record_to_json(self, part: SavedUplink) -> Any:
+        body = asdict(part)
+        body["routes"] = [asdict(r) for r in part.routes]
+        return body
+
+    def record_from_json(self, raw: Any) -> SavedUplink:
+        addresses, routes = raw["addresses"], raw["routes"]
+        if not isinstance(addresses, list) or not isinstance(routes, list):
+            raise ValueError("uplink addresses and routes must be lists")
+        for a in addresses:
+            ipaddress.ip_interface(a)  # ValueError: not an address with its prefix
+        return SavedUplink(
+            nic=str(raw["nic"]),
+            addresses=tuple(str(a) for a in addresses),
+            routes=tuple(Route(**r) for r in routes),
+            nic_master=raw.get("nic_master"),
+        )
+
+
+def _fallback(up: UplinkWant) -> SavedUplink:
+    """Without a record: the topology's management addresses, and a default route via its gateway."""
+    routes = (Route("default", up.nic, up.gateway, 0, "static"),) if up.gateway else ()
+    return SavedUplink(up.nic, up.addresses, routes, None)
