@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ovsnet.graph import Expect, Station
+from ovsnet.topology.graph import Expect, Station
 
 REACHABLE = frozenset({Expect.SAME_VLAN, Expect.ROUTED})
 

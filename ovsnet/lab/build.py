@@ -535,7 +535,7 @@ def _router_legs(topo: Topology, names: LabNames, kernel: _Kernel, temps: _Temps
 
 
 def _switch_port_op(topo: Topology, host: Host, nic: str, port: str) -> OvsAddPort:
-    """The switch's port for a host's NIC: the same VLANs as the host's side (see graph.py)."""
+    """The switch's port for a host's NIC: the same VLANs as the host's side (see topology/graph.py)."""
     ids = {v.name: v.id for v in topo.vlans.values()}
     marks = {"ovsnet-lab": f"{host.name}:{nic}"}
     uplink = next((u for u in host.uplinks if u.nic == nic), None)

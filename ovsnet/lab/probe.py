@@ -38,10 +38,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Hashable, Mapping, Sequence
 
-from ovsnet import graph, verify
+from ovsnet import verify
+from ovsnet.topology import graph
 from ovsnet import probes as probes_mod
 from ovsnet.errors import BackendError, UsageError
-from ovsnet.graph import Expect
+from ovsnet.topology.graph import Expect
 from ovsnet.lab import netns
 from ovsnet.lab.build import Lab, LabNames
 from ovsnet.topology import Checked

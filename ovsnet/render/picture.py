@@ -1,6 +1,6 @@
 """Pictures of the bridge graph: Graphviz DOT, Mermaid, and a terminal tree.
 
-Everything here is a pure function of the graph built by `ovsnet.graph`,
+Everything here is a pure function of the graph built by `ovsnet.topology.graph`,
 except `render_file`, which writes a file and may run Graphviz's `dot`.
 
 The layout follows how a packet travels: containers at the top, then their
@@ -21,7 +21,7 @@ from typing import Iterable
 import networkx as nx
 
 from ovsnet.errors import BackendError, UsageError
-from ovsnet.graph import UPSTREAM
+from ovsnet.topology.graph import UPSTREAM
 
 # Ordered so that the first VLANs of a picture get the hues that differ most;
 # all dark enough for white text in the legend, and no grey, which is kept

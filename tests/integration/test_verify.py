@@ -18,7 +18,7 @@ from typing import Iterator
 import pytest
 
 from ovsnet import verify
-from ovsnet.graph import Expect
+from ovsnet.topology.graph import Expect
 from ovsnet.lab import build, netns, probe, run
 from ovsnet.topology import load_checked
 

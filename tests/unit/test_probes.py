@@ -13,7 +13,7 @@ import pytest
 from ovsnet import probes, verify
 from ovsnet.backends.docker import Container, container_from_inspect
 from ovsnet.errors import ConfigError, UsageError
-from ovsnet.graph import Expect
+from ovsnet.topology.graph import Expect
 from ovsnet.lab import probe as lab_probe
 from ovsnet.topology import check
 from ovsnet.topology.load import parse

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ovsnet import graph
+from ovsnet.topology import graph
 from ovsnet.errors import ConfigError
 from ovsnet.topology import check
 from ovsnet.topology.load import parse

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import graph
+from ovsnet.topology import graph
 from ovsnet.errors import ConfigError
 from ovsnet.topology import check
 from ovsnet.topology.load import parse
