@@ -2,7 +2,7 @@
 
   seed   topologies/seed.toml: `lab up` (run.up: build + every host through
          apply.up + endpoints), `verify --lab` (probe.verify_lab: all 30 pairs,
-         6 captures), `lab down` (build.destroy). Goal: under 20 s in total.
+         6 captures), `lab down` (teardown.destroy). Goal: under 20 s in total.
   big    generated: H hosts (default 10) x V container VLANs (default 4) x E
          endpoints per host per VLAN (default 5), i.e. 200 endpoints + 10 host
          addresses = 210 stations. mgmt (VLAN 10) is native on every trunk and
@@ -34,7 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ovsnet import verify  # noqa: E402
-from ovsnet.lab import build, netns, probe, run  # noqa: E402
+from ovsnet.lab import names as lab_names  # noqa: E402
+from ovsnet.lab import netns, probe, run, teardown  # noqa: E402
 from ovsnet.topology import load_checked  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +79,7 @@ def big_topology(hosts: int, vlans: int, per: int) -> str:
 def one_run(path: Path, stem: str, all_pairs: bool, concurrency: int, show: bool) -> dict:
     checked = load_checked(path)
     prefix = netns.unique_prefix(stem)[:7]
-    lab_dir = build.default_lab_dir(prefix)
+    lab_dir = lab_names.default_lab_dir(prefix)
     row: dict = {"prefix": prefix}
     try:
         t0 = time.monotonic()
@@ -92,7 +93,7 @@ def one_run(path: Path, stem: str, all_pairs: bool, concurrency: int, show: bool
             print(verify.render_matrix(report))
     finally:
         t = time.monotonic()
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
         row["down"] = time.monotonic() - t
     left = netns.listed(f"{prefix}-")
     if left:

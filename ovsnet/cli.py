@@ -375,9 +375,9 @@ def verify(
         from ovsnet.lab import probe
 
         if lab:
-            from ovsnet.lab import build
+            from ovsnet.lab.ledger import load_lab
 
-            the_lab = build.load_lab(checked.topology, prefix)
+            the_lab = load_lab(checked.topology, prefix)
             report = probe.verify_lab(checked, the_lab, all_pairs=all_pairs, probes=probes, report=lambda m: None if as_json else _err(m))
         else:
             if prefix:
@@ -454,9 +454,10 @@ def lab_status(file: Path = FileArg, prefix: Optional[str] = PrefixOpt) -> None:
     """What of the lab exists: namespaces and OVS daemons."""
     try:
         checked = _checked(file)
-        from ovsnet.lab import build
+        from ovsnet.lab import teardown
+        from ovsnet.lab.names import LabNames
 
-        st = build.status(build.LabNames.for_topology(checked.topology, prefix).prefix)
+        st = teardown.status(LabNames.for_topology(checked.topology, prefix).prefix)
     except Exception as exc:
         _fail(exc)
     print(f"lab {st.prefix}: {'complete' if st.complete else 'incomplete' if st.exists else 'absent'}")
@@ -475,12 +476,12 @@ def lab_exec(ctx: typer.Context, file: Path = FileArg, node: str = typer.Argumen
 
     try:
         checked = _checked(file)
-        from ovsnet.lab import build
-
         from ovsnet.lab import docker as lab_docker
+        from ovsnet.lab.ledger import load_lab
+        from ovsnet.lab.names import exec_argv
 
-        lab = build.load_lab(checked.topology, prefix)
-        argv = build.exec_argv(lab, node, ctx.args)
+        lab = load_lab(checked.topology, prefix)
+        argv = exec_argv(lab, node, ctx.args)
         dockerd = lab_docker.docker_host(lab, node) if node in checked.topology.hosts else None
         if dockerd:
             # `docker ps` inside a lab host talks to that host's own dockerd.

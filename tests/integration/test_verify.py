@@ -19,7 +19,9 @@ import pytest
 
 from ovsnet import verify
 from ovsnet.topology.graph import Expect
-from ovsnet.lab import build, netns, probe, run
+from ovsnet.lab import build, netns, probe, run, teardown
+from ovsnet.lab import endpoints as lab_endpoints
+from ovsnet.lab import names as lab_names
 from ovsnet.topology import load_checked
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,11 +234,11 @@ def seed_lab(tmp_path) -> Iterator[tuple]:
     try:
         yield checked, run.up(checked, prefix, lab_dir)
     finally:
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
     assert_nothing_left(prefix, lab_dir)
 
 
-def vsctl(lab: build.Lab, host: str, *args: str) -> None:
+def vsctl(lab: lab_names.Lab, host: str, *args: str) -> None:
     rundir = lab.ovs_of(host).rundir
     subprocess.run(["ovs-vsctl", f"--db=unix:{rundir}/db.sock", "--timeout=10", *args], check=True, capture_output=True)
 
@@ -260,7 +262,7 @@ def test_every_topology_builds_verifies_and_leaves_nothing(path, tmp_path):
         assert not report.sampled and report.probed == len(report.pairs) > 0
         assert report.captures and all(c.frames > 0 for c in report.captures if c.role != "endpoint")
     finally:
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
     assert_nothing_left(prefix, lab_dir)
 
 
@@ -279,7 +281,7 @@ def test_campus_routed_tiers_and_isolated_vlans(tmp_path):
         assert marks[("web-a", "app-a")] == "R" and marks[("db-a", "db-app")] == "ok"
         assert marks[("db-a", "db1")] == "--" and marks[("backup-db", "db-a")] == "--"
     finally:
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
     assert_nothing_left(prefix, lab_dir)
 
 
@@ -321,7 +323,7 @@ def test_cli_verify_exit_codes_and_json(tmp_path):
     """The command as a user runs it: default lab directory, exit 0 / 1 / 2, --json."""
     checked = load_checked(SEED)
     prefix = new_prefix()
-    lab_dir = build.default_lab_dir(prefix)
+    lab_dir = lab_names.default_lab_dir(prefix)
     cmd = [*OVSNET, "verify", str(SEED), "--lab", "--prefix", prefix]
     try:
         lab = run.up(checked, prefix)
@@ -339,7 +341,7 @@ def test_cli_verify_exit_codes_and_json(tmp_path):
                                capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert nolab.returncode == 2 and "build it first" in nolab.stderr
     finally:
-        build.destroy(prefix)
+        teardown.destroy(prefix)
     assert_nothing_left(prefix, lab_dir)
 
 
@@ -380,7 +382,7 @@ def test_sampled_verify_of_a_lab(tmp_path):
         assert {p.src for p in report.pairs if p.probed} == {s.name for s in report.stations}
         assert "." in verify.render_matrix(report).split("\n")[2]
     finally:
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
     assert_nothing_left(prefix, lab_dir)
 
 
@@ -394,13 +396,13 @@ def test_a_failing_lab_up_still_cleans_up(tmp_path, monkeypatch):
         assert listed_namespaces(prefix), "the lab should exist when the step fails"
         raise RuntimeError("endpoints cannot be attached")
 
-    monkeypatch.setattr(build, "attach_endpoints", broken)
+    monkeypatch.setattr(lab_endpoints, "attach_endpoints", broken)
     try:
         with pytest.raises(RuntimeError, match="endpoints cannot be attached"):
             run.up(checked, prefix, lab_dir)
         assert_nothing_left(prefix, lab_dir)
     finally:
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
 
 
 @pytest.mark.root
@@ -418,6 +420,6 @@ def test_a_failing_lab_up_while_building_still_cleans_up(tmp_path, monkeypatch):
             run.up(checked, prefix, lab_dir)
         left = listed_namespaces(prefix)
     finally:
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
     assert_nothing_left(prefix, lab_dir)
     assert not left, f"run.up left {len(left)} namespaces after a failure inside build.build"

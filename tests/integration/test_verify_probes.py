@@ -27,8 +27,9 @@ import pytest
 from ovsnet import apply, probes, verify
 from ovsnet.backends.docker import Docker
 from ovsnet.errors import BackendError
-from ovsnet.lab import build, netns, probe, run
 from ovsnet.lab import docker as lab_docker
+from ovsnet.lab import names as lab_names
+from ovsnet.lab import netns, probe, run, teardown
 from ovsnet.target import Target
 from ovsnet.topology import Checked, addressing, load_checked
 from tests.support.dockerlab import docker_processes, missing_for_engine
@@ -45,7 +46,7 @@ NETWORKS = ("web", "db")  # in the seed each network is named after its VLAN
 @dataclass
 class ProbeLab:
     checked: Checked
-    lab: build.Lab
+    lab: lab_names.Lab
     prefix: str
     targets: dict[str, Target]
     clients: dict  # host -> docker.DockerClient of its lab dockerd
@@ -74,21 +75,21 @@ def plab():
     checked = load_checked(SEED)
     assert checked.topology.verify.probe_image == lab_docker.IMAGE
     prefix = netns.unique_prefix("vp")[:7]
-    lab_dir = build.default_lab_dir(prefix)
+    lab_dir = lab_names.default_lab_dir(prefix)
     clients: dict = {}
     try:
         try:
             lab = run.up(checked, prefix, docker=True)
         except BackendError as exc:
             pytest.fail(f"the Docker engine could not start in the lab (this is a failure, not a skip):\n{exc}")
-        targets = lab_docker.targets(lab)
+        targets = lab_names.targets(lab)
         for host in HOSTS:
             clients[host] = docker.DockerClient(base_url=targets[host].docker_host, timeout=60)
         yield ProbeLab(checked, lab, prefix, targets, clients)
     finally:
         for c in clients.values():
             c.close()
-        build.destroy(prefix)
+        teardown.destroy(prefix)
         assert netns.listed(f"{prefix}-") == []
         assert docker_processes(f"/{prefix}-") == []
         assert not lab_dir.exists()
@@ -102,7 +103,7 @@ def no_probe_left(plab):
     assert plab.probe_containers() == []
 
 
-def vsctl(lab: build.Lab, host: str, *args: str) -> None:
+def vsctl(lab: lab_names.Lab, host: str, *args: str) -> None:
     rundir = lab.ovs_of(host).rundir
     subprocess.run(["ovs-vsctl", f"--db=unix:{rundir}/db.sock", "--timeout=10", *args], check=True, capture_output=True)
 
@@ -283,7 +284,7 @@ def test_a_missing_image_is_a_clear_error(plab, no_probe_left, tmp_path):
 def test_verify_on_a_host_starts_that_hosts_probes(plab, no_probe_left):
     """`ovsnet verify FILE` run inside lab host node1 (its namespace, its dockerd): node1's row,
     and the rows of node1's two probes."""
-    argv = build.exec_argv(plab.lab, "node1", ["env", f"DOCKER_HOST={plab.targets['node1'].docker_host}",
+    argv = lab_names.exec_argv(plab.lab, "node1", ["env", f"DOCKER_HOST={plab.targets['node1'].docker_host}",
                                                  *OVSNET, "verify", str(SEED), "--json"])
     r = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr
