@@ -371,26 +371,28 @@ def verify(
     """
     try:
         checked = _checked(file)
-        from ovsnet import verify as verify_mod
-        from ovsnet.lab import probe
+        from ovsnet.render import verify as verify_text
 
         if lab:
             from ovsnet.lab.ledger import load_lab
+            from ovsnet.verify.lab import verify_lab
 
             the_lab = load_lab(checked.topology, prefix)
-            report = probe.verify_lab(checked, the_lab, all_pairs=all_pairs, probes=probes, report=lambda m: None if as_json else _err(m))
+            report = verify_lab(checked, the_lab, all_pairs=all_pairs, probes=probes, report=lambda m: None if as_json else _err(m))
         else:
             if prefix:
                 from ovsnet.errors import UsageError
 
                 raise UsageError("--prefix names a lab: use it with --lab")
-            report = probe.verify_host(checked, probes=probes, report=lambda m: None if as_json else _err(m))
+            from ovsnet.verify.host import verify_host
+
+            report = verify_host(checked, probes=probes, report=lambda m: None if as_json else _err(m))
     except Exception as exc:
         _fail(exc)
     if as_json:
-        print(json.dumps(verify_mod.to_json(report), indent=2))
+        print(json.dumps(verify_text.to_json(report), indent=2))
     else:
-        print(verify_mod.render_matrix(report))
+        print(verify_text.render_matrix(report))
     if not report.ok:
         raise typer.Exit(1)
 

@@ -52,7 +52,7 @@ COMMAND = ("sleep", str(LIFETIME))
 MAX_PARALLEL = 8
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
-Report = Callable[[str], None]
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,7 @@ class ProbeSet:
         image: str,
         wanted: Sequence[ProbeSpec],
         engines: Mapping[str, str | None],
-        report: Report = lambda _m: None,
+        report: Progress = lambda _m: None,
     ):
         self.topology = topology
         self.image = image
