@@ -263,13 +263,13 @@ def graph(
     """Draw the bridge graph: a tree in the terminal, DOT/SVG/PNG, or Mermaid."""
     try:
         checked = _checked(file)
-        from ovsnet.render import picture
+        from ovsnet.render import dot, mermaid, tree
 
         if output is not None:
-            picture.render_file(checked.graph, output)
+            dot.render_file(checked.graph, output)
             print(f"wrote {output}")
             return
-        renderers = {"tree": picture.to_tree, "dot": picture.to_dot, "mermaid": picture.to_mermaid}
+        renderers = {"tree": tree.to_tree, "dot": dot.to_dot, "mermaid": mermaid.to_mermaid}
         if fmt not in renderers:
             from ovsnet.errors import UsageError
 
