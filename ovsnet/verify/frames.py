@@ -26,6 +26,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+
 @dataclass(frozen=True)
 class Frame:
     """One line of `tcpdump -e -nn`."""

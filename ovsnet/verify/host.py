@@ -15,9 +15,9 @@ from ovsnet.errors import BackendError, UsageError
 from ovsnet.topology import Checked
 from ovsnet.topology.graph import Expect
 from ovsnet.verify import containers
+from ovsnet.verify.containers import Progress
 from ovsnet.verify.matrix import REACHABLE, Peer, probe_plan
 from ovsnet.verify.pings import DEFAULT_CONCURRENCY, run_pings
-from ovsnet.verify.containers import Progress
 from ovsnet.verify.probing import probe_records, run_with_probes
 from ovsnet.verify.report import Report, build_report
 

@@ -22,6 +22,7 @@ from ovsnet.lab.names import Lab
 from ovsnet.topology import Checked
 from ovsnet.verify import containers
 from ovsnet.verify.capture import CAPTURE_SETTLE, Captures, capture_points, mac_owners, probe_ports, station_subnets
+from ovsnet.verify.containers import Progress
 from ovsnet.verify.frames import CaptureFinding, CapturePoint, CaptureResult, MacOwner, analyze, parse_frames
 from ovsnet.verify.matrix import MAX_FULL_STATIONS, REACHABLE, Peer, probe_plan, representatives, vlan_ids
 from ovsnet.verify.pings import (
@@ -33,7 +34,6 @@ from ovsnet.verify.pings import (
     neigh_budget,
     ping_pairs,
 )
-from ovsnet.verify.containers import Progress
 from ovsnet.verify.probing import probe_records, run_with_probes
 from ovsnet.verify.report import Report, build_report
 
