@@ -1,8 +1,8 @@
 """Lab up + verify + down: the seed topology, and a generated 200-endpoint one.
 
   seed   topologies/seed.toml: `lab up` (run.up: build + every host through
-         apply.up + endpoints), `verify --lab` (probe.verify_lab: all 30 pairs,
-         6 captures), `lab down` (build.destroy). Goal: under 20 s in total.
+         apply.up + endpoints), `verify --lab` (verify.lab.verify_lab: all 30 pairs,
+         6 captures), `lab down` (teardown.destroy). Goal: under 20 s in total.
   big    generated: H hosts (default 10) x V container VLANs (default 4) x E
          endpoints per host per VLAN (default 5), i.e. 200 endpoints + 10 host
          addresses = 210 stations. mgmt (VLAN 10) is native on every trunk and
@@ -33,9 +33,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ovsnet import verify  # noqa: E402
-from ovsnet.lab import build, netns, probe, run  # noqa: E402
+from ovsnet.lab import names as lab_names  # noqa: E402
+from ovsnet.lab import netns, run, teardown  # noqa: E402
+from ovsnet.render.verify import render_matrix  # noqa: E402
 from ovsnet.topology import load_checked  # noqa: E402
+from ovsnet.verify.lab import verify_lab  # noqa: E402
+from ovsnet.verify.pings import DEFAULT_CONCURRENCY  # noqa: E402
+from ovsnet.verify.report import Report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "topologies" / "seed.toml"
@@ -78,21 +82,21 @@ def big_topology(hosts: int, vlans: int, per: int) -> str:
 def one_run(path: Path, stem: str, all_pairs: bool, concurrency: int, show: bool) -> dict:
     checked = load_checked(path)
     prefix = netns.unique_prefix(stem)[:7]
-    lab_dir = build.default_lab_dir(prefix)
+    lab_dir = lab_names.default_lab_dir(prefix)
     row: dict = {"prefix": prefix}
     try:
         t0 = time.monotonic()
         lab = run.up(checked, prefix, lab_dir)
         row["up"] = time.monotonic() - t0
         t = time.monotonic()
-        report = probe.verify_lab(checked, lab, all_pairs=all_pairs, concurrency=concurrency)
+        report = verify_lab(checked, lab, all_pairs=all_pairs, concurrency=concurrency)
         row["verify"] = time.monotonic() - t
         row["report"] = report
         if show:
-            print(verify.render_matrix(report))
+            print(render_matrix(report))
     finally:
         t = time.monotonic()
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
         row["down"] = time.monotonic() - t
     left = netns.listed(f"{prefix}-")
     if left:
@@ -102,7 +106,7 @@ def one_run(path: Path, stem: str, all_pairs: bool, concurrency: int, show: bool
 
 
 def describe(name: str, row: dict) -> str:
-    r: verify.Report = row["report"]
+    r: Report = row["report"]
     t = dict(r.timings)
     pings = t.get("pings", 0.0)
     return (
@@ -121,7 +125,7 @@ def main() -> None:
     ap.add_argument("--skip-seed", action="store_true")
     ap.add_argument("--skip-big", action="store_true")
     ap.add_argument("--all-pairs", action="store_true", help="no sampling on the big topology")
-    ap.add_argument("--concurrency", type=int, default=probe.DEFAULT_CONCURRENCY)
+    ap.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     ap.add_argument("--show", action="store_true", help="print each matrix")
     args = ap.parse_args()
     rows = []
@@ -137,7 +141,7 @@ def main() -> None:
             row = one_run(path, "bb", args.all_pairs, args.concurrency, True)
         name = f"{args.hosts}x{args.vlans}x{args.per}" + (" all pairs" if args.all_pairs else "")
         rows.append(describe(name, row))
-        r: verify.Report = row["report"]
+        r: Report = row["report"]
         print("verify phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in r.timings))
         if r.sampled:
             print(

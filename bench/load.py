@@ -186,7 +186,8 @@ def lab_topology(k: int) -> str:
 
 def one_lab(k: int, prefix: str, workdir: Path) -> None:
     from ovsnet import apply
-    from ovsnet.lab import build, run
+    from ovsnet.lab import names as lab_names
+    from ovsnet.lab import run
     from ovsnet.topology import check
     from ovsnet.topology.load import parse
 
@@ -205,7 +206,7 @@ def one_lab(k: int, prefix: str, workdir: Path) -> None:
         note(f"lab of {k}: up {row['lab_up_s']} s, {row['namespaces']} namespaces; re-apply ...")
         t0 = time.perf_counter()
         noop = True
-        for host, target in build.targets(lab).items():
+        for host, target in lab_names.targets(lab).items():
             again = apply.up(checked, host, target)
             noop = noop and again.applied == () and again.plan.empty
         row["again_s"] = round(time.perf_counter() - t0, 2)

@@ -7,7 +7,7 @@ VLANs its bridges use (plus the management VLAN, untagged). Then times:
 
   parse  ovsnet.topology.load.parse(text)
   check  ovsnet.topology.check(topo)  (graph + validation + address plan)
-  plan   for every host: desired.for_host + plan.diff(d, plan.from_nothing(d))
+  plan   for every host: planner.desire + planner.diff(d, offline.from_nothing(d))
 
 Usage:  .venv/bin/python bench/plan_scale.py [--sizes 1000,5000,10000,20000]
                                              [--repeat 1] [--profile N]
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ovsnet import desired, plan  # noqa: E402
+from ovsnet.plan import offline, planner  # noqa: E402
 from ovsnet.topology import check  # noqa: E402
 from ovsnet.topology.load import parse  # noqa: E402
 
@@ -81,8 +81,8 @@ def plan_all(checked, limit: int = 0) -> int:
     changes = 0
     hosts = list(topo.hosts.values())
     for host in hosts[:limit] if limit else hosts:
-        d = desired.for_host(topo, host)
-        p = plan.diff(d, plan.from_nothing(d))
+        d = planner.desire(topo, host)
+        p = planner.diff(d, offline.from_nothing(d))
         if p.blockers:
             raise SystemExit(f"unexpected blockers on {host.name}: {p.blockers[:3]}")
         changes += len(p.changes)

@@ -264,13 +264,13 @@ def graph(
     """Draw the bridge graph: a tree in the terminal, DOT/SVG/PNG, or Mermaid."""
     try:
         checked = _checked(file)
-        from ovsnet.render import picture
+        from ovsnet.render import dot, mermaid, tree
 
         if output is not None:
-            picture.render_file(checked.graph, output)
+            dot.render_file(checked.graph, output)
             print(f"wrote {output}")
             return
-        renderers = {"tree": picture.to_tree, "dot": picture.to_dot, "mermaid": picture.to_mermaid}
+        renderers = {"tree": tree.to_tree, "dot": dot.to_dot, "mermaid": mermaid.to_mermaid}
         if fmt not in renderers:
             from ovsnet.errors import UsageError
 
@@ -372,26 +372,28 @@ def verify(
     """
     try:
         checked = _checked(file)
-        from ovsnet import verify as verify_mod
-        from ovsnet.lab import probe
+        from ovsnet.render import verify as verify_text
 
         if lab:
-            from ovsnet.lab import build
+            from ovsnet.lab.ledger import load_lab
+            from ovsnet.verify.lab import verify_lab
 
-            the_lab = build.load_lab(checked.topology, prefix)
-            report = probe.verify_lab(checked, the_lab, all_pairs=all_pairs, probes=probes, report=lambda m: None if as_json else _err(m))
+            the_lab = load_lab(checked.topology, prefix)
+            report = verify_lab(checked, the_lab, all_pairs=all_pairs, probes=probes, report=lambda m: None if as_json else _err(m))
         else:
             if prefix:
                 from ovsnet.errors import UsageError
 
                 raise UsageError("--prefix names a lab: use it with --lab")
-            report = probe.verify_host(checked, probes=probes, report=lambda m: None if as_json else _err(m))
+            from ovsnet.verify.host import verify_host
+
+            report = verify_host(checked, probes=probes, report=lambda m: None if as_json else _err(m))
     except Exception as exc:
         _fail(exc)
     if as_json:
-        print(json.dumps(verify_mod.to_json(report), indent=2))
+        print(json.dumps(verify_text.to_json(report), indent=2))
     else:
-        print(verify_mod.render_matrix(report))
+        print(verify_text.render_matrix(report))
     if not report.ok:
         raise typer.Exit(1)
 
@@ -455,9 +457,10 @@ def lab_status(file: Path = FileArg, prefix: Optional[str] = PrefixOpt) -> None:
     """What of the lab exists: namespaces and OVS daemons."""
     try:
         checked = _checked(file)
-        from ovsnet.lab import build
+        from ovsnet.lab import teardown
+        from ovsnet.lab.names import LabNames
 
-        st = build.status(build.LabNames.for_topology(checked.topology, prefix).prefix)
+        st = teardown.status(LabNames.for_topology(checked.topology, prefix).prefix)
     except Exception as exc:
         _fail(exc)
     print(f"lab {st.prefix}: {'complete' if st.complete else 'incomplete' if st.exists else 'absent'}")
@@ -476,12 +479,12 @@ def lab_exec(ctx: typer.Context, file: Path = FileArg, node: str = typer.Argumen
 
     try:
         checked = _checked(file)
-        from ovsnet.lab import build
-
         from ovsnet.lab import docker as lab_docker
+        from ovsnet.lab.ledger import load_lab
+        from ovsnet.lab.names import exec_argv
 
-        lab = build.load_lab(checked.topology, prefix)
-        argv = build.exec_argv(lab, node, ctx.args)
+        lab = load_lab(checked.topology, prefix)
+        argv = exec_argv(lab, node, ctx.args)
         dockerd = lab_docker.docker_host(lab, node) if node in checked.topology.hosts else None
         if dockerd:
             # `docker ps` inside a lab host talks to that host's own dockerd.

@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ovsnet.marks import DOCKER_OWNER_LABEL, OWNER_KEY, ROLE_KEY, alias_owner, alias_role
+from ovsnet.marks import (
+    DOCKER_OWNER_LABEL,
+    OWNER_KEY,
+    ROLE_KEY,
+    alias_owner,
+    alias_role,
+)
 
 
 @dataclass(frozen=True)

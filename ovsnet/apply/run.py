@@ -20,7 +20,13 @@ from ovsnet.apply.live import Live, Report, quiet
 from ovsnet.apply.lock import host_lock
 from ovsnet.apply.target import Target
 from ovsnet.current import Current
-from ovsnet.errors import BackendError, OvsnetError, RefusedError, UsageError, VerificationError
+from ovsnet.errors import (
+    BackendError,
+    OvsnetError,
+    RefusedError,
+    UsageError,
+    VerificationError,
+)
 from ovsnet.kinds import Desired, Settings
 from ovsnet.plan import planner
 from ovsnet.plan.model import Change, Plan

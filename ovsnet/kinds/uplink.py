@@ -15,7 +15,13 @@ import ipaddress
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from ovsnet.backends.netlink.ops import NlAddAddress, NlDelAddress, NlDelRoute, NlReplaceRoute, NlSetLink
+from ovsnet.backends.netlink.ops import (
+    NlAddAddress,
+    NlDelAddress,
+    NlDelRoute,
+    NlReplaceRoute,
+    NlSetLink,
+)
 from ovsnet.current import Route
 from ovsnet.errors import VerificationError
 from ovsnet.kinds.base import Context, Kind, Presumed, Settings

@@ -12,7 +12,7 @@ No registry is reachable from the lab: `make_image` builds the local image
 `local/busybox:1` from Debian's busybox-static.
 
 What is running is recorded in `<lab>/docker/<namespace>/run.json` before
-it starts, and `destroy` (called by build.destroy) stops containers,
+it starts, and `destroy` (called by teardown.destroy) stops containers,
 containerd shims, containerd and dockerd of that lab only, unmounts what
 they left mounted and removes their cgroups.
 """
@@ -33,15 +33,14 @@ from typing import Callable, Iterator, Sequence
 
 from ovsnet import procs
 from ovsnet.errors import BackendError, UsageError
-from ovsnet.lab import build, netns
-from ovsnet.apply.target import Target
 from ovsnet.kinds import Settings
 from ovsnet.kinds.docker_network import DockerNetworks
+from ovsnet.lab import netns
+from ovsnet.lab.names import DOCKER_DIR, SUN_PATH_MAX, Daemon, Lab, LabNames
 
 IMAGE = "local/busybox:1"
 BUSYBOX = "/bin/busybox"  # Debian's busybox-static: one static binary, no libraries needed
 IMAGE_TOOLS = ("sh", "ping", "sleep", "ip", "ifconfig", "route", "cat", "ls", "wget", "nc", "true", "hostname", "arping", "traceroute")
-DOCKER_DIR = "docker"
 RUN_FILE = "run.json"
 PROGRAMS = ("dockerd", "containerd", "containerd-shim-runc-v2", "containerd-shim", "docker-proxy")
 START_TIMEOUT = 30.0
@@ -89,13 +88,13 @@ class DockerRun:
         return f"ovsnet-lab-{self.namespace}"
 
 
-def docker_hosts(lab: build.Lab) -> list[str]:
+def docker_hosts(lab: Lab) -> list[str]:
     """Hosts that have Docker networks for `ovsnet up` to create: those get a dockerd."""
     topo = lab.topology
     return [h.name for h in topo.hosts.values() if DockerNetworks().desire(topo, h, Settings())]
 
 
-def runs(lab: build.Lab) -> dict[str, DockerRun]:
+def runs(lab: Lab) -> dict[str, DockerRun]:
     """Host -> its lab dockerd, for the hosts that have one recorded."""
     out = {}
     for host in lab.topology.hosts:
@@ -106,12 +105,7 @@ def runs(lab: build.Lab) -> dict[str, DockerRun]:
     return out
 
 
-def targets(lab: build.Lab) -> dict[str, Target]:
-    """build.targets(lab): each host's docker_host is its lab dockerd's socket (absent without one)."""
-    return build.targets(lab)
-
-
-def docker_host(lab: build.Lab, host: str) -> str | None:
+def docker_host(lab: Lab, host: str) -> str | None:
     """DOCKER_HOST for a lab host's dockerd, or None when it has none."""
     run = runs(lab).get(host)
     return run.docker_host if run else None
@@ -120,11 +114,11 @@ def docker_host(lab: build.Lab, host: str) -> str | None:
 # --- starting ----------------------------------------------------------------------
 
 
-def start(lab: build.Lab, hosts: Sequence[str] | None = None, image: bool = True, report: Callable[[str], None] = lambda _m: None) -> dict[str, DockerRun]:
+def start(lab: Lab, hosts: Sequence[str] | None = None, image: bool = True, report: Callable[[str], None] = lambda _m: None) -> dict[str, DockerRun]:
     """Start one dockerd per host (all at once, then wait for each), and make the image in each.
 
     `hosts` defaults to the hosts with Docker networks. On failure the
-    daemons already started are left running for inspection; build.destroy
+    daemons already started are left running for inspection; teardown.destroy
     removes them with the rest of the lab.
     """
     _check_tools()
@@ -161,7 +155,7 @@ def _which(program: str) -> str | None:
 
 def _spawn(run: DockerRun) -> subprocess.Popen:
     root = Path(run.root)
-    if len(str(root / _LONGEST_SOCKET).encode()) > build.SUN_PATH_MAX:
+    if len(str(root / _LONGEST_SOCKET).encode()) > SUN_PATH_MAX:
         raise UsageError(f"lab directory {root.parent.parent} is too long for dockerd's unix sockets; use a shorter one")
     if (root / RUN_FILE).exists() and _daemon_pids(root):
         raise UsageError(f"a lab dockerd already runs for {run.namespace} ({root}); destroy the lab first")
@@ -267,11 +261,11 @@ def stop(run: DockerRun) -> None:
 
 
 def destroy(prefix: str, lab_dir: str | os.PathLike[str]) -> None:
-    """Every lab dockerd of lab `prefix` under `lab_dir`, stopped and cleaned (build.destroy's hook).
+    """Every lab dockerd of lab `prefix` under `lab_dir`, stopped and cleaned (teardown.destroy's hook).
 
     Safe to run twice, on a lab that never had Docker, or after a crash.
     """
-    names = build.LabNames(prefix)
+    names = LabNames(prefix)
     top = Path(lab_dir) / DOCKER_DIR
     roots = sorted(p for p in top.iterdir() if p.is_dir() and names.owns(p.name)) if top.is_dir() else []
     # Force-remove containers through each API first, all daemons at once: a
@@ -288,14 +282,14 @@ def destroy(prefix: str, lab_dir: str | os.PathLike[str]) -> None:
         _remove_cgroups(f"ovsnet-lab-{ns_name}")
 
 
-def daemons(prefix: str, lab_dir: str | os.PathLike[str]) -> Iterator[build.Daemon]:
-    """The lab's running Docker processes (for build.status)."""
-    names = build.LabNames(prefix)
+def daemons(prefix: str, lab_dir: str | os.PathLike[str]) -> Iterator[Daemon]:
+    """The lab's running Docker processes (for teardown.status)."""
+    names = LabNames(prefix)
     top = Path(lab_dir) / DOCKER_DIR
     for pid in _leftover_pids(names, top, containers=False):
         argv = procs.cmdline(pid)
         if argv:
-            yield build.Daemon(pid, os.path.basename(argv[0]), _root_in(argv, top))
+            yield Daemon(pid, os.path.basename(argv[0]), _root_in(argv, top))
 
 
 def _stop_root(root: Path) -> None:
@@ -353,7 +347,7 @@ def _root_in(argv: Sequence[str], top: Path) -> str | None:
     return None
 
 
-def _leftover_pids(names: build.LabNames, top: Path, containers: bool = True) -> list[int]:
+def _leftover_pids(names: LabNames, top: Path, containers: bool = True) -> list[int]:
     """Docker daemons naming a directory of this lab, their descendants, and its containers' processes."""
     mark = f"{top}/{names.ns_prefix}"
     found = {p for p in procs.pids_named(PROGRAMS) if any(mark in arg for arg in procs.cmdline(p)[1:])}
@@ -423,7 +417,7 @@ def _cgroup_roots() -> list[Path]:
     return out
 
 
-def _cgroup_namespaces(names: build.LabNames) -> set[str]:
+def _cgroup_namespaces(names: LabNames) -> set[str]:
     """Lab namespaces that have a container cgroup left (found by the cgroup's name alone)."""
     found = set()
     stem = f"ovsnet-lab-{names.ns_prefix}"

@@ -8,7 +8,9 @@ from typing import Callable
 
 from ovsnet import apply
 from ovsnet.errors import UsageError
-from ovsnet.lab import build
+from ovsnet.lab import build, endpoints, teardown
+from ovsnet.lab import docker as lab_docker
+from ovsnet.lab.names import Lab, LabNames, targets
 from ovsnet.topology import Checked
 
 
@@ -18,7 +20,7 @@ def up(
     lab_dir: Path | None = None,
     report: Callable[[str], None] = lambda _m: None,
     docker: bool = False,
-) -> build.Lab:
+) -> Lab:
     """Build the lab and apply every host.
 
     docker=True: every host with Docker networks first gets a private
@@ -27,32 +29,30 @@ def up(
     the networks through the Engine API. docker=False leaves Docker out: the
     plan notes that Docker is not reachable and applies the rest.
     """
-    names = build.LabNames.for_topology(checked.topology, prefix)
-    if build.status(names.prefix, lab_dir).exists:
+    names = LabNames.for_topology(checked.topology, prefix)
+    if teardown.status(names.prefix, lab_dir).exists:
         # Checked here, not left to build(): a failure below destroys what was
         # made, and must never destroy a lab that was already there.
         raise UsageError(f"lab {names.prefix} already exists; `ovsnet lab down` it first")
     try:
         lab = build.build(checked.topology, prefix, lab_dir)
         report(f"lab {lab.prefix}: {len(lab.namespaces)} namespaces built")
-        from ovsnet.lab import docker as lab_docker
-
         if docker:
             lab_docker.start(lab, report=report)
         # Hosts without a lab dockerd point at a socket that does not exist:
         # the lab never reaches the machine's own Docker.
-        for host, target in lab_docker.targets(lab).items():
+        for host, target in targets(lab).items():
             result = apply.up(checked, host, target, report=report)
             report(f"{host}: {len(result.applied)} changes applied in {result.seconds:.2f} s")
-        build.attach_endpoints(lab)
+        endpoints.attach_endpoints(lab)
     except BaseException:
         # A half-built lab is of no use to anyone: remove all of it.
-        build.destroy(names.prefix, lab_dir)
+        teardown.destroy(names.prefix, lab_dir)
         raise
     return lab
 
 
 def down(checked: Checked, prefix: str | None = None, lab_dir: Path | None = None) -> str:
-    names = build.LabNames.for_topology(checked.topology, prefix)
-    build.destroy(names.prefix, lab_dir)
+    names = LabNames.for_topology(checked.topology, prefix)
+    teardown.destroy(names.prefix, lab_dir)
     return names.prefix

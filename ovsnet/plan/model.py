@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
-
-if TYPE_CHECKING:
-    from ovsnet.apply.record import Record
+from typing import Any, Mapping, Protocol
 
 
 class Action(str, enum.Enum):
@@ -117,9 +114,6 @@ class Plan:
     @property
     def moves_uplink(self) -> bool:
         return bool(self.moves_from)
-
-    def merged_record(self, before: Record) -> Record:
-        return before.merged(self.keep)
 
 
 def to_json(plan: Plan) -> dict[str, Any]:

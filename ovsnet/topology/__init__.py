@@ -22,8 +22,8 @@ class Checked:
 
 def check(topo: Topology) -> Checked:
     """Build the graph and validate; raise ConfigError with every error found."""
-    from ovsnet import graph as graph_mod
     from ovsnet.gcpause import paused_gc
+    from ovsnet.topology import graph as graph_mod
     from ovsnet.topology.validate import validate
 
     with paused_gc():

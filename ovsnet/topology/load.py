@@ -28,7 +28,7 @@ from ovsnet.topology.model import (
     Endpoint,
     FlatBridge,
     Host,
-    Lab,
+    LabSpec,
     Layout,
     Management,
     OvsBridgeSpec,
@@ -505,7 +505,7 @@ def _parse_end(value: Any) -> CableEnd:
     return CableEnd(node, nic or None)
 
 
-def _load_lab(r: _Reader, raw: Any) -> Lab | None:
+def _load_lab(r: _Reader, raw: Any) -> LabSpec | None:
     t = r.table(raw, "lab", ("switch", "cables", "datapath"))
     if t is None:
         return None
@@ -524,7 +524,7 @@ def _load_lab(r: _Reader, raw: Any) -> Lab | None:
             r.error(f"{path}.ends", f"a cable has two ends, got {len(ends)}", 'write ends = ["node1:eth1", "switch"]')
             continue
         cables.append(Cable(ends[0], ends[1]))
-    return Lab(switch, tuple(cables), datapath)
+    return LabSpec(switch, tuple(cables), datapath)
 
 
 def _load_verify(r: _Reader, raw: Any) -> VerifySettings:

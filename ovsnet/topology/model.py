@@ -185,7 +185,9 @@ class Cable:
 
 
 @dataclass(frozen=True)
-class Lab:
+class LabSpec:
+    """The file's [lab] section: what the lab should simulate (the running lab is ovsnet.lab.names.Lab)."""
+
     switch: str | None = None  # a simulated upstream switch, when cables go to it
     cables: tuple[Cable, ...] = ()
     datapath: Datapath = Datapath.NETDEV  # the lab has no OVS kernel module
@@ -207,7 +209,7 @@ class Topology:
     hosts: Mapping[str, Host]
     router: Router | None = None
     endpoints: tuple[Endpoint, ...] = ()
-    lab: Lab | None = None
+    lab: LabSpec | None = None
     source: str = "<memory>"
     verify: VerifySettings = field(default_factory=VerifySettings)
 

@@ -13,8 +13,8 @@ from typing import Iterator
 import networkx as nx
 
 from ovsnet.errors import Finding
-from ovsnet.graph import Domains, nid
 from ovsnet.topology import addressing
+from ovsnet.topology.graph import Domains, nid
 from ovsnet.topology.load import quoted
 from ovsnet.topology.model import Attach, Host, Layout, Topology
 

@@ -25,11 +25,19 @@ from pathlib import Path
 
 import pytest
 
+from ovsnet.apply.target import Target
 from ovsnet.lab import netns
 from ovsnet.lab.ovs_instance import OvsInstance
-from ovsnet.apply.target import Target
 from tests.support.commands import ns_json, sh, vsctl
-from tests.support.labhost import FOREIGN_LINKS, OWNER_KEY, add_foreign_objects, namespaces, node1_target, private_ovs, wire_uplink
+from tests.support.labhost import (
+    FOREIGN_LINKS,
+    OWNER_KEY,
+    add_foreign_objects,
+    namespaces,
+    node1_target,
+    private_ovs,
+    wire_uplink,
+)
 from tests.support.leaks import daemon_pid as _daemon_pid
 from tests.support.leaks import processes_naming, wait_gone
 from tests.support.topologies import as_template, node1

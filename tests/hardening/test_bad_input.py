@@ -27,11 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hardening_kit import LONG, ROOT, assert_same, host_snapshot, ovsnet_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from hardening_kit import LONG, ROOT, assert_same, host_snapshot, ovsnet_cli
 from ovsnet.cli import app
 
 HERE = Path(__file__).resolve().parent

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from hardening_kit import (
     LONG,
     OVSNET,
@@ -31,6 +30,7 @@ from hardening_kit import (
     foreign_snapshot,
     host_snapshot,
 )
+
 from ovsnet.apply import record
 
 pytestmark = pytest.mark.root

@@ -23,7 +23,6 @@ import dataclasses
 import json
 
 import pytest
-
 from hardening_kit import (
     LONG,
     assert_nothing_of_ours,
@@ -31,6 +30,7 @@ from hardening_kit import (
     foreign_snapshot,
     host_snapshot,
 )
+
 from ovsnet import apply
 
 pytestmark = pytest.mark.root

@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from hardening_kit import (
     RESOLV,
     TOPOLOGY,
@@ -22,6 +21,7 @@ from hardening_kit import (
     foreign_snapshot,
     host_snapshot,
 )
+
 from ovsnet import apply
 from ovsnet.apply import record
 from ovsnet.errors import BackendError, RefusedError

@@ -21,8 +21,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from hardening_kit import OVSNET, ROOT, assert_nothing_of_ours, assert_same, host_snapshot
+from hardening_kit import (
+    OVSNET,
+    ROOT,
+    assert_nothing_of_ours,
+    assert_same,
+    host_snapshot,
+)
 
 PKG = ROOT / "ovsnet"
 SOURCES = sorted(PKG.rglob("*.py"))

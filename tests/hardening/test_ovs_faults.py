@@ -13,7 +13,6 @@ import signal
 import time
 
 import pytest
-
 from hardening_kit import (
     LONG,
     assert_nothing_of_ours,
@@ -25,6 +24,7 @@ from hardening_kit import (
     restart_ovsdb_server,
     start_ovsdb_server,
 )
+
 from ovsnet import apply
 from ovsnet.plan.model import Phase
 

@@ -17,8 +17,15 @@ import resource
 import subprocess
 
 import pytest
+from hardening_kit import (
+    LONG,
+    assert_same,
+    daemon_pid,
+    host_snapshot,
+    ns_json,
+    ovs_rows_of,
+)
 
-from hardening_kit import LONG, assert_same, daemon_pid, host_snapshot, ns_json, ovs_rows_of
 from ovsnet import apply
 from ovsnet.lab import netns
 from tests.support import leaks

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from ovsnet.apply.target import Target
 from ovsnet.lab import netns
 from ovsnet.lab.ovs_instance import OvsInstance
-from ovsnet.apply.target import Target
 from tests.support.commands import sh
 from tests.support.labhost import namespaces, node1_target, private_ovs, wire_uplink
 

@@ -21,13 +21,14 @@ from pathlib import Path
 import pytest
 
 from ovsnet import apply
+from ovsnet.apply.target import Target
 from ovsnet.backends.docker import Docker
 from ovsnet.errors import BackendError, RefusedError
-from ovsnet.lab import build, run
 from ovsnet.lab import docker as lab_docker
+from ovsnet.lab import names as lab_names
 from ovsnet.lab import netns as netns_mod
+from ovsnet.lab import run, teardown
 from ovsnet.marks import DOCKER_OWNER_LABEL
-from ovsnet.apply.target import Target
 from ovsnet.topology import Checked, addressing, load_checked
 from tests.support.dockerlab import docker_processes, missing_for_engine
 
@@ -39,7 +40,7 @@ SEED = Path(__file__).resolve().parents[2] / "topologies" / "seed.toml"
 @dataclass
 class DockerLab:
     checked: Checked
-    lab: build.Lab
+    lab: lab_names.Lab
     targets: dict[str, Target]
     clients: dict  # host -> docker.DockerClient of its lab dockerd
 
@@ -68,18 +69,18 @@ def dlab(tmp_path_factory):
             lab = run.up(checked, prefix, where, docker=True)
         except BackendError as exc:
             pytest.fail(f"the Docker engine could not start in the lab (this is a failure, not a skip):\n{exc}")
-        targets = lab_docker.targets(lab)
+        targets = lab_names.targets(lab)
         for host in checked.topology.hosts:
             clients[host] = docker.DockerClient(base_url=targets[host].docker_host, timeout=60)
         yield DockerLab(checked, lab, targets, clients)
     finally:
         for c in clients.values():
             c.close()
-        build.destroy(prefix, where)
+        teardown.destroy(prefix, where)
         assert not netns_mod.listed(f"{prefix}-")
         assert docker_processes(f"/{prefix}-") == []
         assert not [m for m in lab_docker._mounts() if str(where) in m]
-        assert not lab_docker._cgroup_namespaces(build.LabNames(prefix))
+        assert not lab_docker._cgroup_namespaces(lab_names.LabNames(prefix))
 
 
 @contextmanager
@@ -133,7 +134,7 @@ def test_networks_on_the_vlan_bridges(dlab):
             assert n.mtu == v.mtu
             assert n.labels[DOCKER_OWNER_LABEL] == "seed" and n.owner == "seed"
         # inhibit_ipv4: the host has no address on the containers' bridges.
-        out = subprocess.run(build.exec_argv(dlab.lab, host, ["ip", "-4", "-o", "addr", "show", "dev", "br-web"]), capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(lab_names.exec_argv(dlab.lab, host, ["ip", "-4", "-o", "addr", "show", "dev", "br-web"]), capture_output=True, text=True, check=True).stdout
         assert out.strip() == ""
     # The two hosts hand out different ranges of one subnet.
     assert not dlab.slice_of("node1", "web").overlaps(dlab.slice_of("node2", "web"))

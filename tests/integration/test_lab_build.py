@@ -20,8 +20,10 @@ import pytest
 
 from ovsnet.errors import UsageError
 from ovsnet.lab import build as lab_build
-from ovsnet.lab import netns
-from ovsnet.lab.build import Lab, LabNames
+from ovsnet.lab import endpoints as lab_endpoints
+from ovsnet.lab import ledger, netns, teardown
+from ovsnet.lab import names as lab_names
+from ovsnet.lab.names import Lab, LabNames
 from ovsnet.topology import load_checked
 from ovsnet.topology.model import Attach, Topology
 
@@ -91,7 +93,7 @@ def prefix() -> str:
 
 @pytest.fixture
 def lab_dir(prefix: str) -> Path:
-    return lab_build.default_lab_dir(prefix)
+    return lab_names.default_lab_dir(prefix)
 
 
 @pytest.fixture
@@ -100,18 +102,18 @@ def cleanup(prefix: str, lab_dir: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        lab_build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
 
 
 @pytest.fixture(scope="module")
 def seed_lab(seed: Topology) -> Iterator[Lab]:
     """One seed lab for the read-only checks; built once, destroyed at the end of the module."""
     prefix = netns.unique_prefix("ol")
-    lab_dir = lab_build.default_lab_dir(prefix)
+    lab_dir = lab_names.default_lab_dir(prefix)
     try:
         yield lab_build.build(seed, prefix, lab_dir)
     finally:
-        lab_build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
 
 
 # --- names -----------------------------------------------------------------
@@ -131,9 +133,9 @@ def test_names_fit_the_kernel_and_keep_the_prefix(seed):
 
 def test_default_prefix_differs_per_topology(seed):
     other = dataclasses.replace(seed, name="seed2")
-    assert lab_build.default_prefix(seed) == lab_build.default_prefix(seed)
-    assert lab_build.default_prefix(seed) != lab_build.default_prefix(other)
-    assert LabNames.for_topology(seed).prefix == lab_build.default_prefix(seed)
+    assert lab_names.default_prefix(seed) == lab_names.default_prefix(seed)
+    assert lab_names.default_prefix(seed) != lab_names.default_prefix(other)
+    assert LabNames.for_topology(seed).prefix == lab_names.default_prefix(seed)
 
 
 @pytest.mark.parametrize("bad", ["", "a", "Ab12", "ab-12", "ab123456789", "1abc"])
@@ -207,7 +209,7 @@ def test_host_reaches_the_router_untagged_before_any_apply(seed_lab):
 
 
 def test_targets_point_apply_at_the_lab(seed_lab):
-    targets = lab_build.targets(seed_lab)
+    targets = lab_names.targets(seed_lab)
     assert set(targets) == {"node1", "node2"}
     t = targets["node1"]
     ns = seed_lab.ns("node1")
@@ -221,22 +223,22 @@ def test_targets_point_apply_at_the_lab(seed_lab):
 
 
 def test_exec_argv_runs_in_the_node(seed_lab):
-    out = run(*lab_build.exec_argv(seed_lab, "router", ["ip", "-j", "addr"])).stdout
+    out = run(*lab_names.exec_argv(seed_lab, "router", ["ip", "-j", "addr"])).stdout
     assert "192.168.10.1" in out
     # OVS tools inside a host find that host's own OVS without being told.
-    assert run(*lab_build.exec_argv(seed_lab, "node1", ["ovs-vsctl", "--timeout=5", "show"])).returncode == 0
+    assert run(*lab_names.exec_argv(seed_lab, "node1", ["ovs-vsctl", "--timeout=5", "show"])).returncode == 0
     with pytest.raises(UsageError):
-        lab_build.exec_argv(seed_lab, "nowhere", ["true"])
+        lab_names.exec_argv(seed_lab, "nowhere", ["true"])
 
 
 def test_load_lab_finds_the_built_lab(seed_lab, seed):
-    again = lab_build.load_lab(seed, seed_lab.prefix, seed_lab.lab_dir)
+    again = ledger.load_lab(seed, seed_lab.prefix, seed_lab.lab_dir)
     assert again.ovs == seed_lab.ovs and again.switch_ports == seed_lab.switch_ports
-    assert lab_build.targets(again) == lab_build.targets(seed_lab)
+    assert lab_names.targets(again) == lab_names.targets(seed_lab)
 
 
 def test_status_reports_the_running_lab(seed_lab):
-    st = lab_build.status(seed_lab.prefix, seed_lab.lab_dir)
+    st = teardown.status(seed_lab.prefix, seed_lab.lab_dir)
     assert st.complete and st.state_file
     assert list(st.namespaces) == sorted(seed_lab.namespaces.values())
     assert sorted(d.program for d in st.daemons) == ["ovs-vswitchd"] * 3 + ["ovsdb-server"] * 3
@@ -263,8 +265,8 @@ def test_endpoints_attach_to_bridges_made_by_apply(seed, prefix, lab_dir, cleanu
             run("ip", "-n", lab.ns(host), "link", "add", bridge, "type", "bridge")
     vsctl(lab.ovs_of("node1").remote, "add-br", "br-ovs", "--", "set", "Bridge", "br-ovs", "datapath_type=netdev")
 
-    lab_build.attach_endpoints(lab)
-    lab_build.attach_endpoints(lab)  # a second run leaves plugged endpoints alone
+    lab_endpoints.attach_endpoints(lab)
+    lab_endpoints.attach_endpoints(lab)  # a second run leaves plugged endpoints alone
 
     h1, h2 = lab.ns("node1"), lab.ns("node2")
     web1, web2, db1 = (lab.names.endpoint_link(e) for e in ("web1", "web2", "db1"))
@@ -293,16 +295,16 @@ def test_destroy_removes_everything(seed, prefix, lab_dir, cleanup):
     # Something else running in a lab namespace must not keep it alive.
     sleeper = subprocess.Popen(["ip", "netns", "exec", lab.ns("node1"), "sleep", "60"])
     try:
-        lab_build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
         done = time.monotonic()
         assert sleeper.wait(timeout=10) != 0
     finally:
         if sleeper.poll() is None:
             sleeper.kill()
     assert_nothing_left(prefix, lab_dir)
-    assert not lab_build.status(prefix, lab_dir).exists
+    assert not teardown.status(prefix, lab_dir).exists
     print(f"seed lab: build {built - started:.2f} s, destroy {done - built:.2f} s")
-    lab_build.destroy(prefix, lab_dir)  # again: nothing to do, no error
+    teardown.destroy(prefix, lab_dir)  # again: nothing to do, no error
 
 
 def test_destroy_after_a_build_that_failed_halfway(seed, prefix, lab_dir, cleanup, monkeypatch):
@@ -317,19 +319,19 @@ def test_destroy_after_a_build_that_failed_halfway(seed, prefix, lab_dir, cleanu
     assert len(ovs_processes(prefix)) == 6
     switch_db = f"unix:{lab_dir}/ovs/{prefix}-sw/db.sock"
     assert "h1-eth1" in vsctl(switch_db, "list-ports", "br-lab")
-    assert not lab_build.status(prefix, lab_dir).complete
+    assert not teardown.status(prefix, lab_dir).complete
 
-    lab_build.destroy(prefix, lab_dir)
+    teardown.destroy(prefix, lab_dir)
     assert_nothing_left(prefix, lab_dir)
 
 
 def test_destroy_without_the_state_file(seed, prefix, lab_dir, cleanup):
     """A lab whose state file is lost is still found: namespaces by prefix, daemons by their run directory."""
     lab_build.build(seed, prefix, lab_dir)
-    (lab_dir / lab_build.STATE_FILE).unlink()
+    (lab_dir / ledger.STATE_FILE).unlink()
     assert len(ovs_processes(prefix)) == 6
 
-    lab_build.destroy(prefix, lab_dir)
+    teardown.destroy(prefix, lab_dir)
     assert_nothing_left(prefix, lab_dir)
 
 
@@ -337,7 +339,7 @@ def test_destroy_touches_nothing_without_the_prefix(prefix, lab_dir, cleanup):
     lookalike = f"{prefix}9-h1"  # starts like the prefix, but is another lab's
     netns.create(lookalike)
     try:
-        lab_build.destroy(prefix, lab_dir)  # nothing of this lab exists: no error either
+        teardown.destroy(prefix, lab_dir)  # nothing of this lab exists: no error either
         assert netns.exists(lookalike)
     finally:
         netns.remove(lookalike)

@@ -8,15 +8,16 @@ import subprocess
 import pytest
 
 from ovsnet import apply
-from ovsnet.lab import build, run
+from ovsnet.lab import names as lab_names
 from ovsnet.lab import netns as netns_mod
+from ovsnet.lab import run, teardown
 from ovsnet.topology import load_checked
 
 pytestmark = pytest.mark.root
 
 
 def ping(lab, node: str, addr: str) -> bool:
-    argv = build.exec_argv(lab, node, ["ping", "-c", "1", "-W", "1", addr])
+    argv = lab_names.exec_argv(lab, node, ["ping", "-c", "1", "-W", "1", addr])
     return subprocess.run(argv, capture_output=True).returncode == 0
 
 
@@ -28,13 +29,13 @@ def seed_lab(tmp_path):
         lab = run.up(checked, prefix, tmp_path / "lab")
         yield checked, lab
     finally:
-        build.destroy(prefix, tmp_path / "lab")
+        teardown.destroy(prefix, tmp_path / "lab")
         assert not netns_mod.listed(f"{prefix}-")
 
 
 def test_seed_lab_isolation_and_reachability(seed_lab):
     checked, lab = seed_lab
-    for host, target in build.targets(lab).items():
+    for host, target in lab_names.targets(lab).items():
         assert apply.drift(checked, host, target).empty, host
     assert ping(lab, "web1", "10.100.0.12")  # same VLAN, across the trunk
     assert ping(lab, "db1", "10.200.0.12")
@@ -43,5 +44,5 @@ def test_seed_lab_isolation_and_reachability(seed_lab):
     assert not ping(lab, "db1", "192.168.10.11")  # db is not routed: hosts unreachable
     assert ping(lab, "node1", "192.168.10.12")  # hosts over their moved uplinks
     # A second up changes nothing on any host.
-    for host, target in build.targets(lab).items():
+    for host, target in lab_names.targets(lab).items():
         assert apply.up(checked, host, target).applied == ()

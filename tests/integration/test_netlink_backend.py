@@ -14,11 +14,18 @@ import time
 import pytest
 
 from ovsnet.backends.netlink import Netlink, NetlinkOpError
+from ovsnet.backends.netlink.ops import (
+    NlAddAddress,
+    NlDelAddress,
+    NlDeleteLink,
+    NlDelRoute,
+    NlReplaceRoute,
+    NlSetLink,
+)
 from ovsnet.errors import BackendError, VerificationError
-from ovsnet.lab import netns
-from ovsnet.backends.netlink.ops import NlAddAddress, NlDelAddress, NlDeleteLink, NlDelRoute, NlReplaceRoute, NlSetLink
 from ovsnet.kinds.linux_bridge import NlCreateBridge
 from ovsnet.kinds.veth import NlCreateVeth
+from ovsnet.lab import netns
 
 pytestmark = pytest.mark.root
 

@@ -16,9 +16,9 @@ from pyroute2 import IPRoute
 
 from ovsnet.backends.ovsdb import Ovsdb
 from ovsnet.errors import BackendError, VerificationError
-from ovsnet.lab import netns
 from ovsnet.kinds.ovs_bridge import OvsAddBridge, OvsDelBridge, OvsSetBridge
 from ovsnet.kinds.ovs_port import OvsAddPort, OvsDelPort, OvsSetPort
+from ovsnet.lab import netns
 from ovsnet.marks import OWNER_KEY
 
 pytestmark = pytest.mark.root

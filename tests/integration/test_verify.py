@@ -1,7 +1,7 @@
 """`ovsnet verify`: every topology of topologies/ built in the lab and proven with
 real traffic; hand-made breakages reported pair by pair; nothing left behind.
 
-The pure half (ovsnet/verify.py: frames, captures, sampling, the matrix) is
+The pure half (ovsnet/verify/: frames, captures, sampling, the matrix) is
 tested first without root; the lab tests need root and Open vSwitch. Every lab
 has a prefix unique to the run, and is destroyed when its test ends, pass or
 fail; the tests then check that nothing of it is left.
@@ -17,10 +17,25 @@ from typing import Iterator
 
 import pytest
 
-from ovsnet import verify
-from ovsnet.graph import Expect
-from ovsnet.lab import build, netns, probe, run
+from ovsnet.lab import build, netns, run, teardown
+from ovsnet.lab import endpoints as lab_endpoints
+from ovsnet.lab import names as lab_names
+from ovsnet.render.verify import render_matrix, to_json
 from ovsnet.topology import load_checked
+from ovsnet.topology.graph import Expect
+from ovsnet.verify.frames import (
+    CapturePoint,
+    Frame,
+    MacOwner,
+    Subnets,
+    analyze,
+    parse_frame,
+    parse_frames,
+)
+from ovsnet.verify.host import verify_host
+from ovsnet.verify.lab import verify_lab
+from ovsnet.verify.matrix import Peer, choose_pairs
+from ovsnet.verify.report import build_report
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGIES = sorted((ROOT / "topologies").glob("*.toml"))
@@ -55,29 +70,29 @@ WEB1, WEB2, DB1, NODE1, ROUTER100 = (
     "56:6b:4e:a9:92:6b", "fa:09:7c:72:92:6e", "96:00:00:00:00:01", "2e:bc:de:1a:f3:5d", "c6:0c:36:4a:cb:f2",
 )
 MACS = {
-    WEB1: verify.MacOwner("web1", 100, "node1"),
-    WEB2: verify.MacOwner("web2", 100, "node2"),
-    DB1: verify.MacOwner("db1", 200, "node1"),
-    NODE1: verify.MacOwner("node1", 10, "node1"),
-    ROUTER100: verify.MacOwner("router:r/v100", 100, "router", router=True),
+    WEB1: MacOwner("web1", 100, "node1"),
+    WEB2: MacOwner("web2", 100, "node2"),
+    DB1: MacOwner("db1", 200, "node1"),
+    NODE1: MacOwner("node1", 10, "node1"),
+    ROUTER100: MacOwner("router:r/v100", 100, "router", router=True),
 }
-SUBNETS = verify.Subnets([("10.100.0.0/24", 100), ("10.200.0.0/24", 200), ("192.168.10.0/24", 10)])
-TRUNK = verify.CapturePoint("switch", "x-sw", "h1-eth1", "trunk", frozenset({10, 100, 200}), native=10,
+SUBNETS = Subnets([("10.100.0.0/24", 100), ("10.200.0.0/24", 200), ("192.168.10.0/24", 10)])
+TRUNK = CapturePoint("switch", "x-sw", "h1-eth1", "trunk", frozenset({10, 100, 200}), native=10,
                             near=frozenset({"node1"}), required=frozenset({10, 100}))
-WEB1_PORT = verify.CapturePoint("node1", "x-h1", "xe1", "endpoint", frozenset({100}), native=100, owner="web1")
+WEB1_PORT = CapturePoint("node1", "x-h1", "xe1", "endpoint", frozenset({100}), native=100, owner="web1")
 
 
-def frame(src: str, tags: tuple[int, ...] = (), ip: str | None = None, etype: str = "IPv4") -> verify.Frame:
-    return verify.Frame(src, "ff:ff:ff:ff:ff:ff", tags, etype, ip)
+def frame(src: str, tags: tuple[int, ...] = (), ip: str | None = None, etype: str = "IPv4") -> Frame:
+    return Frame(src, "ff:ff:ff:ff:ff:ff", tags, etype, ip)
 
 
 def test_parse_frames_tags_and_senders():
-    t, u, a, r = verify.parse_frames("\n".join([TAGGED, UNTAGGED, ARP, REPLY, "tcpdump: listening on eth0"]))
+    t, u, a, r = parse_frames("\n".join([TAGGED, UNTAGGED, ARP, REPLY, "tcpdump: listening on eth0"]))
     assert (t.src_mac, t.tags, t.ethertype, t.sender_ip) == (WEB1, (100,), "IPv4", "10.100.0.11")
     assert (u.tags, u.sender_ip) == ((), "192.168.10.11")
     assert (a.tags, a.ethertype, a.sender_ip) == ((100,), "ARP", "10.100.0.11")
     assert (r.tags, r.sender_ip) == ((), "10.100.0.12")
-    qinq = verify.parse_frame(
+    qinq = parse_frame(
         "1.0 aa:aa:aa:aa:aa:aa > bb:bb:bb:bb:bb:bb, ethertype 802.1Q (0x8100), length 106: vlan 100, p 0, "
         "ethertype 802.1Q (0x8100), vlan 7, p 0, ethertype IPv4 (0x0800), 10.0.0.1.5353 > 224.0.0.251.5353: UDP"
     )
@@ -86,11 +101,11 @@ def test_parse_frames_tags_and_senders():
 
 def test_trunk_right_tags_pass_and_wrong_tags_are_named():
     good = [frame(WEB1, (100,)), frame(NODE1), frame(ROUTER100, (100,)), frame("02:00:00:00:00:09", (), None, "IPv6")]
-    result, findings = verify.analyze(TRUNK, good, MACS, SUBNETS)
+    result, findings = analyze(TRUNK, good, MACS, SUBNETS)
     assert findings == []
     assert (100, 100, 2) in result.seen and (10, None, 1) in result.seen
     bad = [frame(WEB1, (200,)), frame(WEB1, (200,)), frame(NODE1, (10,)), frame("02:00:00:00:00:09", (300,))]
-    _, findings = verify.analyze(TRUNK, bad, MACS, SUBNETS)
+    _, findings = analyze(TRUNK, bad, MACS, SUBNETS)
     kinds = {(f.kind, f.vlan, f.seen_tag) for f in findings}
     assert kinds == {("wrong-tag", 100, 200), ("wrong-tag", 10, 10), ("tag-not-allowed", 300, 300),
                      ("missing", 10, None), ("missing", 100, None)}
@@ -100,22 +115,22 @@ def test_trunk_right_tags_pass_and_wrong_tags_are_named():
 
 def test_endpoint_port_foreign_frames_but_routed_ones_pass():
     ok = [frame(WEB1), frame(WEB2, (), "10.100.0.12"), frame(ROUTER100, (), "192.168.10.11")]
-    assert verify.analyze(WEB1_PORT, ok, MACS, SUBNETS)[1] == []
+    assert analyze(WEB1_PORT, ok, MACS, SUBNETS)[1] == []
     leaks = [frame(DB1, (), "10.200.0.11", "ARP"), frame("02:00:00:00:00:07", (), "192.168.10.99"), frame(WEB2, (100,))]
-    _, findings = verify.analyze(WEB1_PORT, leaks, MACS, SUBNETS)
+    _, findings = analyze(WEB1_PORT, leaks, MACS, SUBNETS)
     assert {(f.kind, f.vlan) for f in findings} == {("foreign-frame", 200), ("foreign-frame", 10), ("tagged-on-access", 100)}
     assert all("web1" in f.detail for f in findings if f.kind == "foreign-frame")
 
 
-def _peers(n_hosts: int, vlans: tuple[int, ...], per: int) -> list[verify.Peer]:
-    out = [verify.Peer(f"h{h}", f"h{h}", 10, f"192.168.10.{h + 1}/24", True, f"h{h}/host") for h in range(n_hosts)]
+def _peers(n_hosts: int, vlans: tuple[int, ...], per: int) -> list[Peer]:
+    out = [Peer(f"h{h}", f"h{h}", 10, f"192.168.10.{h + 1}/24", True, f"h{h}/host") for h in range(n_hosts)]
     for h in range(n_hosts):
         for v in vlans:
-            out += [verify.Peer(f"e{h}-{v}-{i}", f"h{h}", v, f"10.{v}.{h}.{i + 1}/16", False, f"h{h}/v{v}") for i in range(per)]
+            out += [Peer(f"e{h}-{v}-{i}", f"h{h}", v, f"10.{v}.{h}.{i + 1}/16", False, f"h{h}/v{v}") for i in range(per)]
     return out
 
 
-def _expect(stations: list[verify.Peer], routed: set[int]) -> dict[tuple[str, str], Expect]:
+def _expect(stations: list[Peer], routed: set[int]) -> dict[tuple[str, str], Expect]:
     out = {}
     for a in stations:
         for b in stations:
@@ -129,7 +144,7 @@ def _expect(stations: list[verify.Peer], routed: set[int]) -> dict[tuple[str, st
 def test_sampling_covers_every_group_pair_and_every_station():
     stations = _peers(10, (100, 200, 300, 400), 5)
     expected = _expect(stations, {10, 100, 200})
-    pairs, sampled = verify.choose_pairs(stations, expected)
+    pairs, sampled = choose_pairs(stations, expected)
     assert sampled and len(pairs) < len(expected) / 8
     chosen = set(pairs)
     groups = {s.name: s.group for s in stations}
@@ -137,8 +152,8 @@ def test_sampling_covers_every_group_pair_and_every_station():
     # Every station pings every host's representative of its own VLAN, and its own host's other groups.
     e = "e3-200-4"
     assert {b for a, b in chosen if a == e} >= {f"e{h}-200-0" for h in range(10)} | {"h3", "e3-100-0", "e3-300-0"}
-    assert verify.choose_pairs(stations, expected, all_pairs=True) == (list(expected), False)
-    assert verify.choose_pairs(stations[:30], _expect(stations[:30], {10}))[1] is False
+    assert choose_pairs(stations, expected, all_pairs=True) == (list(expected), False)
+    assert choose_pairs(stations[:30], _expect(stations[:30], {10}))[1] is False
 
 
 def test_matrix_marks_and_json():
@@ -147,21 +162,21 @@ def test_matrix_marks_and_json():
     observed = {p: e is not Expect.BLOCKED for p, e in expected.items()}
     observed[("e0-100-0", "e1-100-0")] = False  # should reach
     observed[("e0-200-0", "h1")] = True  # should be blocked
-    report = verify.build_report("t", stations, expected, observed)
-    text = verify.render_matrix(report)
+    report = build_report("t", stations, expected, observed)
+    text = render_matrix(report)
     assert "FAIL(exp reach)" in text and "FAIL(leak)" in text and " R " in text and "--" in text
     assert report.broken_pairs() == {("e0-100-0", "e1-100-0"), ("e0-200-0", "h1")}
     assert text.splitlines()[-1].startswith("FAILED: 30 pairs probed, 2 mismatches")
-    body = verify.to_json(report)
+    body = to_json(report)
     assert body["ok"] is False and {(m["src"], m["dst"]) for m in body["mismatches"]} == report.broken_pairs()
     json.dumps(body)
     big = _peers(10, (100, 200, 300, 400), 5)
     big_exp = _expect(big, {10, 100})
-    pairs, _ = verify.choose_pairs(big, big_exp)
-    grid = verify.render_matrix(verify.build_report("big", big, big_exp, {p: big_exp[p] is not Expect.BLOCKED for p in pairs}, sampled=True))
+    pairs, _ = choose_pairs(big, big_exp)
+    grid = render_matrix(build_report("big", big, big_exp, {p: big_exp[p] is not Expect.BLOCKED for p in pairs}, sampled=True))
     assert "drawn by VLAN" in grid and "sampled:" in grid and grid.splitlines()[-1].startswith("OK:")
     with pytest.raises(ValueError):
-        verify.build_report("t", stations, expected, {("nobody", "h1"): True})
+        build_report("t", stations, expected, {("nobody", "h1"): True})
 
 
 def test_host_mode_compares_this_hosts_row():
@@ -172,13 +187,13 @@ def test_host_mode_compares_this_hosts_row():
         seen.extend(jobs)
         return {k: addr in ("192.168.10.12", "10.100.0.11", "10.100.0.12") for k, (_ns, addr) in jobs.items()}
 
-    report = probe.verify_host(checked, addresses={"192.168.10.11", "127.0.0.1"}, pinger=pinger)
+    report = verify_host(checked, addresses={"192.168.10.11", "127.0.0.1"}, pinger=pinger)
     assert report.mode == "host" and report.ok
     assert {p.src for p in report.pairs} == {"node1"} and len(seen) == 5  # every station but itself
-    leak = probe.verify_host(checked, addresses={"192.168.10.11"}, pinger=lambda j, c: {k: True for k in j})
+    leak = verify_host(checked, addresses={"192.168.10.11"}, pinger=lambda j, c: {k: True for k in j})
     assert leak.broken_pairs() == {("node1", "db1"), ("node1", "db2")}
     with pytest.raises(Exception, match="holds none"):
-        probe.verify_host(checked, addresses={"203.0.113.9"}, pinger=pinger)
+        verify_host(checked, addresses={"203.0.113.9"}, pinger=pinger)
 
 
 def test_host_mode_on_real_hosts_expects_the_other_host_across_the_trunk():
@@ -186,13 +201,13 @@ def test_host_mode_on_real_hosts_expects_the_other_host_across_the_trunk():
     # node1's own address must reach node2's (same VLAN), and web across hosts.
     checked = load_checked(ROOT / "vagrant" / "topology.toml")
     reach = {"192.168.10.12", "10.100.0.11", "10.100.0.12"}
-    report = probe.verify_host(checked, addresses={"192.168.10.11"}, pinger=lambda j, c: {k: a in reach for k, (_n, a) in j.items()})
-    assert report.ok, verify.render_matrix(report)
+    report = verify_host(checked, addresses={"192.168.10.11"}, pinger=lambda j, c: {k: a in reach for k, (_n, a) in j.items()})
+    assert report.ok, render_matrix(report)
     marks = {p.dst: p.expect for p in report.pairs}
     assert marks == {"node2": Expect.SAME_VLAN, "web1": Expect.ROUTED, "web2": Expect.ROUTED,
                      "db1": Expect.BLOCKED, "db2": Expect.BLOCKED}
     # node2 silent is a failure of the trunk, not an expected block.
-    cut = probe.verify_host(checked, addresses={"192.168.10.11"}, pinger=lambda j, c: {k: a in reach - {"192.168.10.12"} for k, (_n, a) in j.items()})
+    cut = verify_host(checked, addresses={"192.168.10.11"}, pinger=lambda j, c: {k: a in reach - {"192.168.10.12"} for k, (_n, a) in j.items()})
     assert cut.broken_pairs() == {("node1", "node2")}
 
 
@@ -232,11 +247,11 @@ def seed_lab(tmp_path) -> Iterator[tuple]:
     try:
         yield checked, run.up(checked, prefix, lab_dir)
     finally:
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
     assert_nothing_left(prefix, lab_dir)
 
 
-def vsctl(lab: build.Lab, host: str, *args: str) -> None:
+def vsctl(lab: lab_names.Lab, host: str, *args: str) -> None:
     rundir = lab.ovs_of(host).rundir
     subprocess.run(["ovs-vsctl", f"--db=unix:{rundir}/db.sock", "--timeout=10", *args], check=True, capture_output=True)
 
@@ -255,12 +270,12 @@ def test_every_topology_builds_verifies_and_leaves_nothing(path, tmp_path):
                 raise
             assert_nothing_left(prefix, lab_dir)  # run.up removed the half-built lab
             pytest.xfail(f"{path.name}: the lab cannot build it: {gap[1]}")
-        report = probe.verify_lab(checked, lab)
-        assert report.ok, verify.render_matrix(report)
+        report = verify_lab(checked, lab)
+        assert report.ok, render_matrix(report)
         assert not report.sampled and report.probed == len(report.pairs) > 0
         assert report.captures and all(c.frames > 0 for c in report.captures if c.role != "endpoint")
     finally:
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
     assert_nothing_left(prefix, lab_dir)
 
 
@@ -271,47 +286,47 @@ def test_campus_routed_tiers_and_isolated_vlans(tmp_path):
     prefix, lab_dir = new_prefix(), tmp_path / "lab"
     try:
         lab = run.up(checked, prefix, lab_dir)
-        report = probe.verify_lab(checked, lab)
-        assert report.ok, verify.render_matrix(report)
+        report = verify_lab(checked, lab)
+        assert report.ok, render_matrix(report)
         assert report.probed == 110
         # Routed tiers reach each other and the hosts; db and backup reach nothing outside their VLAN.
         marks = {(p.src, p.dst): p.mark for p in report.pairs}
         assert marks[("web-a", "app-a")] == "R" and marks[("db-a", "db-app")] == "ok"
         assert marks[("db-a", "db1")] == "--" and marks[("backup-db", "db-a")] == "--"
     finally:
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
     assert_nothing_left(prefix, lab_dir)
 
 
 @pytest.mark.root
 def test_a_container_port_on_the_wrong_vlan_breaks_exactly_its_pairs(seed_lab):
     checked, lab = seed_lab
-    assert probe.verify_lab(checked, lab).ok
+    assert verify_lab(checked, lab).ok
     # node1's web Docker bridge: its OVS port moved from VLAN 100 to VLAN 200 by hand.
     vsctl(lab, "node1", "set", "Port", "ovs-br-web", "tag=200")
-    report = probe.verify_lab(checked, lab)
+    report = verify_lab(checked, lab)
     # web1 is now in VLAN 200's broadcast domain with a VLAN 100 address: it loses web2 (same
     # VLAN) and the router (so both hosts, routed); db1/db2 still do not answer it (their subnet).
     broken = {("web1", "web2"), ("web2", "web1"), ("web1", "node1"), ("node1", "web1"),
               ("web1", "node2"), ("node2", "web1")}
-    assert report.broken_pairs() == broken, verify.render_matrix(report)
+    assert report.broken_pairs() == broken, render_matrix(report)
     assert all(not p.reached for p in report.mismatches)  # nothing leaked, things went missing
     found = {(f.node, f.interface, f.kind, f.vlan, f.seen_tag) for f in report.findings}
     trunk = lab.switch_ports["node1:eth1"]
     assert ("switch", trunk, "wrong-tag", 100, 200) in found  # web1's frames leave node1 tagged 200
     db1_port = lab.names.endpoint_link("db1")
     assert ("node1", db1_port, "foreign-frame", 100, None) in found  # and reach db1's port
-    assert "FAIL(exp reach)" in verify.render_matrix(report)
+    assert "FAIL(exp reach)" in render_matrix(report)
 
 
 @pytest.mark.root
 def test_a_vlan_removed_from_a_trunk_breaks_exactly_its_pairs(seed_lab):
     checked, lab = seed_lab
     vsctl(lab, "node2", "set", "Port", "eth1", "trunks=10,200")  # VLAN 100 no longer crosses node2's eth1
-    report = probe.verify_lab(checked, lab)
+    report = verify_lab(checked, lab)
     broken = {("web1", "web2"), ("web2", "web1"), ("web2", "node1"), ("node1", "web2"),
               ("web2", "node2"), ("node2", "web2")}
-    assert report.broken_pairs() == broken, verify.render_matrix(report)
+    assert report.broken_pairs() == broken, render_matrix(report)
     trunk = lab.switch_ports["node2:eth1"]
     assert {(f.interface, f.kind, f.vlan) for f in report.findings} == {(trunk, "missing", 100)}
 
@@ -321,7 +336,7 @@ def test_cli_verify_exit_codes_and_json(tmp_path):
     """The command as a user runs it: default lab directory, exit 0 / 1 / 2, --json."""
     checked = load_checked(SEED)
     prefix = new_prefix()
-    lab_dir = build.default_lab_dir(prefix)
+    lab_dir = lab_names.default_lab_dir(prefix)
     cmd = [*OVSNET, "verify", str(SEED), "--lab", "--prefix", prefix]
     try:
         lab = run.up(checked, prefix)
@@ -339,7 +354,7 @@ def test_cli_verify_exit_codes_and_json(tmp_path):
                                capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert nolab.returncode == 2 and "build it first" in nolab.stderr
     finally:
-        build.destroy(prefix)
+        teardown.destroy(prefix)
     assert_nothing_left(prefix, lab_dir)
 
 
@@ -374,13 +389,13 @@ def test_sampled_verify_of_a_lab(tmp_path):
     prefix, lab_dir = new_prefix(), tmp_path / "lab"
     try:
         lab = run.up(checked, prefix, lab_dir)
-        report = probe.verify_lab(checked, lab, max_full=4)
-        assert report.sampled and report.ok, verify.render_matrix(report)
+        report = verify_lab(checked, lab, max_full=4)
+        assert report.sampled and report.ok, render_matrix(report)
         assert 0 < report.probed < len(report.pairs)
         assert {p.src for p in report.pairs if p.probed} == {s.name for s in report.stations}
-        assert "." in verify.render_matrix(report).split("\n")[2]
+        assert "." in render_matrix(report).split("\n")[2]
     finally:
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
     assert_nothing_left(prefix, lab_dir)
 
 
@@ -394,13 +409,13 @@ def test_a_failing_lab_up_still_cleans_up(tmp_path, monkeypatch):
         assert listed_namespaces(prefix), "the lab should exist when the step fails"
         raise RuntimeError("endpoints cannot be attached")
 
-    monkeypatch.setattr(build, "attach_endpoints", broken)
+    monkeypatch.setattr(lab_endpoints, "attach_endpoints", broken)
     try:
         with pytest.raises(RuntimeError, match="endpoints cannot be attached"):
             run.up(checked, prefix, lab_dir)
         assert_nothing_left(prefix, lab_dir)
     finally:
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
 
 
 @pytest.mark.root
@@ -418,6 +433,6 @@ def test_a_failing_lab_up_while_building_still_cleans_up(tmp_path, monkeypatch):
             run.up(checked, prefix, lab_dir)
         left = listed_namespaces(prefix)
     finally:
-        build.destroy(prefix, lab_dir)
+        teardown.destroy(prefix, lab_dir)
     assert_nothing_left(prefix, lab_dir)
     assert not left, f"run.up left {len(left)} namespaces after a failure inside build.build"

@@ -24,13 +24,17 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import apply, probes, verify
+from ovsnet import apply
+from ovsnet.apply.target import Target
 from ovsnet.backends.docker import Docker
 from ovsnet.errors import BackendError
-from ovsnet.lab import build, netns, probe, run
 from ovsnet.lab import docker as lab_docker
-from ovsnet.apply.target import Target
+from ovsnet.lab import names as lab_names
+from ovsnet.lab import netns, run, teardown
+from ovsnet.render.verify import render_matrix
 from ovsnet.topology import Checked, addressing, load_checked
+from ovsnet.verify import containers, pings
+from ovsnet.verify.lab import verify_lab
 from tests.support.dockerlab import docker_processes, missing_for_engine
 
 pytestmark = pytest.mark.root
@@ -45,7 +49,7 @@ NETWORKS = ("web", "db")  # in the seed each network is named after its VLAN
 @dataclass
 class ProbeLab:
     checked: Checked
-    lab: build.Lab
+    lab: lab_names.Lab
     prefix: str
     targets: dict[str, Target]
     clients: dict  # host -> docker.DockerClient of its lab dockerd
@@ -57,7 +61,7 @@ class ProbeLab:
     def probe_containers(self) -> list[str]:
         """Every container carrying ovsnet's probe label, running or not, on both engines."""
         return sorted(c.name for client in self.clients.values()
-                      for c in client.containers.list(all=True, filters={"label": probes.PROBE_LABEL}))
+                      for c in client.containers.list(all=True, filters={"label": containers.PROBE_LABEL}))
 
     def cli(self, *args: str, topology: Path = SEED) -> subprocess.CompletedProcess:
         return subprocess.run([*OVSNET, "verify", str(topology), "--lab", "--prefix", self.prefix, *args],
@@ -74,21 +78,21 @@ def plab():
     checked = load_checked(SEED)
     assert checked.topology.verify.probe_image == lab_docker.IMAGE
     prefix = netns.unique_prefix("vp")[:7]
-    lab_dir = build.default_lab_dir(prefix)
+    lab_dir = lab_names.default_lab_dir(prefix)
     clients: dict = {}
     try:
         try:
             lab = run.up(checked, prefix, docker=True)
         except BackendError as exc:
             pytest.fail(f"the Docker engine could not start in the lab (this is a failure, not a skip):\n{exc}")
-        targets = lab_docker.targets(lab)
+        targets = lab_names.targets(lab)
         for host in HOSTS:
             clients[host] = docker.DockerClient(base_url=targets[host].docker_host, timeout=60)
         yield ProbeLab(checked, lab, prefix, targets, clients)
     finally:
         for c in clients.values():
             c.close()
-        build.destroy(prefix)
+        teardown.destroy(prefix)
         assert netns.listed(f"{prefix}-") == []
         assert docker_processes(f"/{prefix}-") == []
         assert not lab_dir.exists()
@@ -102,7 +106,7 @@ def no_probe_left(plab):
     assert plab.probe_containers() == []
 
 
-def vsctl(lab: build.Lab, host: str, *args: str) -> None:
+def vsctl(lab: lab_names.Lab, host: str, *args: str) -> None:
     rundir = lab.ovs_of(host).rundir
     subprocess.run(["ovs-vsctl", f"--db=unix:{rundir}/db.sock", "--timeout=10", *args], check=True, capture_output=True)
 
@@ -163,14 +167,14 @@ def test_a_vlan_removed_from_a_trunk_breaks_exactly_its_pairs_probes_included(pl
     checked, lab = plab.checked, plab.lab
     vsctl(lab, "node2", "set", "Port", "eth1", "trunks=10,200")  # VLAN 100 no longer crosses node2's eth1
     try:
-        report = probe.verify_lab(checked, lab, probes=True)
+        report = verify_lab(checked, lab, probes=True)
     finally:
         apply.up(checked, "node2", plab.targets["node2"])  # ovsnet puts the trunk back
     assert apply.drift(checked, "node2", plab.targets["node2"]).empty
     cut = {"web2", "web@node2"}  # web on node2: still each other, nothing beyond the trunk
     beyond = {"web1", "web@node1", "node1", "node2"}
     broken = {(a, b) for a in cut for b in beyond} | {(b, a) for a in cut for b in beyond}
-    assert report.broken_pairs() == broken, verify.render_matrix(report)
+    assert report.broken_pairs() == broken, render_matrix(report)
     assert all(not p.reached for p in report.mismatches)
     trunk = lab.switch_ports["node2:eth1"]
     assert {(f.interface, f.kind, f.vlan) for f in report.findings} == {(trunk, "missing", 100)}
@@ -180,13 +184,13 @@ def test_a_docker_bridge_on_the_wrong_vlan_breaks_exactly_its_pairs(plab, no_pro
     checked, lab = plab.checked, plab.lab
     vsctl(lab, "node1", "set", "Port", "ovs-br-db", "tag=100")  # node1's db bridge (db1 and its probe) into web
     try:
-        report = probe.verify_lab(checked, lab, probes=True)
+        report = verify_lab(checked, lab, probes=True)
     finally:
         apply.up(checked, "node1", plab.targets["node1"])
     assert apply.drift(checked, "node1", plab.targets["node1"]).empty
     moved, rest = {"db1", "db@node1"}, {"db2", "db@node2"}
     broken = {(a, b) for a in moved for b in rest} | {(b, a) for a in moved for b in rest}
-    assert report.broken_pairs() == broken, verify.render_matrix(report)
+    assert report.broken_pairs() == broken, render_matrix(report)
     # The probe's own port sees web's frames: it is a capture point like db1's.
     found = {(f.node, f.interface, f.kind, f.vlan) for f in report.findings if f.role == "endpoint"}
     (port,) = [c.interface for c in report.captures if c.owner == "db@node1"]
@@ -199,7 +203,7 @@ def test_a_docker_bridge_on_the_wrong_vlan_breaks_exactly_its_pairs(plab, no_pro
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_probes_removed_when_a_ping_fails_hard(plab, no_probe_left, monkeypatch, error):
-    real = probe._ping
+    real = pings._ping
     calls = []
 
     def boom(argv):
@@ -209,9 +213,9 @@ def test_probes_removed_when_a_ping_fails_hard(plab, no_probe_left, monkeypatch,
             raise error("ping blew up")
         return real(argv)
 
-    monkeypatch.setattr(probe, "_ping", boom)
+    monkeypatch.setattr(pings, "_ping", boom)
     with pytest.raises(error, match="ping blew up"):
-        probe.verify_lab(plab.checked, plab.lab, probes=True)
+        verify_lab(plab.checked, plab.lab, probes=True)
     assert calls
 
 
@@ -229,7 +233,7 @@ def test_probes_removed_when_one_cannot_start(plab, no_probe_left, monkeypatch):
 
     monkeypatch.setattr(Docker, "run_container", third_fails)
     with pytest.raises(BackendError, match="no room for a third probe"):
-        probe.verify_lab(plab.checked, plab.lab, probes=True)
+        verify_lab(plab.checked, plab.lab, probes=True)
     assert len(started) == 4
 
 
@@ -238,21 +242,21 @@ def test_stale_probes_are_removed_and_a_running_verify_s_are_kept(plab, no_probe
     tag = uuid.uuid4().hex[:6]
 
     def labels(owner: str) -> dict:
-        return {probes.PROBE_LABEL: "seed", probes.OWNER_LABEL: owner,
-                probes.HOST_LABEL: "node1", probes.NETWORK_LABEL: "web"}
+        return {containers.PROBE_LABEL: "seed", containers.OWNER_LABEL: owner,
+                containers.HOST_LABEL: "node1", containers.NETWORK_LABEL: "web"}
 
-    boot = probes._boot_id()
+    boot = containers._boot_id()
     # This pid with another start time: the verify that made it is gone.
     dead = client.containers.run(lab_docker.IMAGE, ["sleep", "600"], name=f"stale-dead-{tag}", network="web",
                                  labels=labels(f"{boot}:{os.getpid()}:1:dead"), detach=True)
     stopped = client.containers.create(lab_docker.IMAGE, ["sleep", "600"], name=f"stale-stopped-{tag}",
-                                       network="web", labels=labels(probes.owner_token()))
+                                       network="web", labels=labels(containers.owner_token()))
     live = client.containers.run(lab_docker.IMAGE, ["sleep", "600"], name=f"live-{tag}", network="web",
-                                 labels=labels(probes.owner_token()), detach=True)
+                                 labels=labels(containers.owner_token()), detach=True)
     made = [dead, stopped, live]
     try:
-        report = probe.verify_lab(plab.checked, plab.lab, probes=True)
-        assert report.ok, verify.render_matrix(report)
+        report = verify_lab(plab.checked, plab.lab, probes=True)
+        assert report.ok, render_matrix(report)
         assert plab.probe_containers() == [f"live-{tag}"]  # another verify's, still running: left alone
         assert "removed 2 probe containers left by an earlier verify" in report.notes
     finally:
@@ -283,7 +287,7 @@ def test_a_missing_image_is_a_clear_error(plab, no_probe_left, tmp_path):
 def test_verify_on_a_host_starts_that_hosts_probes(plab, no_probe_left):
     """`ovsnet verify FILE` run inside lab host node1 (its namespace, its dockerd): node1's row,
     and the rows of node1's two probes."""
-    argv = build.exec_argv(plab.lab, "node1", ["env", f"DOCKER_HOST={plab.targets['node1'].docker_host}",
+    argv = lab_names.exec_argv(plab.lab, "node1", ["env", f"DOCKER_HOST={plab.targets['node1'].docker_host}",
                                                  *OVSNET, "verify", str(SEED), "--json"])
     r = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr

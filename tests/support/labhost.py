@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from ovsnet.apply.target import Target
 from ovsnet.lab import netns
 from ovsnet.lab.ovs_instance import OvsInstance
-from ovsnet.apply.target import Target
 
 from .commands import sh, vsctl
 from .topologies import MGMT_GATEWAY, NODE1_ADDRESS

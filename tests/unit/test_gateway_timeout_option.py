@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 
 import ovsnet.apply
 from ovsnet.apply import GATEWAY_TIMEOUT_MAX, Result, check_gateway_timeout
+from ovsnet.apply.target import Target
 from ovsnet.cli import app
 from ovsnet.errors import UsageError
 from ovsnet.plan.model import Plan
-from ovsnet.apply.target import Target
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = str(ROOT / "topologies" / "seed.toml")

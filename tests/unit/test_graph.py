@@ -7,8 +7,8 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from ovsnet import graph
-from ovsnet.graph import Domains, Expect, expected, nid
+from ovsnet.topology import graph
+from ovsnet.topology.graph import Domains, Expect, expected, nid
 from ovsnet.topology.load import parse
 
 ROOT = Path(__file__).resolve().parents[2]

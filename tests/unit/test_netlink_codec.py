@@ -20,7 +20,15 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from ovsnet.backends.netlink import codec
-from ovsnet.backends.netlink.ops import NlAddAddress, NlDeleteLink, NlDelAddress, NlDelRoute, NlMoveLink, NlReplaceRoute, NlSetLink
+from ovsnet.backends.netlink.ops import (
+    NlAddAddress,
+    NlDelAddress,
+    NlDeleteLink,
+    NlDelRoute,
+    NlMoveLink,
+    NlReplaceRoute,
+    NlSetLink,
+)
 from ovsnet.kinds.linux_bridge import NlCreateBridge
 from ovsnet.kinds.veth import NlCreateVeth
 

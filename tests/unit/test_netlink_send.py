@@ -12,7 +12,12 @@ import struct
 import pytest
 
 from ovsnet.backends.netlink import codec
-from ovsnet.backends.netlink.ops import NlAddAddress, NlDeleteLink, NlDelAddress, NlSetLink
+from ovsnet.backends.netlink.ops import (
+    NlAddAddress,
+    NlDelAddress,
+    NlDeleteLink,
+    NlSetLink,
+)
 from ovsnet.backends.netlink.send import Sender
 from ovsnet.kinds.linux_bridge import NlCreateBridge
 

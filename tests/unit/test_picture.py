@@ -11,7 +11,10 @@ import networkx as nx
 import pytest
 
 from ovsnet.errors import BackendError, UsageError
-from ovsnet.render import picture
+from ovsnet.render import drawing
+from ovsnet.render.dot import render_file, to_dot
+from ovsnet.render.mermaid import to_mermaid
+from ovsnet.render.tree import to_tree
 from ovsnet.topology import check, load_checked
 from ovsnet.topology.load import parse
 from tests.support.topologies import SEED_ROUTER, SEED_VLANS
@@ -131,36 +134,36 @@ def _attr(line: str, key: str) -> str:
 
 
 def test_vlan_list_collapses_runs_of_three_or_more():
-    assert picture.vlan_list([200, 10, 100]) == "10,100,200"
-    assert picture.vlan_list([10, 11]) == "10,11"
-    assert picture.vlan_list([5, *range(100, 200), 300]) == "5,100-199,300"
+    assert drawing.vlan_list([200, 10, 100]) == "10,100,200"
+    assert drawing.vlan_list([10, 11]) == "10,11"
+    assert drawing.vlan_list([5, *range(100, 200), 300]) == "5,100-199,300"
 
 
 def test_vlan_list_caps_a_long_label():
-    text = picture.vlan_list(range(2, 400, 2))
+    text = drawing.vlan_list(range(2, 400, 2))
     assert text.endswith("more")
-    assert text.count(",") == picture.MAX_LABEL_VLANS
+    assert text.count(",") == drawing.MAX_LABEL_VLANS
 
 
 def test_vlan_colours_are_distinct_and_stable(three):
-    colours = picture.vlan_colours(three)
+    colours = drawing.vlan_colours(three)
     assert sorted(colours) == [10, 100, 200, 300]
     assert len(set(colours.values())) == 4
-    assert picture.vlan_colours(three) == colours
+    assert drawing.vlan_colours(three) == colours
 
 
 def test_more_vlans_than_colours_still_gets_a_colour_each():
     g = nx.Graph(vlans={vid: f"v{vid}" for vid in range(1, 40)})
-    colours = picture.vlan_colours(g)
+    colours = drawing.vlan_colours(g)
     assert len(colours) == 39
-    assert set(colours.values()) == set(picture.PALETTE)
+    assert set(colours.values()) == set(drawing.PALETTE)
 
 
 # --- DOT -----------------------------------------------------------------------
 
 
 def test_dot_has_one_cluster_per_host(seed):
-    dot = picture.to_dot(seed)
+    dot = to_dot(seed)
     for host in _hosts(seed):
         assert dot.count(f'subgraph "cluster_{host}" {{') == 1
     assert 'subgraph "cluster_switch:switch"' in dot
@@ -169,7 +172,7 @@ def test_dot_has_one_cluster_per_host(seed):
 
 
 def test_dot_draws_every_edge_but_contains(seed):
-    dot = picture.to_dot(seed)
+    dot = to_dot(seed)
     for u, v, _ in _drawn(seed):
         _dot_edge_line(dot, u, v)
     for u, v, d in seed.edges(data=True):
@@ -180,7 +183,7 @@ def test_dot_draws_every_edge_but_contains(seed):
 
 
 def test_dot_labels_access_and_trunk_edges(seed):
-    dot = picture.to_dot(seed)
+    dot = to_dot(seed)
     access = _dot_edge_line(dot, "ovs:node1/br-ovs", _port(seed, "ovs:node1/br-ovs", 100))
     assert _attr(access, "label") == "tag 100 (web)"
     db = _dot_edge_line(dot, "ovs:node2/br-ovs", _port(seed, "ovs:node2/br-ovs", 200))
@@ -191,7 +194,7 @@ def test_dot_labels_access_and_trunk_edges(seed):
 
 
 def test_dot_colours_each_vlan_differently(seed):
-    dot = picture.to_dot(seed)
+    dot = to_dot(seed)
     by_tag = {
         d["tag"]: _attr(_dot_edge_line(dot, u, v), "color")
         for u, v, d in seed.edges(data=True)
@@ -200,14 +203,14 @@ def test_dot_colours_each_vlan_differently(seed):
     assert len(by_tag) == 3
     assert len(set(by_tag.values())) == 3
     # Same VLAN, same colour, wherever it appears.
-    colours = picture.vlan_colours(seed)
+    colours = drawing.vlan_colours(seed)
     assert by_tag == {tag: colours[tag] for tag in by_tag}
     trunk = _attr(_dot_edge_line(dot, "switch:switch", "switch_port:switch/node1-eth1"), "color")
     assert [c for c in trunk.split(":") if c != "white"] == [colours[10], colours[100], colours[200]]
 
 
 def test_dot_line_styles_by_edge_kind(seed):
-    dot = picture.to_dot(seed)
+    dot = to_dot(seed)
     assert _attr(_dot_edge_line(dot, "nic:node1/eth1", "switch_port:switch/node1-eth1"), "style") == "dashed"
     veth = _port(seed, "ovs:node1/br-ovs", 100)
     assert _attr(_dot_edge_line(dot, veth, _peer(seed, veth)), "style") == "dotted"
@@ -219,14 +222,14 @@ def test_dot_trunk_with_many_vlans_is_one_dark_line():
     g.add_node("ovs:h/br", kind="ovs_bridge", host="h", name="br")
     g.add_node("nic:h/eth0", kind="nic", host="h", name="eth0")
     g.add_edge("ovs:h/br", "nic:h/eth0", kind="trunk", vlans=frozenset(range(1, 50)), native=None)
-    line = _dot_edge_line(picture.to_dot(g), "ovs:h/br", "nic:h/eth0")
-    assert _attr(line, "color") == picture.PLAIN
+    line = _dot_edge_line(to_dot(g), "ovs:h/br", "nic:h/eth0")
+    assert _attr(line, "color") == drawing.PLAIN
     assert _attr(line, "label") == "trunk 1-49"
 
 
 @needs_dot
 def test_dot_parses_with_graphviz_and_shows_host_names(seed):
-    svg = subprocess.run(["dot", "-Tsvg"], input=picture.to_dot(seed).encode(), capture_output=True, check=True)
+    svg = subprocess.run(["dot", "-Tsvg"], input=to_dot(seed).encode(), capture_output=True, check=True)
     text = svg.stdout.decode()
     assert "<svg" in text
     for host in _hosts(seed):
@@ -236,7 +239,7 @@ def test_dot_parses_with_graphviz_and_shows_host_names(seed):
 
 @needs_dot
 def test_dot_places_hosts_left_to_right_by_name(three):
-    plain = subprocess.run(["dot", "-Tplain"], input=picture.to_dot(three).encode(), capture_output=True, check=True)
+    plain = subprocess.run(["dot", "-Tplain"], input=to_dot(three).encode(), capture_output=True, check=True)
     x: dict[str, float] = {}
     y: dict[str, float] = {}
     for line in plain.stdout.decode().splitlines():
@@ -258,7 +261,7 @@ def test_dot_escapes_awkward_names():
     g.add_node(a, kind="ovs_bridge", host='h"1', name='br\\N"')
     g.add_node(b, kind="endpoint", host='h"1', name="x\ny", addresses=("10.0.0.1/24",), vlan=7)
     g.add_edge(a, b, kind="access", tag=7)
-    dot = picture.to_dot(g)
+    dot = to_dot(g)
     proc = subprocess.run(["dot", "-Tsvg"], input=dot.encode(), capture_output=True)
     assert proc.returncode == 0, proc.stderr.decode()
     svg = proc.stdout.decode()
@@ -271,9 +274,9 @@ def test_dot_is_deterministic(three):
     g = nx.Graph(**three.graph)
     g.add_nodes_from(reversed(list(three.nodes(data=True))))
     g.add_edges_from(reversed(list(three.edges(data=True))))
-    assert picture.to_dot(g) == picture.to_dot(three)
-    assert picture.to_mermaid(g) == picture.to_mermaid(three)
-    assert picture.to_tree(g) == picture.to_tree(three)
+    assert to_dot(g) == to_dot(three)
+    assert to_mermaid(g) == to_mermaid(three)
+    assert to_tree(g) == to_tree(three)
 
 
 # --- Mermaid -------------------------------------------------------------------
@@ -282,7 +285,7 @@ _MM_LINK = re.compile(r"^\s+(\S+) (===|---|-\.-)(?:\|\"([^\"]*)\"\|)? (\S+)$")
 
 
 def test_mermaid_has_one_subgraph_per_host(seed):
-    mm = picture.to_mermaid(seed)
+    mm = to_mermaid(seed)
     assert mm.startswith("flowchart LR\n")
     titles = re.findall(r'^\s*subgraph \S+\["([^"]*)"\]', mm, re.M)
     for host in _hosts(seed):
@@ -291,7 +294,7 @@ def test_mermaid_has_one_subgraph_per_host(seed):
 
 
 def test_mermaid_ids_are_safe(three):
-    mm = picture.to_mermaid(three)
+    mm = to_mermaid(three)
     ids = re.findall(r"^\s+(\w\S*?)(?:\[|\(|\{)", mm, re.M)
     ids += [m.group(1) for m in map(_MM_LINK.match, mm.splitlines()) if m]
     assert ids
@@ -302,7 +305,7 @@ def test_mermaid_ids_are_safe(three):
 
 
 def test_mermaid_draws_every_edge_with_labels_and_styles(seed):
-    mm = picture.to_mermaid(seed)
+    mm = to_mermaid(seed)
     links = [m for m in map(_MM_LINK.match, mm.splitlines()) if m]
     assert len(links) == len(_drawn(seed))
     labels = [m.group(3) for m in links]
@@ -311,7 +314,7 @@ def test_mermaid_draws_every_edge_with_labels_and_styles(seed):
     assert labels.count("tag 100 (web)") == 3  # two hosts and the router's leg
     styled = sorted(int(i) for line in re.findall(r"^\s+linkStyle (\S+) ", mm, re.M) for i in line.split(","))
     assert styled == list(range(len(links)))
-    colours = picture.vlan_colours(seed)
+    colours = drawing.vlan_colours(seed)
     for vid in (10, 100, 200):
         assert f"stroke:{colours[vid]}" in mm
 
@@ -319,7 +322,7 @@ def test_mermaid_draws_every_edge_with_labels_and_styles(seed):
 def test_mermaid_escapes_label_characters():
     g = nx.Graph(name="t", vlans={})
     g.add_node("endpoint:a", kind="endpoint", host="h", name='say "hi" <b>#1</b>')
-    mm = picture.to_mermaid(g)
+    mm = to_mermaid(g)
     assert "say #quot;hi#quot; #lt;b#gt;#35;1#lt;/b#gt;" in mm
 
 
@@ -327,7 +330,7 @@ def test_mermaid_escapes_label_characters():
 
 
 def test_tree_lists_every_port_with_its_tag(three):
-    tree = picture.to_tree(three)
+    tree = to_tree(three)
     lines = tree.splitlines()
     for u, v, d in three.edges(data=True):
         if d["kind"] == "access" and three.nodes[u]["kind"] in ("ovs_bridge", "switch"):
@@ -336,14 +339,14 @@ def test_tree_lists_every_port_with_its_tag(three):
             port = three.nodes[u]
         else:
             continue
-        tag = picture.tag_text(three, d["tag"])
+        tag = drawing.tag_text(three, d["tag"])
         assert any(f"access {tag} → {port['name']} (" in line for line in lines), (port, tag)
     assert "trunk 10,100 (native 10) → eth1 (NIC)" in tree
     assert "trunk 10,200,300 (native 10) → eth1 (NIC)" in tree
 
 
 def test_tree_shape_of_the_seed(seed):
-    tree = picture.to_tree(seed)
+    tree = to_tree(seed)
     assert tree.startswith("seed\nVLANs: 10 mgmt, 100 web, 200 db\n")
     block = tree.split("\n\n")[1]
     web, db = (_port(seed, "ovs:node1/br-ovs", tag) for tag in (100, 200))
@@ -368,7 +371,7 @@ def test_tree_shape_of_the_seed(seed):
 
 
 def test_tree_shows_every_node_once_in_its_host(three):
-    tree = picture.to_tree(three)
+    tree = to_tree(three)
     blocks = {b.splitlines()[0]: b for b in tree.split("\n\n")[1:]}
     assert set(blocks) == {"alpha", "bravo", "charlie", "lab switch", "router"}
     title = {"switch": "lab switch", "router": "router"}
@@ -389,20 +392,20 @@ def test_pictures_of_odd_graphs():
     # drawn outside any cluster, listed under its own heading.
     g = nx.Graph(name="odd", vlans={5: "five"})
     g.add_node("endpoint:lost", kind="endpoint", host="ghost", name="lost", addresses=("10.0.0.9/24",), vlan=5)
-    dot = picture.to_dot(g)
+    dot = to_dot(g)
     assert '"endpoint:lost" [' in dot and "cluster_" not in dot
-    assert "ghost\n└── lost (endpoint, 10.0.0.9/24)" in picture.to_tree(g)
-    assert "n_endpoint_lost" in picture.to_mermaid(g)
+    assert "ghost\n└── lost (endpoint, 10.0.0.9/24)" in to_tree(g)
+    assert "n_endpoint_lost" in to_mermaid(g)
     empty = nx.Graph()
-    assert picture.to_tree(empty) == "topology\n"
-    assert picture.to_mermaid(empty) == "flowchart LR\n"
-    assert picture.to_dot(empty).startswith('graph "topology" {')
+    assert to_tree(empty) == "topology\n"
+    assert to_mermaid(empty) == "flowchart LR\n"
+    assert to_dot(empty).startswith('graph "topology" {')
 
 
 @needs_dot
 def test_odd_graphs_still_parse():
     empty = nx.Graph()
-    subprocess.run(["dot", "-Tsvg"], input=picture.to_dot(empty).encode(), capture_output=True, check=True)
+    subprocess.run(["dot", "-Tsvg"], input=to_dot(empty).encode(), capture_output=True, check=True)
 
 
 # --- files ---------------------------------------------------------------------
@@ -411,21 +414,21 @@ def test_odd_graphs_still_parse():
 def test_render_file_writes_dot_without_graphviz(seed, tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     out = tmp_path / "net.dot"
-    picture.render_file(seed, out)
-    assert out.read_text() == picture.to_dot(seed)
+    render_file(seed, out)
+    assert out.read_text() == to_dot(seed)
 
 
 @needs_dot
 def test_render_file_writes_svg(seed, tmp_path):
     out = tmp_path / "net.svg"
-    picture.render_file(seed, out)
+    render_file(seed, out)
     text = out.read_text()
     assert "<svg" in text and "node1" in text and "node2" in text
 
 
 def test_render_file_refuses_an_unknown_suffix(seed, tmp_path):
     with pytest.raises(UsageError) as exc:
-        picture.render_file(seed, tmp_path / "net.xyz")
+        render_file(seed, tmp_path / "net.xyz")
     for suffix in (".dot", ".svg", ".png", ".pdf"):
         assert suffix in str(exc.value)
     assert not (tmp_path / "net.xyz").exists()
@@ -434,7 +437,7 @@ def test_render_file_refuses_an_unknown_suffix(seed, tmp_path):
 def test_render_file_without_graphviz_says_how_to_get_it(seed, tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(UsageError, match="apt-get install graphviz"):
-        picture.render_file(seed, tmp_path / "net.png")
+        render_file(seed, tmp_path / "net.png")
     assert not (tmp_path / "net.png").exists()
 
 
@@ -444,5 +447,5 @@ def test_render_file_reports_a_failing_dot(seed, tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setattr(shutil, "which", lambda name: str(fake))
     with pytest.raises(BackendError, match="syntax error in line 3"):
-        picture.render_file(seed, tmp_path / "net.svg")
+        render_file(seed, tmp_path / "net.svg")
     assert not (tmp_path / "net.svg").exists()

@@ -10,13 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import probes, verify
 from ovsnet.backends.docker import Container, container_from_inspect
 from ovsnet.errors import ConfigError, UsageError
-from ovsnet.graph import Expect
-from ovsnet.lab import probe as lab_probe
+from ovsnet.render.verify import render_matrix, to_json
 from ovsnet.topology import check
+from ovsnet.topology.graph import Expect
 from ovsnet.topology.load import parse
+from ovsnet.verify import containers
+from ovsnet.verify.matrix import probe_plan
+from ovsnet.verify.pings import flush_neighbour, ping_argv
+from ovsnet.verify.probing import probe_records
+from ovsnet.verify.report import build_report
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_TEXT = (ROOT / "topologies" / "seed.toml").read_text()
@@ -85,51 +89,51 @@ def test_probe_image_without_a_docker_network_warns():
 
 def test_a_probe_per_docker_network_in_the_hosts_slice():
     topo = seed().topology
-    specs = probes.specs(topo)
+    specs = containers.specs(topo)
     assert [(s.name, s.vlan, s.bridge, s.ip_range) for s in specs] == [
         ("web@node1", "web", "br-web", "10.100.0.64/26"),
         ("db@node1", "db", "br-db", "10.200.0.64/26"),
         ("web@node2", "web", "br-web", "10.100.0.192/26"),
         ("db@node2", "db", "br-db", "10.200.0.128/26"),
     ]
-    assert [s.name for s in probes.specs(topo, ["node2"])] == ["web@node2", "db@node2"]
+    assert [s.name for s in containers.specs(topo, ["node2"])] == ["web@node2", "db@node2"]
 
 
 def test_choose_default_explicit_and_off():
-    specs = probes.specs(seed().topology)
+    specs = containers.specs(seed().topology)
     why = "no dockerd"
-    assert probes.choose(False, "img", specs, {"node1", "node2"}, why) == ([], [])
-    assert probes.choose(None, "img", specs, {"node1", "node2"}, why) == (specs, [])
+    assert containers.choose(False, "img", specs, {"node1", "node2"}, why) == ([], [])
+    assert containers.choose(None, "img", specs, {"node1", "node2"}, why) == (specs, [])
     # Default: what can run runs, the rest is a note.
-    chosen, notes = probes.choose(None, "img", specs, {"node2"}, why)
+    chosen, notes = containers.choose(None, "img", specs, {"node2"}, why)
     assert [s.host for s in chosen] == ["node2", "node2"] and notes == ["no probe containers on node1: no dockerd"]
-    assert probes.choose(None, None, specs, {"node1"}, why) == ([], [])  # the topology asks for none
-    assert probes.choose(None, "img", [], {"node1"}, why) == ([], [])
+    assert containers.choose(None, None, specs, {"node1"}, why) == ([], [])  # the topology asks for none
+    assert containers.choose(None, "img", [], {"node1"}, why) == ([], [])
     # Asked for: everything, or an error saying what is missing.
     with pytest.raises(UsageError, match="no Docker engine for node1: no dockerd"):
-        probes.choose(True, "img", specs, {"node2"}, why)
+        containers.choose(True, "img", specs, {"node2"}, why)
     with pytest.raises(UsageError, match=r"probe_image"):
-        probes.choose(True, None, specs, {"node1", "node2"}, why)
+        containers.choose(True, None, specs, {"node1", "node2"}, why)
     with pytest.raises(UsageError, match="no Docker network"):
-        probes.choose(True, "img", [], {"node1"}, why)
+        containers.choose(True, "img", [], {"node1"}, why)
 
 
 # --- probes as stations ----------------------------------------------------------------------
 
 
-def fake(spec: probes.ProbeSpec, address: str, pid: int = 4242) -> probes.Probe:
-    return probes.Probe(spec, "c" * 64, f"ovsnet-probe-{spec.name}", address, "02:42:0a:64:00:40", pid, "local/busybox:1")
+def fake(spec: containers.ProbeSpec, address: str, pid: int = 4242) -> containers.Probe:
+    return containers.Probe(spec, "c" * 64, f"ovsnet-probe-{spec.name}", address, "02:42:0a:64:00:40", pid, "local/busybox:1")
 
 
-def seed_probes() -> list[probes.Probe]:
+def seed_probes() -> list[containers.Probe]:
     addr = {"web@node1": "10.100.0.64/24", "db@node1": "10.200.0.65/24", "web@node2": "10.100.0.192/24", "db@node2": "10.200.0.129/24"}
-    return [fake(s, addr[s.name]) for s in probes.specs(seed().topology)]
+    return [fake(s, addr[s.name]) for s in containers.specs(seed().topology)]
 
 
 def test_probes_are_stations_expected_of_as_endpoints():
     checked = seed()
     found = seed_probes()
-    p = lab_probe.plan(checked, all_pairs=True, probes=found)
+    p = probe_plan(checked, all_pairs=True, probes=found)
     by_name = {s.name: s for s in p.stations}
     assert [s.name for s in p.stations] == ["web1", "web2", "db1", "db2", "web@node1", "db@node1", "web@node2", "db@node2", "node1", "node2"]
     web = by_name["web@node1"]
@@ -144,7 +148,7 @@ def test_probes_are_stations_expected_of_as_endpoints():
     for other in ("web1", "web@node1", "web@node2", "node1", "node2"):
         assert e[("db@node1", other)] is Expect.BLOCKED and e[(other, "db@node1")] is Expect.BLOCKED
     # Every pair of the plain topology keeps its expectation.
-    plain = lab_probe.plan(checked, all_pairs=True)
+    plain = probe_plan(checked, all_pairs=True)
     assert all(e[pair] is exp for pair, exp in plain.expected.items())
     assert len(e) == 90 and len(plain.expected) == 30
     # The topology itself is untouched.
@@ -152,13 +156,13 @@ def test_probes_are_stations_expected_of_as_endpoints():
 
 
 def test_a_probe_namespace_is_a_path_pinged_through_nsenter():
-    p = fake(probes.specs(seed().topology)[0], "10.100.0.64/24", pid=77)
+    p = fake(containers.specs(seed().topology)[0], "10.100.0.64/24", pid=77)
     assert p.netns == "/proc/77/ns/net"
-    argv = lab_probe.ping_argv(p.netns, "10.100.0.12")
+    argv = ping_argv(p.netns, "10.100.0.12")
     assert argv[:3] == ["nsenter", "--net=/proc/77/ns/net", "--"] and argv[3] == "ping" and argv[-1] == "10.100.0.12"
-    assert lab_probe.ping_argv("ab-e1", "10.0.0.1")[:4] == ["ip", "netns", "exec", "ab-e1"]
-    assert lab_probe.ping_argv(None, "10.0.0.1")[0] == "ping"
-    assert lab_probe.flush_neighbour(p.netns) == 0  # nothing run: its entries go with the container
+    assert ping_argv("ab-e1", "10.0.0.1")[:4] == ["ip", "netns", "exec", "ab-e1"]
+    assert ping_argv(None, "10.0.0.1")[0] == "ping"
+    assert flush_neighbour(p.netns) == 0  # nothing run: its entries go with the container
 
 
 def test_a_probe_outside_its_slice_fails_the_report():
@@ -166,16 +170,16 @@ def test_a_probe_outside_its_slice_fails_the_report():
     found = seed_probes()
     found[0] = fake(found[0].spec, "10.100.0.200/24")  # node2's slice
     assert not found[0].in_slice and all(p.in_slice for p in found[1:])
-    p = lab_probe.plan(checked, all_pairs=True, probes=found)
+    p = probe_plan(checked, all_pairs=True, probes=found)
     observed = {pair: exp is not Expect.BLOCKED for pair, exp in p.expected.items()}
-    rep = verify.build_report("seed", p.stations, p.expected, observed, probes=lab_probe.probe_records(checked.topology, found))
+    rep = build_report("seed", p.stations, p.expected, observed, probes=probe_records(checked.topology, found))
     assert not rep.mismatches and not rep.ok
     (problem,) = rep.problems
     assert "web@node1" in problem and "10.100.0.64/26" in problem
-    text = verify.render_matrix(rep)
+    text = render_matrix(rep)
     assert "PROBLEM probe web@node1" in text and "NETWORK@HOST" in text
     assert text.splitlines()[-1].startswith("FAILED: 90 pairs probed, 0 mismatches, 0 capture findings, 1 probe problem")
-    body = verify.to_json(rep)
+    body = to_json(rep)
     assert body["ok"] is False and body["problems"] == [problem]
     assert [(x["name"], x["in_slice"], x["slice"]) for x in body["probes"]][:2] == [("web@node1", False, "10.100.0.64/26"), ("db@node1", True, "10.200.0.64/26")]
     kinds = {s["name"]: (s["kind"], s["network"]) for s in body["stations"]}
@@ -187,7 +191,7 @@ def test_a_probe_outside_its_slice_fails_the_report():
 
 def container(running: bool = True, owner: str = "", created: str = "2026-11-28T08:00:00.123456789Z") -> Container:
     return Container("id", "ovsnet-probe-x", "local/busybox:1", running, 99 if running else 0, created,
-                     {probes.PROBE_LABEL: "seed", probes.OWNER_LABEL: owner})
+                     {containers.PROBE_LABEL: "seed", containers.OWNER_LABEL: owner})
 
 
 def test_stale_probes():
@@ -198,34 +202,34 @@ def test_stale_probes():
         return (pid, start) in alive
 
     mine = "boot-a:100:555:run1"
-    assert probes.is_stale(container(running=False, owner=mine), "boot-a", now, is_alive)  # exited: always
-    assert not probes.is_stale(container(owner=mine), "boot-a", now, is_alive)  # its verify runs: leave it
-    assert probes.is_stale(container(owner="boot-a:100:556:run1"), "boot-a", now, is_alive)  # pid reused since
-    assert probes.is_stale(container(owner="boot-a:101:555:run1"), "boot-a", now, is_alive)  # verify gone
+    assert containers.is_stale(container(running=False, owner=mine), "boot-a", now, is_alive)  # exited: always
+    assert not containers.is_stale(container(owner=mine), "boot-a", now, is_alive)  # its verify runs: leave it
+    assert containers.is_stale(container(owner="boot-a:100:556:run1"), "boot-a", now, is_alive)  # pid reused since
+    assert containers.is_stale(container(owner="boot-a:101:555:run1"), "boot-a", now, is_alive)  # verify gone
     # Another boot or machine: only age tells.
-    assert not probes.is_stale(container(owner="boot-b:100:555:r"), "boot-a", now, is_alive)
-    later = now + timedelta(seconds=probes.LIFETIME + 60)
-    assert probes.is_stale(container(owner="boot-b:100:555:r"), "boot-a", later, is_alive)
-    assert probes.is_stale(container(owner="", created="garbage"), "boot-a", now, is_alive)
+    assert not containers.is_stale(container(owner="boot-b:100:555:r"), "boot-a", now, is_alive)
+    later = now + timedelta(seconds=containers.LIFETIME + 60)
+    assert containers.is_stale(container(owner="boot-b:100:555:r"), "boot-a", later, is_alive)
+    assert containers.is_stale(container(owner="", created="garbage"), "boot-a", now, is_alive)
 
 
 def test_owner_token_names_this_process():
-    boot, pid, start, run = probes.owner_token("r1").split(":")
+    boot, pid, start, run = containers.owner_token("r1").split(":")
     assert int(pid) == os.getpid() and run == "r1" and boot
-    assert probes._process_alive(os.getpid(), start)
-    c = container(owner=probes.owner_token())
-    assert not probes.is_stale(c, probes._boot_id(), datetime.now(timezone.utc))
+    assert containers._process_alive(os.getpid(), start)
+    c = container(owner=containers.owner_token())
+    assert not containers.is_stale(c, containers._boot_id(), datetime.now(timezone.utc))
 
 
 def test_container_inspect_answer():
     info = {
         "Id": "abc", "Name": "/ovsnet-probe-seed-node1-web-1", "Created": "2026-11-28T08:00:00.5Z",
         "State": {"Running": True, "Pid": 4321},
-        "Config": {"Image": "local/busybox:1", "Labels": {probes.PROBE_LABEL: "seed"}},
+        "Config": {"Image": "local/busybox:1", "Labels": {containers.PROBE_LABEL: "seed"}},
         "NetworkSettings": {"Networks": {"web": {"IPAddress": "10.100.0.64", "IPPrefixLen": 24, "MacAddress": "02:42:0a:64:00:40"}}},
     }
     c = container_from_inspect(info)
-    assert (c.name, c.pid, c.running, c.labels[probes.PROBE_LABEL]) == ("ovsnet-probe-seed-node1-web-1", 4321, True, "seed")
+    assert (c.name, c.pid, c.running, c.labels[containers.PROBE_LABEL]) == ("ovsnet-probe-seed-node1-web-1", 4321, True, "seed")
     assert c.networks["web"].interface == "10.100.0.64/24" and c.networks["web"].mac == "02:42:0a:64:00:40"
     stopped = container_from_inspect({"Id": "x", "State": {"Running": False, "Pid": 0}})
     assert (stopped.running, stopped.pid, stopped.networks) == (False, 0, {})

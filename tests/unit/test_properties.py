@@ -9,9 +9,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ovsnet import graph
 from ovsnet.errors import ConfigError
-from ovsnet.topology import check
+from ovsnet.topology import check, graph
 from ovsnet.topology.load import parse
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import graph
 from ovsnet.errors import ConfigError
-from ovsnet.topology import check
+from ovsnet.topology import check, graph
 from ovsnet.topology.load import parse
 from ovsnet.topology.validate import errors, ifname_problem, validate
 

@@ -16,8 +16,7 @@ import socket
 import time
 from typing import Any, Callable, Iterable, Sequence
 
-from ovsnet.backends.netlink import send
-from ovsnet.backends.netlink import codec
+from ovsnet.backends.netlink import codec, send
 from ovsnet.backends.netlink.ops import PROTO_NAMES, NlDeleteLink, NlOp
 from ovsnet.current import Address, Link, LinuxState, Route
 from ovsnet.errors import BackendError, VerificationError

@@ -12,7 +12,6 @@ and python-ovs is slow to import and absent on machines that only validate.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence

@@ -35,10 +35,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Mapping, Sequence
 
-from ovsnet.kinds import Settings
-from ovsnet.kinds.docker_network import DockerNetworks
 from ovsnet import procs
 from ovsnet.errors import BackendError, UsageError
+from ovsnet.kinds import Settings
+from ovsnet.kinds.docker_network import DockerNetworks
 from ovsnet.topology.model import Attach, Endpoint, Topology
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ COMMAND = ("sleep", str(LIFETIME))
 MAX_PARALLEL = 8
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
-Report = Callable[[str], None]
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ class ProbeSet:
         image: str,
         wanted: Sequence[ProbeSpec],
         engines: Mapping[str, str | None],
-        report: Report = lambda _m: None,
+        report: Progress = lambda _m: None,
     ):
         self.topology = topology
         self.image = image

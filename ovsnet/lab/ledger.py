@@ -1,0 +1,114 @@
+"""The lab's state file: written before each thing is made, read by every later command.
+
+`teardown.destroy` removes a half-built lab, or one whose builder crashed, from this
+file alone; `load_lab` gives a later process the Lab that build() returned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from ovsnet.errors import UsageError
+from ovsnet.lab.names import OVS_PROGRAMS, Lab, LabNames, OvsRun, default_lab_dir
+from ovsnet.topology.model import Topology
+
+STATE_FILE = "lab.json"
+STATE_FORMAT = 1
+
+
+class Ledger:
+    """The lab's state file, rewritten (atomically) before each thing is made."""
+
+    def __init__(self, path: Path, data: dict[str, Any]):
+        self.path = path
+        self.data = data
+
+    @classmethod
+    def begin(cls, lab_dir: Path, names: LabNames, topo: Topology) -> Ledger:
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        ledger = cls(
+            lab_dir / STATE_FILE,
+            {
+                "format": STATE_FORMAT,
+                "prefix": names.prefix,
+                "topology": topo.name,
+                "source": topo.source,
+                "lab_dir": str(lab_dir),
+                "complete": False,
+                "names": {
+                    "hosts": list(names.hosts),
+                    "endpoints": list(names.endpoints),
+                    "switch": names.switch,
+                    "router": names.router,
+                },
+                "namespaces": [],
+                "ovs": {},
+                "etc_netns": [],
+                "switch_ports": {},
+            },
+        )
+        ledger.save()
+        return ledger
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.path)
+
+    def namespace(self, name: str) -> None:
+        self.data["namespaces"].append(name)
+        self.save()
+
+    def ovs(self, run: OvsRun) -> None:
+        self.data["ovs"][run.namespace] = {"rundir": run.rundir, "pids": {}}
+        self.save()
+
+    def ovs_pids(self, run: OvsRun, pids: Mapping[str, int]) -> None:
+        self.data["ovs"][run.namespace]["pids"] = dict(pids)
+        self.save()
+
+    def etc_netns(self, name: str) -> None:
+        self.data["etc_netns"].append(name)
+        self.save()
+
+    def complete(self, switch_ports: Mapping[str, str]) -> None:
+        self.data["switch_ports"] = dict(switch_ports)
+        self.data["complete"] = True
+        self.save()
+
+
+def read_state(lab_dir: Path) -> dict[str, Any]:
+    """The state file, or {} when it is missing or unreadable (down must still work)."""
+    try:
+        data = json.loads((lab_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def load_lab(topo: Topology, prefix: str | None = None, lab_dir: str | os.PathLike[str] | None = None) -> Lab:
+    """The Lab of an earlier build(), from its state file (for commands run in a later process)."""
+    names = LabNames.for_topology(topo, prefix)
+    where = Path(lab_dir or default_lab_dir(names.prefix)).resolve()
+    data = read_state(where)
+    if not data:
+        raise UsageError(f"no lab {names.prefix} at {where}: build it first")
+    if data.get("prefix") != names.prefix or data.get("topology") != topo.name:
+        raise UsageError(f"the lab at {where} is {data.get('prefix')} of topology {data.get('topology')!r}, not this one")
+    if not data.get("complete"):
+        raise UsageError(f"lab {names.prefix} was not completely built; destroy it and build again")
+    ovs = {ns: OvsRun(ns, info["rundir"]) for ns, info in data["ovs"].items()}
+    return Lab(topo, names, where, ovs, dict(data.get("switch_ports", {})))
+
+
+def pidfile_pids(rundir: Path) -> dict[str, int]:
+    pids = {}
+    for program in OVS_PROGRAMS:
+        try:
+            pids[program] = int((rundir / f"{program}.pid").read_text().strip())
+        except (OSError, ValueError):
+            continue
+    return pids
