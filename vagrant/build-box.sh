@@ -68,13 +68,13 @@ for tool in debootstrap mke2fs python3; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install debootstrap e2fsprogs python3-venv)"
 done
 
-# ovsnet's runtime dependencies, from pyproject.toml, with the Docker extra
-# (the VMs run Docker where the topology gives a host Docker networks).
+# ovsnet's runtime dependencies, from pyproject.toml (the Docker client among
+# them: the VMs run Docker where the topology gives a host Docker networks).
 PY_DEPS="$(python3 - "$REPO/pyproject.toml" <<'EOF'
 import sys, tomllib
 with open(sys.argv[1], "rb") as f:
     project = tomllib.load(f)["project"]
-print("\n".join(project["dependencies"] + project["optional-dependencies"]["docker"]))
+print("\n".join(project["dependencies"]))
 EOF
 )"
 # Build helpers the guest needs to `pip install` ovsnet from a tree without internet.

@@ -20,6 +20,11 @@ def _rank(phase: Phase) -> int:
     return PHASES.index(phase)
 
 
+def _before(phase: Phase) -> Callable[[Any], bool]:
+    """Checks due before the changes of `phase`: those that follow an earlier phase."""
+    return lambda check: _rank(check.after) < _rank(phase)
+
+
 class Executor:
     def __init__(self, live: Live, report: Report, after_change: AfterChange | None = None):
         self.live = live
@@ -35,7 +40,7 @@ class Executor:
         while i < len(changes):
             phase, backend = changes[i].phase, changes[i].backend
             # A check runs once the phase it follows is over.
-            pending = self._checks(pending, lambda c: _rank(c.after) < _rank(phase))
+            pending = self._checks(pending, _before(phase))
             j = i
             while j < len(changes) and changes[j].phase is phase and changes[j].backend == backend:
                 j += 1

@@ -28,6 +28,7 @@ from ovsnet.lab import netns
 from ovsnet.lab.kernel import Kernel, write_sysctl
 from ovsnet.lab.ledger import STATE_FILE, Ledger, pidfile_pids
 from ovsnet.lab.names import (
+    LAB_OVS_TIMEOUT,
     SUN_PATH_MAX,
     Lab,
     LabNames,
@@ -196,7 +197,7 @@ def _make_switch(topo: Topology, names: LabNames, ovs: Mapping[str, OvsRun], swi
     for vlan in _routed(topo):
         ops.append(OvsAddPort(SWITCH_BRIDGE, names.router_port(vlan.id), tag=vlan.id,
                               external_ids={"ovsnet-lab": f"router:{vlan.name}"}))
-    with Ovsdb(ovs[names.switch_ns].remote) as db:
+    with Ovsdb(ovs[names.switch_ns].remote, timeout=LAB_OVS_TIMEOUT) as db:
         db.transact(ops)
 
 

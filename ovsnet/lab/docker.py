@@ -128,7 +128,7 @@ def start(lab: Lab, hosts: Sequence[str] | None = None, image: bool = True, repo
     for host in chosen:
         run = DockerRun(host, lab.names.host_ns(host), str(Path(lab.lab_dir) / DOCKER_DIR / lab.names.host_ns(host)))
         started[host] = (run, _spawn(run))
-    for host, (run, proc) in started.items():
+    for run, proc in started.values():
         _wait_ready(run, proc, t0 + START_TIMEOUT)
         if image:
             make_image(run.docker_host)
@@ -376,7 +376,7 @@ def _reap(pid: int) -> None:
 
 
 def _mounts() -> list[str]:
-    out = []
+    out: list[str] = []
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:
@@ -405,7 +405,7 @@ def _unmount_under(root: Path) -> None:
 
 def _cgroup_roots() -> list[Path]:
     """Mount points of every cgroup hierarchy (v1 controllers and v2)."""
-    out = []
+    out: list[Path] = []
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:

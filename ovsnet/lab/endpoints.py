@@ -10,7 +10,7 @@ from ovsnet.backends.ovsdb import Ovsdb
 from ovsnet.errors import UsageError
 from ovsnet.kinds.ovs_port import OvsAddPort
 from ovsnet.lab.kernel import Kernel
-from ovsnet.lab.names import Lab
+from ovsnet.lab.names import LAB_OVS_TIMEOUT, Lab
 from ovsnet.topology.model import Attach, Endpoint, Host, Layout, Topology
 
 
@@ -41,7 +41,7 @@ def attach_endpoints(lab: Lab) -> None:
                 )
             kernel.apply(host_ns, [NlSetLink(link, up=True, master=bridge)])
     for host_name, ops in ovs_ports.items():
-        with Ovsdb(lab.ovs_of(host_name).remote) as db:
+        with Ovsdb(lab.ovs_of(host_name).remote, timeout=LAB_OVS_TIMEOUT) as db:
             db.transact(ops)
 
 

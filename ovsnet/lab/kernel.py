@@ -3,17 +3,15 @@ namespaces, and sysctls written from inside a namespace."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 from typing import Sequence
 
 from ovsnet.backends.netlink import Netlink
 from ovsnet.backends.netlink.ops import NlMoveLink, NlOp
+from ovsnet.backends.netns import inside
 from ovsnet.errors import BackendError
 from ovsnet.kinds.veth import NlCreateVeth
 from ovsnet.lab import netns
-
-CLONE_NEWNET = 0x40000000
 
 
 class Kernel:
@@ -59,35 +57,16 @@ class Kernel:
 def write_sysctl(ns: str, key: str, value: str) -> None:
     """Write /proc/sys/<key> as seen from inside `ns`.
 
-    /proc/sys/net answers for the namespace of whoever opens it, so a forked
-    child enters the namespace and writes; this process never changes namespace.
+    /proc/sys/net answers for the namespace of the task that opens it, so a
+    thread that entered the namespace opens and writes it; this process never
+    changes namespace.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    nsfd = os.open(os.path.join(netns.NETNS_DIR, ns), os.O_RDONLY)
-    rd, wr = os.pipe()
+
+    def write() -> None:
+        with open(f"/proc/sys/{key}", "w") as f:
+            f.write(value)
+
     try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            code = 1
-            try:
-                os.close(rd)
-                if libc.setns(nsfd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-                with open(f"/proc/sys/{key}", "w") as f:
-                    f.write(value)
-                code = 0
-            except BaseException as exc:
-                os.write(wr, str(exc).encode()[:500])
-            finally:
-                os._exit(code)
-        os.close(wr)
-        wr = -1
-        reason = b"".join(iter(lambda: os.read(rd, 512), b"")).decode(errors="replace")
-        _, status = os.waitpid(pid, 0)
-    finally:
-        os.close(nsfd)
-        os.close(rd)
-        if wr >= 0:
-            os.close(wr)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise BackendError(f"lab: cannot set {key.replace('/', '.')}={value} in {ns}: {reason or 'child failed'}")
+        inside(ns, write)
+    except OSError as exc:
+        raise BackendError(f"lab: cannot set {key.replace('/', '.')}={value} in {ns}: {exc.strerror or exc}") from None

@@ -25,6 +25,10 @@ IFNAMSIZ = 16  # the kernel's limit, NUL included: names are at most 15 bytes
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,7}$")
 SUN_PATH_MAX = 107  # bytes of a unix socket path, NUL excluded
 DOCKER_DIR = "docker"  # <lab>/docker/<namespace>/: a lab host's dockerd (see lab/docker.py)
+# Every simulated host's ovs-vswitchd shares this machine's cores with all the
+# others (and with the userspace datapath's threads): on a loaded machine a
+# fresh one has been seen to take over 10 s to apply its first transaction.
+LAB_OVS_TIMEOUT = 60.0
 
 
 def default_prefix(topo: Topology) -> str:
@@ -217,6 +221,7 @@ def targets(lab: Lab) -> dict[str, Target]:
             state_dir=str(lab.state_dir),
             resolv_conf=str(resolv_conf_path(ns)),
             datapath=datapath,
+            ovs_timeout=LAB_OVS_TIMEOUT,
             # The host's own lab dockerd, when one runs; never the machine's
             # Docker, whose networks would put bridges in the machine's namespace.
             docker_host=f"unix://{Path(lab.lab_dir) / DOCKER_DIR / ns / 'docker.sock'}",

@@ -18,6 +18,7 @@ from ovsnet.render.drawing import (
     LEVEL,
     PLAIN,
     UNTAGGED,
+    Colours,
     drawn_edges,
     drawn_nodes,
     edge_text,
@@ -71,7 +72,7 @@ def _dot_attrs(attrs: dict[str, str]) -> str:
     return "[" + ", ".join(f"{k}={v if k == 'label' else _dq(v)}" for k, v in attrs.items()) + "]"
 
 
-def _dot_node(g: nx.Graph, n: str, colours: dict[int, str]) -> str:
+def _dot_node(g: nx.Graph, n: str, colours: Colours) -> str:
     d = g.nodes[n]
     kind = d.get("kind", "")
     attrs = dict(_DOT_NODE.get(kind, {"shape": "box"}))
@@ -84,7 +85,7 @@ def _dot_node(g: nx.Graph, n: str, colours: dict[int, str]) -> str:
     return f"{_dq(n)} {_dot_attrs(attrs)};"
 
 
-def _dot_edge(g: nx.Graph, u: str, v: str, d: dict, colours: dict[int, str]) -> str:
+def _dot_edge(g: nx.Graph, u: str, v: str, d: dict, colours: Colours) -> str:
     kind = d.get("kind", "")
     attrs: dict[str, str] = {"tooltip": f"{u} -- {v} ({kind})"}
     label = _dot_label([edge_text(g, d)])
@@ -108,7 +109,7 @@ def _dot_edge(g: nx.Graph, u: str, v: str, d: dict, colours: dict[int, str]) -> 
     return f"{_dq(u)} -- {_dq(v)} {_dot_attrs(attrs)};"
 
 
-def _trunk_colour(vlans: list[int], colours: dict[int, str]) -> str:
+def _trunk_colour(vlans: list[int], colours: Colours) -> str:
     """Parallel bands, one per VLAN, split by thin white gaps so hues do not blur
     together; a plain dark line once the bands would be too many to count."""
     if not 0 < len(vlans) <= MAX_TRUNK_LINES:
@@ -117,13 +118,13 @@ def _trunk_colour(vlans: list[int], colours: dict[int, str]) -> str:
     return ":white:".join(bands) if len(bands) > 1 else f"{bands[0]}:white:{bands[0]}"
 
 
-def _dot_legend(g: nx.Graph, colours: dict[int, str]) -> str:
+def _dot_legend(g: nx.Graph, colours: Colours) -> str:
     """Title and a VLAN colour key, as an HTML-like label so it needs no fake nodes."""
     names = g.graph.get("vlans", {})
     cells = "".join(
         f'<td bgcolor="{colours[vid]}"><font color="white">'
         f'<b>{vid}</b> {html.escape(str(names.get(vid, "")))}</font></td>'
-        for vid in sorted(colours)
+        for vid in sorted(v for v in colours if v is not None)
     )
     title = html.escape(str(g.graph.get("name") or "topology"))
     keys = f"<tr>{cells}</tr>" if cells else ""

@@ -88,7 +88,11 @@ _KIND_TEXT: dict[str, str] = {
 }
 
 
-def vlan_colours(g: nx.Graph) -> dict[int, str]:
+# VLAN id -> colour; None (untagged, or several VLANs) is never a key, but may be asked for.
+Colours = dict[int | None, str]
+
+
+def vlan_colours(g: nx.Graph) -> Colours:
     """One colour per VLAN: the palette in order of VLAN id.
 
     Ranking by id (rather than `id % len(PALETTE)`) keeps the VLANs of one

@@ -10,6 +10,7 @@ import networkx as nx
 from ovsnet.render.drawing import (
     PLAIN,
     UNTAGGED,
+    Colours,
     drawn_edges,
     drawn_nodes,
     edge_text,
@@ -111,7 +112,7 @@ def to_mermaid(g: nx.Graph) -> str:
     return "\n".join(out) + "\n"
 
 
-def _mermaid_link_style(g: nx.Graph, u: str, v: str, d: dict, colours: dict[int, str]) -> str:
+def _mermaid_link_style(g: nx.Graph, u: str, v: str, d: dict, colours: Colours) -> str:
     kind = d.get("kind")
     if kind == "trunk":
         vlans = sorted(d.get("vlans") or ())
@@ -127,7 +128,7 @@ def _mermaid_link_style(g: nx.Graph, u: str, v: str, d: dict, colours: dict[int,
     return f"stroke:{colour},stroke-width:2px{dash}"
 
 
-def _mermaid_classes(g: nx.Graph, nodes: list[str], ids: dict[str, str], colours: dict[int, str]) -> list[str]:
+def _mermaid_classes(g: nx.Graph, nodes: list[str], ids: dict[str, str], colours: Colours) -> list[str]:
     by_class: dict[str, list[str]] = {}
     defs: dict[str, str] = {}
     for n in nodes:

@@ -23,12 +23,12 @@ def plan_text(p: Plan, offline: bool = False) -> str:
     lines = [head]
     if p.empty and not p.blockers:
         lines.append("  nothing to change: the host matches the topology")
-    phase = None
+    phase: str | None = None
     n = 0
     for c in p.changes:
         if c.phase.value != phase:
             phase = c.phase.value
-            lines.append(f"\n{_PHASE_TITLES.get(phase, phase)}:")
+            lines.append(f"\n{_PHASE_TITLES.get(c.phase.value, c.phase.value)}:")
         n += 1
         lines.append(f"  {n:3}. {c.line()}")
         lines.append(f"       because: {c.reason}")
@@ -62,7 +62,10 @@ def progress(quiet: bool) -> Iterator[Callable[[str], None]]:
         yield lambda _msg: None
         return
     if not sys.stderr.isatty():
-        yield lambda msg: sys.stderr.write(f"  {msg}\n")
+        def line(msg: str) -> None:
+            sys.stderr.write(f"  {msg}\n")
+
+        yield line
         return
     from rich.console import Console
 

@@ -114,7 +114,7 @@ def plan(topo: Topology) -> tuple[dict[tuple[str, str], Slice], list[Finding]]:
         nslots = 1 << (prefix - subnet.prefixlen)
         base = int(subnet.network_address)
 
-        def slot_of(addr: IPAddress) -> int:
+        def slot_of(addr: IPAddress, base: int = base, size: int = size) -> int:
             return (int(addr) - base) // size
 
         # Slots holding a router, host or endpoint address are never handed out.
@@ -146,12 +146,12 @@ def plan(topo: Topology) -> tuple[dict[tuple[str, str], Slice], list[Finding]]:
             if c.explicit is not None or (c.host, vname) in slices:
                 continue
             start = int.from_bytes(hashlib.sha256(f"{vname}/{c.host}".encode()).digest()[:8], "big") % nslots
-            slot = _free_slot(start, nslots, taken, blocked)
-            if slot is None:
+            free = _free_slot(start, nslots, taken, blocked)
+            if free is None:
                 findings.append(Finding(c.path, f"VLAN {vname}'s subnet {subnet} has no free /{prefix} slice for host {c.host}", f"use a bigger subnet or a longer host_slice under [vlans.{vname}]"))
                 continue
-            taken[slot] = c.host
-            net = type(subnet)((base + slot * size, prefix))
+            taken[free] = c.host
+            net = type(subnet)((base + free * size, prefix))
             slices[(c.host, vname)] = Slice(c.host, vname, net)
     # Validation and every host's desired state ask for the same plan: keep the last.
     _cache["last"] = (topo, slices, findings)

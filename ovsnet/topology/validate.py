@@ -16,7 +16,7 @@ from ovsnet.errors import Finding
 from ovsnet.topology import addressing
 from ovsnet.topology.graph import Domains, nid
 from ovsnet.topology.load import quoted
-from ovsnet.topology.model import Attach, Host, Layout, Topology
+from ovsnet.topology.model import Attach, Host, IPNetwork, Layout, Topology
 
 # The kernel refuses '/', ':', whitespace and control characters; ovsnet also
 # refuses everything but ASCII letters, digits, '-', '_' and '.', so a name
@@ -188,11 +188,11 @@ def _subnets(topo: Topology) -> Iterator[Finding]:
     nets = [(v.name, v.subnet) for v in topo.vlans.values() if v.subnet is not None]
     # Sorting by (version, address) makes overlap a neighbour check: n log n for 4094 VLANs.
     nets.sort(key=lambda t: (t[1].version, int(t[1].network_address), -t[1].prefixlen))
-    widest: tuple[str, object] | None = None
+    widest: tuple[str, IPNetwork] | None = None
     for name, net in nets:
-        if widest and widest[1].version == net.version and int(net.network_address) <= _last(widest[1]):  # type: ignore[union-attr]
+        if widest and widest[1].version == net.version and int(net.network_address) <= _last(widest[1]):
             yield Finding(f"vlans.{name}.subnet", f"subnet {net} of VLAN {name} overlaps {widest[1]} of VLAN {widest[0]}", "give each VLAN a subnet of its own")
-        if widest is None or widest[1].version != net.version or _last(net) > _last(widest[1]):  # type: ignore[union-attr]
+        if widest is None or widest[1].version != net.version or _last(net) > _last(widest[1]):
             widest = (name, net)
 
 
@@ -292,9 +292,9 @@ def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
             mtus = []
             for end in (c.a, c.b):
                 h = topo.hosts.get(end.node)
-                up = next((u for u in h.uplinks if u.nic == end.nic), None) if h else None
-                if up:
-                    mtus.append((str(end), up.assumed_mtu))
+                cabled = next((u for u in h.uplinks if u.nic == end.nic), None) if h else None
+                if cabled:
+                    mtus.append((str(end), cabled.assumed_mtu))
             if len(mtus) == 2 and mtus[0][1] != mtus[1][1]:
                 yield Finding("lab.cables", f"cable {mtus[0][0]} - {mtus[1][0]} joins mtu {mtus[0][1]} to mtu {mtus[1][1]}", "use the same mtu on both ends")
 

@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Hashable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 from ovsnet.topology.graph import Expect
 from ovsnet.verify.matrix import REACHABLE
@@ -176,7 +176,7 @@ def flush_neighbours(namespaces: Sequence[str], concurrency: int = DEFAULT_CONCU
 
 
 def run_pings(
-    jobs: Mapping[Hashable, tuple[str | None, str]],
+    jobs: Mapping[Any, tuple[str | None, str]],
     concurrency: int = DEFAULT_CONCURRENCY,
     again: bool = False,
     pacer: Pacer | None = None,

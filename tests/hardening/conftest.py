@@ -6,4 +6,4 @@ whichever conftest was imported first.
 """
 
 from hardening_kit import *  # noqa: F401,F403 - fixtures are found by name
-from hardening_kit import host, make_ns, ovs, pytest_collection_modifyitems, run_prefix  # noqa: F401
+from hardening_kit import host  # noqa: F401

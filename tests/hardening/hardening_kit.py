@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -26,16 +25,13 @@ from pathlib import Path
 import pytest
 
 from ovsnet.apply.target import Target
-from ovsnet.lab import netns
 from ovsnet.lab.ovs_instance import OvsInstance
 from tests.support.commands import ns_json, sh, vsctl
 from tests.support.labhost import (
     FOREIGN_LINKS,
     OWNER_KEY,
     add_foreign_objects,
-    namespaces,
     node1_target,
-    private_ovs,
     wire_uplink,
 )
 from tests.support.leaks import daemon_pid as _daemon_pid
@@ -54,23 +50,6 @@ TOPOLOGY = as_template(node1("h{tag}", router=True, mgmt_port=True), "tag")
 OURS = ("br-ovs", "mgmt0", "br-web", "br-db", "ovs-br-web", "lnx-br-web", "ovs-br-db", "lnx-br-db")
 
 RESOLV = "# written by the test\nsearch example.test\nnameserver 9.9.9.9\nnameserver 149.112.112.112\noptions edns0\n"
-
-
-def pytest_collection_modifyitems(config, items):
-    missing = []
-    if os.geteuid() != 0:
-        missing.append("root")
-    for tool in ("ovsdb-server", "ovs-vswitchd", "ovsdb-tool", "ovs-vsctl", "ip"):
-        if shutil.which(tool) is None:
-            missing.append(tool)
-    if not missing:
-        return
-    if os.environ.get("CI"):
-        raise pytest.UsageError(f"hardening tests need: {', '.join(missing)}")
-    skip = pytest.mark.skip(reason=f"needs {', '.join(missing)}")
-    for item in items:
-        if "hardening" in str(item.fspath) and item.get_closest_marker("root"):
-            item.add_marker(skip)
 
 
 # --- small tools ------------------------------------------------------------------
@@ -123,25 +102,6 @@ def our_processes(marker: str) -> list[str]:
 
 
 # --- fixtures ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def run_prefix() -> str:
-    return netns.unique_prefix("ohd")
-
-
-@pytest.fixture
-def make_ns(run_prefix):
-    """Factory: make_ns("a") creates namespace <prefix>a; all removed at teardown."""
-    with namespaces(run_prefix) as make:
-        yield make
-
-
-@pytest.fixture
-def ovs(make_ns, tmp_path_factory):
-    name = make_ns("ovs")
-    with private_ovs(name, tmp_path_factory.mktemp(name)) as instance:
-        yield instance
 
 
 @dataclass

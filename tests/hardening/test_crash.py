@@ -152,3 +152,35 @@ def test_sigkill_at_every_step_of_an_edit(host):
     assert h.cli("down").returncode == 0
     assert_same(before, host_snapshot(h), "edit sweep, down")
     print(f"\nSIGKILL crash points tried on an edit: {k_max}")
+
+
+def test_a_refusal_in_the_middle_of_the_linux_group_rolls_back_and_spares_the_stranger(host):
+    """Between the plan and the apply something else takes a name the plan is about to create.
+
+    The kernel refuses that create (EEXIST) halfway through the Linux group.
+    Nothing after it may run: the stranger's link is neither marked as ours,
+    nor brought up, nor deleted by the rollback; the changes before it are
+    undone, and the host is as before.
+    """
+    h = host
+    before = host_snapshot(h)
+    steps = fresh_changes(h)
+    assert steps[:2] == ["link:br-web", "link:br-db"], steps
+
+    def squat(change):
+        if change.resource == "link:br-web":
+            # A veth pair stands in for any stranger's link (this kernel has no dummy module).
+            h.ip("link", "add", "br-db", "type", "veth", "peer", "name", "sq-peer")
+
+    with pytest.raises(apply.ApplyFailed) as err:
+        apply.up(h.checked(), "node1", h.target, apply.UpOptions(after_change=squat))
+    text = str(err.value)
+    assert "failed at link:br-db: netlink: cannot create bridge br-db" in text and "File exists" in text, text
+    assert err.value.undone == ["link:br-web"], err.value.undone
+    assert err.value.undo_errors == []
+    stranger = json.loads(h.ip("-j", "-d", "link", "show", "dev", "br-db"))[0]
+    assert stranger["linkinfo"]["info_kind"] == "veth" and "ifalias" not in stranger and "UP" not in stranger["flags"]
+    h.ip("link", "del", "br-db")
+    assert_same(before, host_snapshot(h), "refusal mid-group, rolled back")
+    assert_nothing_of_ours(h)
+    assert h.state_files() == []

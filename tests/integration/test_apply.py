@@ -253,7 +253,7 @@ def test_ovs_vswitchd_stopped_times_out_and_leaves_nothing_half_changed(lab_host
     h = lab_host
     checked = topo(h.tag)
     before = snapshot(h)
-    h.ovs.instance.stop_vswitchd()
+    h.ovs.stop_vswitchd()
     try:
         target = dataclasses.replace(h.target, ovs_timeout=2.0)
         with pytest.raises(apply.ApplyFailed, match="ovs-vswitchd") as err:
@@ -263,7 +263,7 @@ def test_ovs_vswitchd_stopped_times_out_and_leaves_nothing_half_changed(lab_host
         after = snapshot_linux(h)
         assert after == {k: before[k] for k in after}
     finally:
-        h.ovs.instance.start_vswitchd()
+        h.ovs.start_vswitchd()
 
 
 def snapshot_linux(h) -> dict:

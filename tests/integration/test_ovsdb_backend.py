@@ -256,7 +256,7 @@ def test_unreachable_server(tmp_path):
 
 
 def test_stopped_vswitchd_is_a_verification_error(ovs):
-    ovs.instance.stop_vswitchd()
+    ovs.stop_vswitchd()
     started = time.monotonic()
     with Ovsdb(ovs.remote, timeout=2) as db:
         with pytest.raises(VerificationError) as info:
@@ -271,7 +271,7 @@ def test_stopped_vswitchd_is_a_verification_error(ovs):
         # Without waiting nothing is verified, so nothing can fail.
         db.transact([OvsAddPort("br0", "p1", iface_type="internal")], wait=False)
 
-        ovs.instance.start_vswitchd()
+        ovs.start_vswitchd()
         db.transact([OvsSetBridge("br0", "netdev", MARK)])
     assert int(get(ovs, "Open_vSwitch", ".", "cur_cfg")) == 3
     assert int(get(ovs, "Interface", "p1", "ofport")) > 0
@@ -358,6 +358,6 @@ def test_concurrent_writer_is_not_overwritten(ovs, monkeypatch):
 def test_server_gone_after_connecting(ovs):
     with Ovsdb(ovs.remote, timeout=2) as db:
         db.read()
-        ovs.instance.stop()
+        ovs.stop()
         with pytest.raises(BackendError, match="cannot reach ovsdb-server at unix:.*is openvswitch-switch running"):
             db.read()

@@ -1,22 +1,28 @@
 """rtnetlink messages: the encoder of every netlink write ovsnet makes, and fast dump decoders.
 
 Hand-written on purpose, for speed. Measured on this project's machine
-(2026-11-30, Python 3.11, pyroute2 0.9.7, load about 1): encoding one
-RTM_NEWLINK request costs about 4 us here, 133 us with pyroute2's message
-classes (ifinfmsg.encode) and 450 to 600 us through pyroute2's request
-compiler (IPBatch.link): a 1,000-port `up` sends about 6,000 messages, so
-pyroute2 would add 0.8 to 3.6 s, and at 200 ports 0.2 to 0.7 s against a
-floor of 0.4 s (bench/apply.py). Decoding a dump is the same story for the
-reads before and after every apply. So this module knows only the handful of
-messages and attributes ovsnet uses (links, addresses, routes in the main
-table) and packs them with `struct`; its output is checked byte for byte
-against pyroute2's own encoding in tests/unit/test_netlink_codec.py.
-pyroute2 still opens the sockets inside namespaces and probes neighbours.
+(2026-11-30, Python 3.11, pyroute2 0.9.7):
+- encoding one RTM_NEWLINK request costs about 4 us here, 133 us with
+  pyroute2's message classes (ifinfmsg.encode) and 450 to 600 us through its
+  request compiler (IPBatch.link), load about 1: a 1,000-port `up` sends
+  about 6,000 requests, so pyroute2 would add 0.8 to 3.6 s, and at 200 ports
+  0.2 to 0.7 s against a floor of 0.4 s (bench/apply.py);
+- decoding a link dump costs 46 us a link here, 394 us with
+  ifinfmsg.decode (301 links, load 3.7): a 1,000-port host has about 3,000
+  links, read before and after every apply, so 0.14 s against 1.2 s a read,
+  where the goal for a no-op `up` is 0.5 s.
+So this module knows only the handful of messages and attributes ovsnet
+writes and dumps (links, addresses, routes in the main table) and packs them
+with `struct`; its output is checked byte for byte against pyroute2's own
+encoding, and its decoders against pyroute2's encoder, in
+tests/unit/test_netlink_codec.py. The rare one-off requests (a neighbour, a
+route lookup) use pyroute2's message classes (see probe.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import struct
 from dataclasses import dataclass
@@ -27,6 +33,7 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
 F_REQUEST, F_MULTI, F_ACK, F_DUMP_INTR = 0x1, 0x2, 0x4, 0x10
 F_DUMP = 0x300
 F_REPLACE, F_EXCL, F_CREATE = 0x100, 0x200, 0x400
@@ -45,6 +52,7 @@ _HDR = struct.Struct("=IHHII")
 _IFINFO = struct.Struct("=BxHiII")
 _IFADDR = struct.Struct("=BBBBI")
 _RTMSG = struct.Struct("=BBBBBBBBI")
+_NDMSG = struct.Struct("=BxxxiHBB")
 _NLA = struct.Struct("=HH")
 _NEXTHOP = struct.Struct("=HBBi")
 
@@ -295,6 +303,8 @@ def dump(sock: socket.socket, mtype: int, family: int = 0) -> list[memoryview]:
     """Every message of one dump; raises DumpInterrupted when the kernel says so."""
     if mtype == RTM_GETROUTE:
         body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    elif mtype == RTM_GETNEIGH:
+        body = _NDMSG.pack(family, 0, 0, 0, 0)
     elif mtype == RTM_GETADDR:
         body = _IFADDR.pack(family, 0, 0, 0, 0)
     else:
@@ -319,3 +329,32 @@ def dump(sock: socket.socket, mtype: int, family: int = 0) -> list[memoryview]:
                 code = -struct.unpack_from("=i", payload, 0)[0]
                 raise OSError(code, f"netlink dump failed: errno {code}")
             out.append(payload)
+
+
+# --- one-off requests ------------------------------------------------------------------
+
+
+def request(sock: socket.socket, raw: bytes, seq: int = 0x7FFE0000) -> list[memoryview]:
+    """Send one request answered by messages (not a dump): their payloads; OSError on NLMSG_ERROR."""
+    req = bytearray(raw)
+    struct.pack_into("=I", req, 8, seq)
+    sock.sendall(bytes(req))
+    while True:
+        data = sock.recv(1 << 20)
+        out: list[memoryview] = []
+        for kind, _flags, got, payload in messages(data):
+            if got != seq:
+                continue
+            if kind == NLMSG_ERROR:
+                code = -struct.unpack_from("=i", payload, 0)[0]
+                if code:
+                    raise OSError(code, os.strerror(code))
+                return out
+            out.append(payload)
+        if out:
+            return out
+
+
+def with_header(mtype: int, payload: memoryview) -> bytes:
+    """A dumped payload as a whole message again, for pyroute2's parsers."""
+    return _HDR.pack(_HDR.size + len(payload), mtype, 0, 0, 0) + bytes(payload)

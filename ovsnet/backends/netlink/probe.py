@@ -7,6 +7,7 @@ import socket
 import time
 from typing import Any
 
+from ovsnet.backends.netlink import codec
 from ovsnet.errors import BackendError
 
 # Neighbour (NUD_*) states, linux/neighbour.h.
@@ -34,10 +35,8 @@ def answers(nl: Any, ifname: str, target_ip: str, timeout: float = 2.0) -> bool:
     now, and turning it REACHABLE would take 5 s of DELAY. A permanent
     (static) entry is never probed by the kernel, so it counts as answered.
 
-    The datagram socket is made inside the namespace by pyroute2's
-    netns.create_socket (a short-lived child does setns and passes the fd
-    back): a socket keeps the namespace it was born in, so no thread of
-    this process ever has to switch namespaces.
+    The datagram socket is made inside the namespace (ovsnet.backends.netns):
+    a socket keeps the namespace it was born in.
     """
     try:
         ip = ipaddress.ip_address(target_ip)
@@ -45,15 +44,15 @@ def answers(nl: Any, ifname: str, target_ip: str, timeout: float = 2.0) -> bool:
     except (ValueError, LookupError) as exc:
         raise BackendError(f"netlink: cannot probe {target_ip} on {ifname}{nl.where()}: {exc}") from exc
     family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
-    ipr = nl.iproute()
+    raw = nl.socket()
 
-    state = _neighbour_state(ipr, family, index, str(ip))
+    state = _neighbour_state(raw, family, index, str(ip))
     if state is not None and state & NUD_PINNED:
         return True
     if state is not None:
         try:
-            ipr.neigh("del", family=family, dst=str(ip), ifindex=index)
-        except Exception:
+            codec.request(raw, _neighbour_request(family, index, str(ip)))
+        except OSError:
             pass  # already gone (garbage-collected meanwhile) is fine
 
     sock = _udp_socket(nl.netns, family, ifname)
@@ -61,7 +60,7 @@ def answers(nl: Any, ifname: str, target_ip: str, timeout: float = 2.0) -> bool:
         deadline = time.monotonic() + timeout
         sent_at = 0.0
         while True:
-            state = _neighbour_state(ipr, family, index, str(ip))
+            state = _neighbour_state(raw, family, index, str(ip))
             if state is not None and state & NUD_ANSWERED:
                 return True
             now = time.monotonic()
@@ -76,19 +75,41 @@ def answers(nl: Any, ifname: str, target_ip: str, timeout: float = 2.0) -> bool:
         sock.close()
 
 
-def _neighbour_state(ipr: Any, family: int, index: int, dst: str) -> int | None:
-    for m in ipr.get_neighbours(family=family, ifindex=index, dst=dst):
-        return m["state"]
+def _neighbour_state(raw: socket.socket, family: int, index: int, dst: str) -> int | None:
+    """The state of one neighbour entry (a dump of the family's table, parsed by pyroute2's ndmsg)."""
+    from pyroute2.netlink.rtnl.ndmsg import ndmsg
+
+    for _ in range(5):
+        try:
+            for p in codec.dump(raw, codec.RTM_GETNEIGH, family):
+                m = ndmsg(codec.with_header(codec.RTM_NEWNEIGH, p))
+                m.decode()
+                if m["ifindex"] == index and m.get_attr("NDA_DST") == dst:
+                    return m["state"]
+            return None
+        except codec.DumpInterrupted:
+            continue  # the table changed under the dump: ask again
     return None
 
 
-def _udp_socket(netns: str | None, family: int, ifname: str) -> socket.socket:
-    if netns:
-        from pyroute2 import netns as pr_netns
+def _neighbour_request(family: int, index: int, dst: str) -> bytes:
+    """RTM_DELNEIGH for one entry, encoded by pyroute2's ndmsg."""
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
+    from pyroute2.netlink.rtnl import RTM_DELNEIGH
+    from pyroute2.netlink.rtnl.ndmsg import ndmsg
 
-        sock = pr_netns.create_socket(netns, family, socket.SOCK_DGRAM, flags=0)
-    else:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+    m = ndmsg()
+    m["family"], m["ifindex"] = family, index
+    m["attrs"] = [("NDA_DST", dst)]
+    m["header"]["type"], m["header"]["flags"] = RTM_DELNEIGH, NLM_F_REQUEST | NLM_F_ACK
+    m.encode()
+    return bytes(m.data)
+
+
+def _udp_socket(netns: str | None, family: int, ifname: str) -> socket.socket:
+    from ovsnet.backends.netns import socket_in
+
+    sock = socket_in(netns, family, socket.SOCK_DGRAM)
     # Out of this device only, whatever the routing table says (even with no route yet).
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
     return sock

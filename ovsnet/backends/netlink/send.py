@@ -100,12 +100,9 @@ class Sender:
 
 def open_socket(netns: str | None) -> socket.socket:
     """A raw rtnetlink socket in the namespace (it stays there for its life)."""
-    if netns:
-        from pyroute2 import netns as pr_netns
+    from ovsnet.backends.netns import socket_in
 
-        sock = pr_netns.create_socket(netns, socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE, flags=0)
-    else:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    sock = socket_in(netns, socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
     sock.bind((0, 0))

@@ -3,9 +3,8 @@
 One `Netlink` object holds one raw NETLINK_ROUTE socket, opened in the
 namespace it was given, for its whole life: a read and the apply after it see
 the same namespace, and no `ip` process is ever run. Every write goes through
-the one sender (ovsnet.backends.netlink.send). pyroute2 opens the socket
-inside the namespace and is imported only then, so `ovsnet --help` does not
-pay for it.
+the one sender (ovsnet.backends.netlink.send). The socket is born inside
+the namespace (ovsnet.backends.netns); pyroute2 is not needed at all here.
 """
 
 from __future__ import annotations
@@ -38,13 +37,13 @@ class NetlinkBatchError(BackendError):
         self.touched = list(touched)
 
 
-class NetlinkOpError(NetlinkBatchError):
+class NetlinkOpError(BackendError):
     """One op of a plain op list failed; `.done` lists the ops applied before it, in order."""
 
-    def __init__(self, message: str, op: NlOp, done: Sequence[NlOp], failed: int, touched: Sequence[int]):
-        super().__init__(message, failed, [], touched)
+    def __init__(self, message: str, op: NlOp, done: Sequence[NlOp]):
+        super().__init__(message)
         self.op = op
-        self.done = list(done)  # type: ignore[assignment]
+        self.done = list(done)
 
 
 class Netlink:
@@ -57,7 +56,6 @@ class Netlink:
         self.netns = netns
         self._indices: dict[str, int] = {}
         self._sock: socket.socket | None = None
-        self._ipr: Any = None  # pyroute2's IPRoute, for neighbour probes and route lookups only
 
     def __enter__(self) -> Netlink:
         return self
@@ -69,9 +67,6 @@ class Netlink:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
 
     def socket(self) -> socket.socket:
         if self._sock is None:
@@ -82,16 +77,6 @@ class Netlink:
             except OSError as exc:
                 raise BackendError(f"netlink: cannot open a socket{self.where()}: {exc.strerror or exc}") from exc
         return self._sock
-
-    def iproute(self) -> Any:
-        if self._ipr is None:
-            from pyroute2 import IPRoute
-
-            try:
-                self._ipr = IPRoute(netns=self.netns, flags=0) if self.netns else IPRoute()
-            except Exception as exc:
-                raise BackendError(f"netlink: cannot open a socket{self.where()}: {exc}") from exc
-        return self._ipr
 
     def where(self) -> str:
         return f" in namespace {self.netns}" if self.netns else ""
@@ -163,19 +148,28 @@ class Netlink:
 
     def route_to(self, ip: str) -> str | None:
         """The interface the kernel would send a packet to ip out of, or None."""
-        try:
-            msgs = self.iproute().route("get", dst=ip)
-        except Exception:
-            return None
-        for msg in msgs:
-            oif = msg.get("RTA_OIF")
-            if oif:
-                return next((n for n, i in self._refreshed_indices().items() if i == oif), None)
-        return None
+        from pyroute2.netlink import NLM_F_REQUEST
+        from pyroute2.netlink.rtnl import RTM_GETROUTE
+        from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-    def _refreshed_indices(self) -> dict[str, int]:
-        self.links()
-        return self._indices
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return None
+        m = rtmsg()
+        m["family"], m["dst_len"] = socket.AF_INET if addr.version == 4 else socket.AF_INET6, addr.max_prefixlen
+        m["attrs"] = [("RTA_DST", str(addr))]
+        m["header"]["type"], m["header"]["flags"] = RTM_GETROUTE, NLM_F_REQUEST
+        m.encode()
+        try:
+            msgs = codec.request(self.socket(), bytes(m.data))
+        except OSError:
+            return None
+        for p in msgs:
+            oif = codec.parse_route(p).oif
+            if oif:
+                return next((link.name for link in self.links().values() if link.index == oif), None)
+        return None
 
     # --- writing: the one path --------------------------------------------
 
@@ -215,7 +209,7 @@ class Netlink:
             self.apply_groups([[op] for op in ops])
         except NetlinkBatchError as exc:
             failed = exc.failed if exc.failed is not None else 0
-            raise NetlinkOpError(str(exc), ops[failed], [ops[i] for i in exc.done], failed, exc.touched) from None
+            raise NetlinkOpError(str(exc), ops[failed], [ops[i] for i in exc.done]) from None
 
     def _forget(self, groups: Sequence[Sequence[NlOp]]) -> None:
         """Names deleted or moved away no longer have the index we cached."""

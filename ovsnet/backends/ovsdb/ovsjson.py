@@ -75,4 +75,4 @@ def install() -> None:
     import ovs.json
 
     if ovs.json.PARSER == ovs.json.PARSER_PY and ovs.json.Parser is not FastParser:
-        ovs.json.Parser = FastParser  # type: ignore[misc]
+        ovs.json.Parser = FastParser

@@ -1,0 +1,103 @@
+"""`ovsnet lab`: every host of a topology simulated on this machine (namespaces + private OVS)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ovsnet.cli.options import FileArg, Out, PrefixOpt, checked, command, err
+from ovsnet.errors import EXIT_BAD_INPUT, EXIT_EXEC_CANNOT_RUN, EXIT_EXEC_NOT_FOUND, EXIT_EXEC_OWN, OvsnetError
+
+app = typer.Typer(help="Simulate every host of a topology on this machine (namespaces + private OVS).", no_args_is_help=True)
+
+
+@command(app, "up")
+def lab_up(
+    file: Path = FileArg,
+    prefix: Optional[str] = PrefixOpt,
+    docker: bool = typer.Option(False, "--docker", help="Start a private dockerd in each host that has Docker networks, so `up` creates them."),
+    *, out: Out,
+) -> None:
+    """Build the lab and configure each simulated host with `ovsnet up`'s own code."""
+    from ovsnet.lab import run
+    from ovsnet.render.plan import progress
+
+    c = checked(file)
+    with progress(out.silent) as report:
+        lab = run.up(c, prefix, None, report, docker=docker)
+    out.data({"prefix": lab.prefix, "namespaces": lab.namespaces})
+    out.print(f"lab {lab.prefix} is up: {len(lab.namespaces)} namespaces; `ovsnet lab exec {file} NODE -- CMD` to look inside, `ovsnet lab down {file}` to remove it")
+
+
+@command(app, "down")
+def lab_down(file: Path = FileArg, prefix: Optional[str] = PrefixOpt, *, out: Out) -> None:
+    """Remove everything the lab made (also after a crash or a half-built lab)."""
+    from ovsnet.lab import run
+
+    name = run.down(checked(file), prefix)
+    out.data({"prefix": name, "removed": True})
+    out.print(f"lab {name} removed")
+
+
+@command(app, "status")
+def lab_status(file: Path = FileArg, prefix: Optional[str] = PrefixOpt, *, out: Out) -> None:
+    """What of the lab exists: namespaces and daemons (exit 2 when there is no lab)."""
+    from ovsnet.lab import teardown
+    from ovsnet.lab.names import LabNames
+
+    c = checked(file)
+    st = teardown.status(LabNames.for_topology(c.topology, prefix).prefix)
+    state = "complete" if st.complete else "incomplete" if st.exists else "absent"
+    out.data({"prefix": st.prefix, "state": state, "namespaces": list(st.namespaces), "daemons": [str(d) for d in st.daemons]})
+    out.print(f"lab {st.prefix}: {state}")
+    for ns in st.namespaces:
+        out.print(f"  namespace {ns}")
+    for d in st.daemons:
+        out.print(f"  daemon {d}")
+    if not st.exists:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def lab_exec(ctx: typer.Context, file: Path = FileArg, node: str = typer.Argument(..., help="A host, endpoint, 'switch' or 'router'."),
+             prefix: Optional[str] = PrefixOpt) -> None:
+    """Run a command inside a simulated host or endpoint: lab exec FILE NODE -- CMD...
+
+    The command's own exit code is passed through. ovsnet's own errors (no such
+    lab or node, no command) exit 125, a command that cannot run 126, one that
+    does not exist 127, as `docker exec` does.
+    """
+    import shutil
+    import subprocess
+
+    if not ctx.args:
+        err("ovsnet: give the command after --, e.g. lab exec seed.toml node1 -- ip addr")
+        raise typer.Exit(EXIT_EXEC_OWN)
+    try:
+        from ovsnet.lab import docker as lab_docker
+        from ovsnet.lab.ledger import load_lab
+        from ovsnet.lab.names import exec_argv
+
+        c = checked(file)
+        lab = load_lab(c.topology, prefix)
+        argv = exec_argv(lab, node, ctx.args)
+        dockerd = lab_docker.docker_host(lab, node) if node in c.topology.hosts else None
+    except OvsnetError as exc:
+        err(f"ovsnet: {exc}")
+        raise typer.Exit(EXIT_EXEC_OWN) from None
+    # `ip netns exec` shares this mount namespace: the command resolves here as it would there.
+    program = shutil.which(ctx.args[0])
+    if program is None:
+        err(f"ovsnet: {ctx.args[0]}: command not found")
+        raise typer.Exit(EXIT_EXEC_NOT_FOUND)
+    if dockerd:
+        # `docker ps` inside a lab host talks to that host's own dockerd.
+        argv = argv[:4] + ["env", f"DOCKER_HOST={dockerd}"] + argv[4:]
+    try:
+        code = subprocess.run(argv).returncode
+    except OSError as exc:
+        err(f"ovsnet: cannot run {ctx.args[0]}: {exc.strerror}")
+        raise typer.Exit(EXIT_EXEC_CANNOT_RUN) from None
+    raise typer.Exit(code)
