@@ -77,7 +77,9 @@ def _target(checked, host: str, db, netns, state_dir, resolv_conf):
 def _print_warnings(checked, quiet: bool) -> None:
     if quiet:
         return
-    shown = checked.warnings[:20]
+    from ovsnet.topology.positions import locate
+
+    shown = locate(checked.topology, checked.warnings[:20])
     for w in shown:
         _err(w.render(checked.topology.source))
     if len(checked.warnings) > len(shown):

@@ -67,7 +67,7 @@ def validate(topo: Topology, g: nx.Graph, doms: Domains | None = None) -> list[F
     findings += _subnets(topo)
     findings += _addresses(topo)
     findings += _references(topo)
-    findings += _loops(g, doms)
+    findings += _loops(topo, g, doms)
     findings += _mtu(topo, g)
     findings += _lab(topo)
     findings += _verify_settings(topo)
@@ -253,22 +253,75 @@ def _references(topo: Topology) -> Iterator[Finding]:
                 yield Finding(f"router.vlans[{i}]", f"the router routes VLAN {vname}, which has no subnet and router address", f"set subnet and router under [vlans.{vname}]")
 
 
-def _loops(g: nx.Graph, doms: Domains) -> Iterator[Finding]:
+def _loops(topo: Topology, g: nx.Graph, doms: Domains) -> Iterator[Finding]:
     vlan_names = g.graph.get("vlans", {})
     for loop in doms.loops:
         u, v = loop.edge
         which = f"VLAN {vlan_names.get(loop.vlan, loop.vlan)}" if loop.vlan is not None else "every VLAN"
+        path = _edge_path(topo, g, u, v)
         if loop.assumed:
             # Real hosts: two uplinks may well reach different switches, so only a warning.
             port = next((n for n in (u, v) if g.nodes[n].get("kind") == "switch_port"), v)
             yield Finding(
-                "", f"possible L2 loop in {which}: with no [lab] section ovsnet assumes every uplink reaches one "
+                path, f"possible L2 loop in {which}: with no [lab] section ovsnet assumes every uplink reaches one "
                 f"upstream network, and {g.nodes[port].get('name', port)} then closes a second path",
                 "carry each VLAN on one uplink per host, or bond the NICs; ignore this if they reach separate networks",
                 severity="warning",
             )
             continue
-        yield Finding("", f"L2 loop in {which}: {u} - {v} closes a second path between the same bridges", "carry each VLAN over one path only (or bond the links)")
+        yield Finding(path, f"L2 loop in {which}: {u} - {v} closes a second path between the same bridges", "carry each VLAN over one path only (or bond the links)")
+
+
+# The more specific end of an edge names it: an endpoint's access port is the
+# endpoint's entry, not the bridge's. Bridges and switches name nothing.
+_NAMING_ORDER = ("endpoint", "iface", "internal", "router_leg", "veth", "nic", "switch_port", "linux_bridge")
+
+
+def _edge_path(topo: Topology, g: nx.Graph, u: str, v: str) -> str:
+    """The key path of the entry in the file that made the graph edge u - v ("" if none)."""
+    def rank(node: str) -> int:
+        kind = g.nodes[node].get("kind")
+        return _NAMING_ORDER.index(kind) if kind in _NAMING_ORDER else len(_NAMING_ORDER)
+
+    for node in sorted((u, v), key=rank):
+        path = _node_path(topo, g, node)
+        if path:
+            return path
+    return ""
+
+
+def _node_path(topo: Topology, g: nx.Graph, node: str) -> str:
+    data = g.nodes[node]
+    kind, name = data.get("kind"), data.get("name")
+    host = topo.hosts.get(data.get("host", ""))
+    if kind == "endpoint":
+        return next((f"endpoints[{i}]" for i, ep in enumerate(topo.endpoints) if ep.name == name), "")
+    if kind == "router_leg" and topo.router:
+        return next((f"router.vlans[{i}]" for i, vname in enumerate(topo.router.vlans) if vname == name), "")
+    if kind == "switch_port":
+        # A switch port exists for the NIC cabled to it: that cable (or uplink) is its entry.
+        nic = next((n for n in g.neighbors(node) if g.nodes[n].get("kind") == "nic"), None)
+        return _node_path(topo, g, nic) if nic else ""
+    if host is None:
+        return ""
+    p = f"hosts.{host.name}"
+    if kind == "nic":
+        if topo.lab:
+            for i, c in enumerate(topo.lab.cables):
+                if any(end.node == host.name and end.nic == name for end in (c.a, c.b)):
+                    return f"lab.cables[{i}]"
+        if host.flat and host.flat.nic == name:
+            return f"{p}.flat"
+        return next((f"{p}.uplinks[{i}]" for i, up in enumerate(host.uplinks) if up.nic == name), "")
+    if kind in ("veth", "linux_bridge"):
+        if host.flat and host.flat.bridge == name:
+            return f"{p}.flat"
+        return next((f"{p}.docker[{i}]" for i, d in enumerate(host.docker) if name in (d.bridge, d.patch_ovs, d.patch_bridge)), "")
+    if kind == "internal":
+        return f"{p}.management"
+    if kind == "iface":
+        return next((f"{p}.access_ports[{i}]" for i, ap in enumerate(host.access_ports) if ap.interface == name), "")
+    return ""
 
 
 def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
@@ -288,7 +341,7 @@ def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
                     )
     # Cabled NICs must agree too: a frame that leaves one end must enter the other.
     if topo.lab:
-        for c in topo.lab.cables:
+        for ci, c in enumerate(topo.lab.cables):
             mtus = []
             for end in (c.a, c.b):
                 h = topo.hosts.get(end.node)
@@ -296,7 +349,7 @@ def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
                 if up:
                     mtus.append((str(end), up.assumed_mtu))
             if len(mtus) == 2 and mtus[0][1] != mtus[1][1]:
-                yield Finding("lab.cables", f"cable {mtus[0][0]} - {mtus[1][0]} joins mtu {mtus[0][1]} to mtu {mtus[1][1]}", "use the same mtu on both ends")
+                yield Finding(f"lab.cables[{ci}]", f"cable {mtus[0][0]} - {mtus[1][0]} joins mtu {mtus[0][1]} to mtu {mtus[1][1]}", "use the same mtu on both ends")
 
 
 def _verify_settings(topo: Topology) -> Iterator[Finding]:
