@@ -178,7 +178,8 @@ def _load_uplink(r: Reader, path: str, raw: Any) -> Uplink | None:
     vlans = r.get(t, path, "vlans", as_list(r.as_vlan))
     native = r.get(t, path, "native_vlan", r.as_vlan, None)
     mtu = r.get(t, path, "mtu", as_int(68, 65535), None)
-    if vlans is not None and not vlans and "vlans" in t:
+    # Empty as written, not empty because every item was refused (each has its finding).
+    if t.get("vlans") == []:
         r.error(f"{path}.vlans", "a trunk carrying no VLAN", "list the VLANs this NIC carries")
     if nic is None or vlans is None:
         return None
@@ -197,7 +198,7 @@ def _load_management(r: Reader, path: str, raw: Any) -> Management | None:
     from_nic = r.get(t, path, "from_nic", as_ifname, None)
     if addresses is None:
         return None
-    if not addresses and "addresses" in t:
+    if t.get("addresses") == []:  # as written: refused items have their own findings
         r.error(f"{path}.addresses", "no address given", 'list the host\'s own addresses, e.g. ["192.0.2.11/24"]')
     return Management(tuple(addresses), gateway, tuple(dns or ()), vlan, port or "mgmt0", from_nic)
 

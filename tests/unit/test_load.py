@@ -294,3 +294,17 @@ def test_deep_nesting_is_a_config_error(tmp_path):
     p.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
     with pytest.raises(ConfigError):
         load(p)
+
+
+def test_a_list_whose_only_item_is_refused_is_not_also_reported_empty():
+    fs = findings_of(sub(r'^addresses = \["192\.168\.10\.11/24"\]$', 'addresses = ["192.168.10.300/24"]'))
+    assert [f.path for f in fs] == ["hosts.node1.management.addresses[0]"]
+    fs = findings_of(sub(r'^vlans = \["mgmt", "web", "db"\]$', 'vlans = ["nope"]'))
+    assert [f.path for f in fs] == ["hosts.node1.uplinks[0].vlans[0]"]
+
+
+def test_an_empty_list_as_written_is_still_reported():
+    fs = findings_of(sub(r'^addresses = \["192\.168\.10\.11/24"\]$', "addresses = []"))
+    assert [(f.path, f.message) for f in fs] == [("hosts.node1.management.addresses", "no address given")]
+    fs = findings_of(sub(r'^vlans = \["mgmt", "web", "db"\]$', "vlans = []"))
+    assert ("hosts.node1.uplinks[0].vlans", "a trunk carrying no VLAN") in [(f.path, f.message) for f in fs]
