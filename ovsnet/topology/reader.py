@@ -22,6 +22,9 @@ class Reader:
         self.findings: list[Finding] = []
         self.vlan_names: dict[str, str] = {}  # accepted spellings -> VLAN name
         self.vlan_ids: dict[int, str] = {}
+        # VLANs declared but refused (a bad name or id): their own finding says
+        # why, so a reference to one is not reported again as "no VLAN named".
+        self.broken_vlans: set[str] = set()
 
     def error(self, path: str, message: str, hint: str = "") -> None:
         self.findings.append(Finding(path, message, hint))
@@ -70,6 +73,8 @@ class Reader:
         text = as_str(value)
         if text in self.vlan_names:
             return self.vlan_names[text]
+        if text in self.broken_vlans:
+            return text  # never reaches a model: the VLAN's own finding makes parse() raise
         raise Invalid(f"no VLAN named {quoted(text)}", suggest(text, list(self.vlan_names)) or "declare it under [vlans.NAME]")
 
 

@@ -60,9 +60,11 @@ def load_vlans(r: Reader, raw: Any) -> dict[str, Vlan]:
             as_name(name)
         except Invalid as exc:
             r.error(path, f"VLAN name: {exc.message}", exc.hint)
+            r.broken_vlans.add(name)
             continue
         b = r.table(body, path, ("id", "subnet", "router", "mtu", "host_slice", "description"))
         if b is None:
+            r.broken_vlans.add(name)
             continue
         vid = r.get(b, path, "id", as_int(1, 4094))
         subnet = r.get(b, path, "subnet", as_network, None)
@@ -71,6 +73,7 @@ def load_vlans(r: Reader, raw: Any) -> dict[str, Vlan]:
         host_slice = r.get(b, path, "host_slice", as_int(1, 128), None)
         r.get(b, path, "description", as_str, "")
         if vid is None:
+            r.broken_vlans.add(name)
             continue
         vlans[name] = Vlan(name, vid, subnet, router, mtu, host_slice)
         r.vlan_names[name] = name
