@@ -19,12 +19,13 @@ is built only when a finding asks, once per text.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
 import weakref
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from ovsnet.errors import Finding
 
@@ -36,6 +37,10 @@ _VALUE_TOKEN_RE = re.compile(r'"""|' + r"'''" + r"""|"|'|[\[\]{},#\n]""")
 _BASIC_REST_RE = re.compile(r'(?:[^"\\\n]|\\.)*"')
 _BARE_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _LAST_QUOTED_RE = re.compile(r'(?:^|\.)("(?:[^"\\]|\\.)*")$')
+# Deeper than any topology goes (hosts.h.uplinks[0].vlans[2] is 4): a path
+# beyond this many segments, or a value nested deeper, is not recorded, so a
+# hostile file of 20,000-segment headers costs one linear pass, not a square.
+MAX_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -50,10 +55,15 @@ class Definition:
     group: int  # one per statement; an inline table's keys and items share their key's
 
 
-def key_parts(raw: str) -> tuple[str, ...]:
-    """The segments of a written key (`a."b c".d`), each bare or in double quotes."""
-    parts = []
+@functools.lru_cache(maxsize=4096)  # the same few keys repeat thousands of times in a big file
+def key_parts(raw: str, limit: int = MAX_DEPTH) -> tuple[str, ...]:
+    """The segments of a written key (`a."b c".d`), each bare or in double quotes; at most limit + 1 of them."""
+    if _BARE_RE.match(raw):
+        return (raw,)
+    parts: list[str] = []
     for m in _PART_RE.finditer(raw):
+        if len(parts) > limit:
+            break
         part = m.group(0)
         if part.startswith('"'):
             try:
@@ -104,6 +114,8 @@ def definitions(text: str, stop_line: int | None = None) -> list[Definition]:
             if k is None:
                 break
             parts = key_parts(k.group(1))
+            if len(parts) > MAX_DEPTH:
+                break  # what follows sits in a table no finding can name: stop here
             if array:
                 parent = _resolve(parts[:-1], arrays)
                 key = parent + (parts[-1],)
@@ -119,6 +131,8 @@ def definitions(text: str, stop_line: int | None = None) -> list[Definition]:
         if k is None or not text.startswith("=", k.end()):
             break
         path = table + key_parts(k.group(1))
+        if len(path) > MAX_DEPTH:
+            break
         defs.append(Definition(line, k.start(1) - line_start + 1, "key", path, len(table), group))
         i, line, line_start = _skip_value(text, k.end() + 1, line, line_start, path, defs, group)
     return defs
@@ -151,7 +165,7 @@ def _skip_value(text: str, i: int, line: int, line_start: int, path: tuple[str, 
             # blank, a line break or a comment (arrays may spread over lines).
             expect_item = False
             i, line, line_start = _skip_blank_lines(text, i, line, line_start)
-            if i < n and text[i] != "]":
+            if i < n and text[i] != "]" and len(stack) <= MAX_DEPTH:
                 where = stack[-1].element()
                 defs.append(Definition(line, i - line_start + 1, "item", where, len(where), group))
         if expect_key:
@@ -159,7 +173,8 @@ def _skip_value(text: str, i: int, line: int, line_start: int, path: tuple[str, 
             k = _KEY_RE.match(text, i)
             if k is not None and text.startswith("=", k.end()) and stack and not stack[-1].array:
                 last_key = stack[-1].path + key_parts(k.group(1))
-                defs.append(Definition(line, k.start(1) - line_start + 1, "key", last_key, len(stack[-1].path), group))
+                if len(last_key) <= MAX_DEPTH and len(stack) <= MAX_DEPTH:
+                    defs.append(Definition(line, k.start(1) - line_start + 1, "key", last_key, len(stack[-1].path), group))
                 i = k.end() + 1
                 continue
         t = _VALUE_TOKEN_RE.search(text, i)
@@ -254,13 +269,6 @@ def _unquoted(segment: str) -> str:
     return segment + index
 
 
-def _spellings(path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
-    """The path as the scanner spells it, and as the loader does when a key needs quotes."""
-    yield path
-    if any('"' in s for s in path):
-        yield tuple(_unquoted(s) for s in path)
-
-
 def parent(path: str) -> str:
     """The key path one level up: `a.b[2]` -> `a.b`, `a.b` -> `a`, `a` -> ""."""
     if path.endswith("]"):
@@ -284,17 +292,24 @@ class Positions:
     def _build(self) -> dict[str, tuple[int, int]]:
         exact: dict[str, tuple[int, int]] = {}
         within = self._within  # a table no statement names itself -> the first statement inside it
+        seen: set[tuple[str, ...]] = set()
         for d in definitions(self.text):
             pos = (d.line, d.column)
-            for path in _spellings(d.path):
-                exact.setdefault(".".join(path), pos)
-                prefix = ""
-                for seg in path:
-                    if seg.endswith("]"):  # uplinks[0] is inside uplinks, the array
-                        plain = seg[: seg.rfind("[")]
-                        within.setdefault(f"{prefix}.{plain}" if prefix else plain, pos)
-                    prefix = f"{prefix}.{seg}" if prefix else seg
-                    within.setdefault(prefix, pos)
+            spelled = ".".join(d.path)
+            # As the scanner spells the path, and as the loader does when a key needs quotes.
+            for path in (d.path, tuple(_unquoted(s) for s in d.path)) if '"' in spelled else (d.path,):
+                exact.setdefault(spelled if path is d.path else ".".join(path), pos)
+                # Longest prefix first; one already seen had all of its own
+                # prefixes recorded with it, so each statement costs its depth.
+                for j in range(len(path), 0, -1):
+                    prefix = path[:j]
+                    if prefix in seen:
+                        break
+                    seen.add(prefix)
+                    within.setdefault(".".join(prefix), pos)
+                    last = prefix[-1]
+                    if last.endswith("]"):  # uplinks[0] is inside uplinks, the array
+                        within.setdefault(".".join(prefix[:-1] + (last[: last.rfind("[")],)), pos)
         self._exact = exact
         return exact
 

@@ -349,3 +349,18 @@ def test_every_key_line_of_the_seed_made_wrong_is_reported_at_that_line(index):
     mine = [f for f in fs if f.path.endswith(key)]
     assert mine, [(f.path, f.line) for f in fs]
     assert {(f.line, f.column) for f in mine} == {(index + 1, 1)}, [(f.path, f.line) for f in fs]
+
+
+def test_a_hostile_depth_costs_one_pass_not_a_square():
+    """A 200,000-segment header (tomllib takes it) used to cost the scanner time in the square of its depth."""
+    import time
+
+    text = "[" + ".".join(["a"] * 200_000) + "]\nx = 1\n[b]\ny = 2\n"
+    start = time.perf_counter()
+    assert definitions(text) == []  # deeper than positions.MAX_DEPTH: the scan stops there
+    assert Positions(text).find("b.y") is None
+    assert time.perf_counter() - start < 10  # about 0.1 s; the square took hours
+    deep = ".".join(f"k{i}" for i in range(positions.MAX_DEPTH))
+    index = Positions(f"[{deep}]\nx = 1\n")
+    assert index.find(deep) == (1, 1)
+    assert index.find(f"{deep}.x") == (1, 1)  # one segment too deep to record: its table's header
