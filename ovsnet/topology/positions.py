@@ -115,7 +115,10 @@ def definitions(text: str, stop_line: int | None = None) -> list[Definition]:
                 break
             parts = key_parts(k.group(1))
             if len(parts) > MAX_DEPTH:
-                break  # what follows sits in a table no finding can name: stop here
+                # Its first segments still locate a finding about them (an
+                # unknown top-level key, say); what follows is not scanned.
+                defs.append(Definition(line, i - line_start + 1, "table", parts[:MAX_DEPTH], MAX_DEPTH, group))
+                break
             if array:
                 parent = _resolve(parts[:-1], arrays)
                 key = parent + (parts[-1],)
@@ -132,6 +135,7 @@ def definitions(text: str, stop_line: int | None = None) -> list[Definition]:
             break
         path = table + key_parts(k.group(1))
         if len(path) > MAX_DEPTH:
+            defs.append(Definition(line, k.start(1) - line_start + 1, "key", path[:MAX_DEPTH], len(table), group))
             break
         defs.append(Definition(line, k.start(1) - line_start + 1, "key", path, len(table), group))
         i, line, line_start = _skip_value(text, k.end() + 1, line, line_start, path, defs, group)

@@ -357,7 +357,9 @@ def test_a_hostile_depth_costs_one_pass_not_a_square():
 
     text = "[" + ".".join(["a"] * 200_000) + "]\nx = 1\n[b]\ny = 2\n"
     start = time.perf_counter()
-    assert definitions(text) == []  # deeper than positions.MAX_DEPTH: the scan stops there
+    # Deeper than positions.MAX_DEPTH: its first segments are recorded, and the scan stops there.
+    assert [(d.line, d.path) for d in definitions(text)] == [(1, ("a",) * positions.MAX_DEPTH)]
+    assert Positions(text).find("a") == (1, 1)
     assert Positions(text).find("b.y") is None
     assert time.perf_counter() - start < 10  # about 0.1 s; the square took hours
     deep = ".".join(f"k{i}" for i in range(positions.MAX_DEPTH))
