@@ -308,7 +308,9 @@ class Positions:
                 exact.setdefault(spelled if path is d.path else ".".join(path), pos)
                 # Longest prefix first; one already seen had all of its own
                 # prefixes recorded with it, so each statement costs its depth.
-                for j in range(len(path), 0, -1):
+                # A key or item is in `exact` itself: only its tables are new.
+                top = len(path) - 1 if d.kind in ("key", "item") else len(path)
+                for j in range(top, 0, -1):
                     prefix = path[:j]
                     if prefix in seen:
                         break
