@@ -17,6 +17,7 @@ from ovsnet.graph import Domains, nid
 from ovsnet.topology import addressing
 from ovsnet.topology.load import quoted
 from ovsnet.topology.model import Attach, Host, Layout, Topology
+from ovsnet.topology.origin import edge_path
 
 # The kernel refuses '/', ':', whitespace and control characters; ovsnet also
 # refuses everything but ASCII letters, digits, '-', '_' and '.', so a name
@@ -258,7 +259,7 @@ def _loops(topo: Topology, g: nx.Graph, doms: Domains) -> Iterator[Finding]:
     for loop in doms.loops:
         u, v = loop.edge
         which = f"VLAN {vlan_names.get(loop.vlan, loop.vlan)}" if loop.vlan is not None else "every VLAN"
-        path = _edge_path(topo, g, u, v)
+        path = edge_path(topo, g, u, v)
         if loop.assumed:
             # Real hosts: two uplinks may well reach different switches, so only a warning.
             port = next((n for n in (u, v) if g.nodes[n].get("kind") == "switch_port"), v)
@@ -270,58 +271,6 @@ def _loops(topo: Topology, g: nx.Graph, doms: Domains) -> Iterator[Finding]:
             )
             continue
         yield Finding(path, f"L2 loop in {which}: {u} - {v} closes a second path between the same bridges", "carry each VLAN over one path only (or bond the links)")
-
-
-# The more specific end of an edge names it: an endpoint's access port is the
-# endpoint's entry, not the bridge's. Bridges and switches name nothing.
-_NAMING_ORDER = ("endpoint", "iface", "internal", "router_leg", "veth", "nic", "switch_port", "linux_bridge")
-
-
-def _edge_path(topo: Topology, g: nx.Graph, u: str, v: str) -> str:
-    """The key path of the entry in the file that made the graph edge u - v ("" if none)."""
-    def rank(node: str) -> int:
-        kind = g.nodes[node].get("kind")
-        return _NAMING_ORDER.index(kind) if kind in _NAMING_ORDER else len(_NAMING_ORDER)
-
-    for node in sorted((u, v), key=rank):
-        path = _node_path(topo, g, node)
-        if path:
-            return path
-    return ""
-
-
-def _node_path(topo: Topology, g: nx.Graph, node: str) -> str:
-    data = g.nodes[node]
-    kind, name = data.get("kind"), data.get("name")
-    host = topo.hosts.get(data.get("host", ""))
-    if kind == "endpoint":
-        return next((f"endpoints[{i}]" for i, ep in enumerate(topo.endpoints) if ep.name == name), "")
-    if kind == "router_leg" and topo.router:
-        return next((f"router.vlans[{i}]" for i, vname in enumerate(topo.router.vlans) if vname == name), "")
-    if kind == "switch_port":
-        # A switch port exists for the NIC cabled to it: that cable (or uplink) is its entry.
-        nic = next((n for n in g.neighbors(node) if g.nodes[n].get("kind") == "nic"), None)
-        return _node_path(topo, g, nic) if nic else ""
-    if host is None:
-        return ""
-    p = f"hosts.{host.name}"
-    if kind == "nic":
-        if topo.lab:
-            for i, c in enumerate(topo.lab.cables):
-                if any(end.node == host.name and end.nic == name for end in (c.a, c.b)):
-                    return f"lab.cables[{i}]"
-        if host.flat and host.flat.nic == name:
-            return f"{p}.flat"
-        return next((f"{p}.uplinks[{i}]" for i, up in enumerate(host.uplinks) if up.nic == name), "")
-    if kind in ("veth", "linux_bridge"):
-        if host.flat and host.flat.bridge == name:
-            return f"{p}.flat"
-        return next((f"{p}.docker[{i}]" for i, d in enumerate(host.docker) if name in (d.bridge, d.patch_ovs, d.patch_bridge)), "")
-    if kind == "internal":
-        return f"{p}.management"
-    if kind == "iface":
-        return next((f"{p}.access_ports[{i}]" for i, ap in enumerate(host.access_ports) if ap.interface == name), "")
-    return ""
 
 
 def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
