@@ -14,10 +14,10 @@ import tomllib
 from pathlib import Path
 
 from ovsnet.errors import ConfigError, Finding
-from ovsnet.topology import positions
 from ovsnet.topology.convert import NAME_RE, as_name, as_str, quoted, type_name
 from ovsnet.topology.duplicates import syntax_finding
 from ovsnet.topology.model import Host, Topology, VerifySettings
+from ovsnet.topology.positions import Positions, remember
 from ovsnet.topology.reader import MISSING, Reader
 from ovsnet.topology.sections import load_endpoints, load_host, load_lab, load_router, load_verify, load_vlans
 
@@ -61,9 +61,9 @@ def parse(text: str, source: str = "<string>") -> Topology:
     lab = load_lab(r, top["lab"]) if "lab" in top else None
     verify = load_verify(r, top["verify"]) if "verify" in top else VerifySettings()
     if r.findings:
-        raise ConfigError(source, positions.Positions(text).locate(r.findings))
+        raise ConfigError(source, Positions(text).locate(r.findings))
     topo = Topology(name, vlans, hosts, router, tuple(endpoints), lab, source, verify)
-    positions.remember(topo, text)  # validation's findings are located later, from the same text
+    remember(topo, text)  # validation's findings are located later, from the same text
     return topo
 
 
