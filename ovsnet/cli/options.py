@@ -159,7 +159,9 @@ def checked(path: Path) -> Any:
 def warnings(c: Any, out: Out) -> None:
     if out.silent:
         return
-    shown = c.warnings[:20]
+    from ovsnet.topology.positions import locate
+
+    shown = locate(c.topology, c.warnings[:20])
     for w in shown:
         err(w.render(c.topology.source))
     if len(c.warnings) > len(shown):

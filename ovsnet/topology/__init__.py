@@ -24,6 +24,7 @@ def check(topo: Topology) -> Checked:
     """Build the graph and validate; raise ConfigError with every error found."""
     from ovsnet.gcpause import paused_gc
     from ovsnet.topology import graph as graph_mod
+    from ovsnet.topology.positions import locate
     from ovsnet.topology.validate import validate
 
     with paused_gc():
@@ -31,7 +32,8 @@ def check(topo: Topology) -> Checked:
         findings = validate(topo, g)
     errs = [f for f in findings if f.severity == "error"]
     if errs:
-        raise ConfigError(topo.source, findings)
+        # Located only now: the scan of the text costs nothing while a file is valid.
+        raise ConfigError(topo.source, locate(topo, findings))
     return Checked(topo, g, tuple(findings))
 
 

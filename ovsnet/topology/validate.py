@@ -17,6 +17,7 @@ from ovsnet.topology import addressing
 from ovsnet.topology.graph import Domains, nid
 from ovsnet.topology.load import quoted
 from ovsnet.topology.model import Attach, Host, IPNetwork, Layout, Topology
+from ovsnet.topology.origin import edge_path
 
 # The kernel refuses '/', ':', whitespace and control characters; ovsnet also
 # refuses everything but ASCII letters, digits, '-', '_' and '.', so a name
@@ -67,7 +68,7 @@ def validate(topo: Topology, g: nx.Graph, doms: Domains | None = None) -> list[F
     findings += _subnets(topo)
     findings += _addresses(topo)
     findings += _references(topo)
-    findings += _loops(g, doms)
+    findings += _loops(topo, g, doms)
     findings += _mtu(topo, g)
     findings += _lab(topo)
     findings += _verify_settings(topo)
@@ -253,22 +254,23 @@ def _references(topo: Topology) -> Iterator[Finding]:
                 yield Finding(f"router.vlans[{i}]", f"the router routes VLAN {vname}, which has no subnet and router address", f"set subnet and router under [vlans.{vname}]")
 
 
-def _loops(g: nx.Graph, doms: Domains) -> Iterator[Finding]:
+def _loops(topo: Topology, g: nx.Graph, doms: Domains) -> Iterator[Finding]:
     vlan_names = g.graph.get("vlans", {})
     for loop in doms.loops:
         u, v = loop.edge
         which = f"VLAN {vlan_names.get(loop.vlan, loop.vlan)}" if loop.vlan is not None else "every VLAN"
+        path = edge_path(topo, g, u, v)
         if loop.assumed:
             # Real hosts: two uplinks may well reach different switches, so only a warning.
             port = next((n for n in (u, v) if g.nodes[n].get("kind") == "switch_port"), v)
             yield Finding(
-                "", f"possible L2 loop in {which}: with no [lab] section ovsnet assumes every uplink reaches one "
+                path, f"possible L2 loop in {which}: with no [lab] section ovsnet assumes every uplink reaches one "
                 f"upstream network, and {g.nodes[port].get('name', port)} then closes a second path",
                 "carry each VLAN on one uplink per host, or bond the NICs; ignore this if they reach separate networks",
                 severity="warning",
             )
             continue
-        yield Finding("", f"L2 loop in {which}: {u} - {v} closes a second path between the same bridges", "carry each VLAN over one path only (or bond the links)")
+        yield Finding(path, f"L2 loop in {which}: {u} - {v} closes a second path between the same bridges", "carry each VLAN over one path only (or bond the links)")
 
 
 def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
@@ -288,7 +290,7 @@ def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
                     )
     # Cabled NICs must agree too: a frame that leaves one end must enter the other.
     if topo.lab:
-        for c in topo.lab.cables:
+        for ci, c in enumerate(topo.lab.cables):
             mtus = []
             for end in (c.a, c.b):
                 h = topo.hosts.get(end.node)
@@ -296,7 +298,7 @@ def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
                 if cabled:
                     mtus.append((str(end), cabled.assumed_mtu))
             if len(mtus) == 2 and mtus[0][1] != mtus[1][1]:
-                yield Finding("lab.cables", f"cable {mtus[0][0]} - {mtus[1][0]} joins mtu {mtus[0][1]} to mtu {mtus[1][1]}", "use the same mtu on both ends")
+                yield Finding(f"lab.cables[{ci}]", f"cable {mtus[0][0]} - {mtus[1][0]} joins mtu {mtus[0][1]} to mtu {mtus[1][1]}", "use the same mtu on both ends")
 
 
 def _verify_settings(topo: Topology) -> Iterator[Finding]:

@@ -152,6 +152,8 @@ def test_two_uplinks_on_one_vlan_without_lab_is_a_possible_loop_warning():
     assert loops and all(f.severity == "warning" for f in loops)
     assert "possible L2 loop in VLAN web" in loops[0].message
     assert "eth2" in loops[0].message
+    # Each names the uplink that closes it: the second NIC of each host onto the assumed upstream switch.
+    assert [f.path for f in loops] == ["hosts.node1.uplinks[1]", "hosts.node2.uplinks[1]"]
 
 
 def _two_uplinks(text: str) -> str:

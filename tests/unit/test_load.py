@@ -294,3 +294,32 @@ def test_deep_nesting_is_a_config_error(tmp_path):
     p.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
     with pytest.raises(ConfigError):
         load(p)
+
+
+def test_a_list_whose_only_item_is_refused_is_not_also_reported_empty():
+    fs = findings_of(sub(r'^addresses = \["192\.168\.10\.11/24"\]$', 'addresses = ["192.168.10.300/24"]'))
+    assert [f.path for f in fs] == ["hosts.node1.management.addresses[0]"]
+    fs = findings_of(sub(r'^vlans = \["mgmt", "web", "db"\]$', 'vlans = ["nope"]'))
+    assert [f.path for f in fs] == ["hosts.node1.uplinks[0].vlans[0]"]
+
+
+def test_an_empty_list_as_written_is_still_reported():
+    fs = findings_of(sub(r'^addresses = \["192\.168\.10\.11/24"\]$', "addresses = []"))
+    assert [(f.path, f.message) for f in fs] == [("hosts.node1.management.addresses", "no address given")]
+    fs = findings_of(sub(r'^vlans = \["mgmt", "web", "db"\]$', "vlans = []"))
+    assert ("hosts.node1.uplinks[0].vlans", "a trunk carrying no VLAN") in [(f.path, f.message) for f in fs]
+
+
+def test_a_refused_vlan_is_reported_once_not_again_at_every_reference():
+    fs = findings_of(sub(r"^id = 100$", "id = 4095"))
+    assert [(f.path, f.message) for f in fs] == [("vlans.web.id", "4095 is out of range")]
+    text = SEED_TEXT.replace("[vlans.db]", '[vlans."d b"]').replace('vlan = "db"', 'vlan = "d b"').replace('"web", "db"]', '"web", "d b"]')
+    assert text.count('"d b"') == 7  # the table and its six references (2 uplinks, 2 Docker bridges, 2 endpoints)
+    fs = findings_of(text)
+    assert [f.path for f in fs] == ["vlans.d b"], [(f.path, f.message) for f in fs]
+    assert "VLAN name: 'd b' is not a usable name" in fs[0].message
+
+
+def test_a_reference_to_an_undeclared_vlan_is_still_reported():
+    fs = findings_of(sub(r'^vlan = "web"$', 'vlan = "nope"'))
+    assert [(f.path, f.message) for f in fs] == [("hosts.node1.docker[0].vlan", "no VLAN named 'nope'")]

@@ -186,7 +186,7 @@ def test_loop_between_two_hosts():
     fs = findings(text)
     loops = [f for f in fs if "L2 loop" in f.message]
     assert len(loops) == 1, messages(fs)
-    assert loops[0].path == ""
+    assert loops[0].path == "lab.cables[1]"  # the second cable between the two hosts closes it
     assert "VLAN web" in loops[0].message
     assert "node1" in loops[0].message or "node2" in loops[0].message
 
@@ -215,6 +215,7 @@ def test_loop_host_with_two_uplinks_to_the_switch():
     fs = findings(text)
     loops = [f for f in fs if "L2 loop" in f.message]
     assert len(loops) == 1, messages(fs)
+    assert loops[0].path == "lab.cables[2]"  # node1's second cable to the switch
     assert "VLAN web" in loops[0].message
     assert "L2 loop" in messages(errors(fs))
 
@@ -302,7 +303,7 @@ def test_cable_mtu_mismatch():
         '[lab]\nswitch = "switch"\n\n[[lab.cables]]\nends = ["node1:eth1", "node2:eth1"]',
     )
     fs = findings(text)
-    (f,) = at(fs, "lab.cables")
+    (f,) = at(fs, "lab.cables[0]")
     assert "mtu 9000 to mtu 1500" in f.message
 
 
