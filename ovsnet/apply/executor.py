@@ -11,18 +11,15 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from ovsnet.apply.live import Live, Report
+from ovsnet.errors import VerificationError
 from ovsnet.plan.model import PHASES, Change, Phase
 
 AfterChange = Callable[[Change], None]
 
 
-def _rank(phase: Phase) -> int:
-    return PHASES.index(phase)
-
-
-def _before(phase: Phase) -> Callable[[Any], bool]:
-    """Checks due before the changes of `phase`: those that follow an earlier phase."""
-    return lambda check: _rank(check.after) < _rank(phase)
+def _due_before(rank: dict[Phase, int], phase: Phase) -> Callable[[Any], bool]:
+    """Checks due before the changes of `phase`: those that follow an earlier phase of the plan."""
+    return lambda check: rank[check.after] < rank[phase]
 
 
 class Executor:
@@ -34,13 +31,14 @@ class Executor:
         self._done_ids: set[int] = set()
         self.step = "reading the host"  # what runs now, for the failure report
 
-    def run(self, changes: Sequence[Change], checks: Sequence[Any] = ()) -> None:
+    def run(self, changes: Sequence[Change], checks: Sequence[Any] = (), order: Sequence[Phase] = PHASES) -> None:
+        rank = {ph: i for i, ph in enumerate(order)}
         pending = list(checks)
         i = 0
         while i < len(changes):
             phase, backend = changes[i].phase, changes[i].backend
-            # A check runs once the phase it follows is over.
-            pending = self._checks(pending, _before(phase))
+            # A check runs once the phase it follows is over (in this plan's order of phases).
+            pending = self._checks(pending, _due_before(rank, phase))
             j = i
             while j < len(changes) and changes[j].phase is phase and changes[j].backend == backend:
                 j += 1
@@ -118,7 +116,14 @@ class Executor:
             try:
                 # Newest change first; each change's undo ops in their own order
                 # (a moved port: delete it here, then add it back where it was).
-                self.live.apply_groups(backend, [c.undo for c in group], None, wait=False)
+                # Waiting for ovs-vswitchd: undos after this one may need the
+                # links it makes again (a management port, for its address).
+                self.live.apply_groups(backend, [c.undo for c in group], None, wait=True)
+                undone += [c.resource for c in group]
+            except VerificationError:
+                # Committed, but ovs-vswitchd is not applying (the very fault that
+                # may have failed this run): the database is as before, and
+                # ovs-vswitchd follows it when it is back.
                 undone += [c.resource for c in group]
             except Exception as exc:  # keep undoing the rest
                 errors += [f"{c.resource} ({exc})" for c in group]

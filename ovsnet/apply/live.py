@@ -32,6 +32,7 @@ class Live:
     _netlink: Any = None
     _docker: Any = None
     _files: Any = None
+    _ethtool: Any = None
     docker_error: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -98,9 +99,12 @@ class Live:
             self._one_by_one(backend, groups, on_group)
 
     def _ovsdb_groups(self, groups: Sequence[Sequence[Any]], on_group: OnGroup | None, wait: bool) -> None:
-        """Every OVSDB change of the run in one transaction."""
+        """Every OVSDB change of the run in one transaction; done when ovs-vswitchd has made its internal ports."""
         try:
-            self.ovsdb.transact([op for ops in groups for op in ops], wait=wait)
+            internal = self.ovsdb.transact([op for ops in groups for op in ops], wait=wait)
+            if wait:
+                for name in sorted(internal):
+                    self.netlink.wait_link(name, timeout=self.target.ovs_timeout)
         except VerificationError as exc:
             # Committed but not (fully) applied by ovs-vswitchd: undo the rows too.
             exc.touched = list(range(len(groups)))  # type: ignore[attr-defined]
@@ -132,6 +136,12 @@ class Live:
     def _backend_object(self, backend: str) -> Any:
         if backend == "files":
             return self.files
+        if backend == "ethtool":
+            if self._ethtool is None:
+                from ovsnet.backends.ethtool import Ethtool
+
+                self._ethtool = Ethtool(self.target.netns)
+            return self._ethtool
         if backend == "docker":
             d = self.docker()
             if d is None:

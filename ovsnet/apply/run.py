@@ -101,16 +101,28 @@ def _settings(target: Target, adopt: bool, docker: bool = True) -> Settings:
     return Settings(datapath=target.datapath, adopt=adopt, docker=docker)
 
 
+def _saved(target: Target, topology: str, host: str, saved: record.Record | None, current: Current) -> tuple[record.Record | None, str | None]:
+    """What the host had before ovsnet: the state file, or else its copy in OVSDB; and a note when the copy was used."""
+    if saved is not None:
+        return saved, None
+    copy = planner.copied_record(current, topology)
+    if copy is not None and copy.host == host:
+        return copy, f"no state file at {record.path_for(target.state_dir, topology, host)}: using the copy of the record kept in OVSDB"
+    return None, None
+
+
 def _read_and_plan(checked: Checked, host: Host, live: Live, adopt: bool) -> tuple[Desired, Current, Plan]:
     target = live.target
     want = planner.desire(checked.topology, host, _settings(target, adopt))
-    saved = record.read(target.state_dir, checked.topology.name, host.name)
     reads = planner.reads(want)
+    from_file = record.read(target.state_dir, checked.topology.name, host.name)
     current = live.read(reads)
+    saved, note = _saved(target, checked.topology.name, host.name, from_file, current)
     docker_ok = "docker" not in reads or current.docker is not None
     p = planner.diff(want, current, saved.parts if saved else None, _settings(target, adopt, docker_ok))
-    if not docker_ok and live.docker_error:
-        p = replace(p, notes=p.notes + (live.docker_error,))
+    notes = ((note,) if note else ()) + ((live.docker_error,) if not docker_ok and live.docker_error else ())
+    if notes:
+        p = replace(p, notes=p.notes + notes)
     return want, current, p
 
 
@@ -142,7 +154,7 @@ def up(checked: Checked, host_name: str, target: Target, options: UpOptions = Up
             _refuse_blocked(p, "refusing to apply; nothing was changed:")
             if p.empty:
                 return Result(p, (), time.monotonic() - start)
-            check_uplink_move(live.netlink, p, options.allow_uplink_move, target.netns is not None)
+            check_uplink_move(live.netlink, p, options.allow_uplink_move, target.netns is not None, _sessions(target))
             done = _apply(p, live, target, topo.name, host.name, options.after_change or _crash_hook(), "up")
             _verify(checked, host, live, options.adopt)
             return Result(p, tuple(done), time.monotonic() - start)
@@ -159,16 +171,28 @@ def down(checked: Checked, host_name: str, target: Target, lock_wait: float = 0.
     with host_lock(target, topo.name, host.name, lock_wait):
         live = Live(target, report)
         try:
-            saved = record.read(target.state_dir, topo.name, host.name)
             want = planner.desire(topo, host, _settings(target, False))
+            from_file = record.read(target.state_dir, topo.name, host.name)
             current = live.read(planner.reads(want))
+            saved, note = _saved(target, topo.name, host.name, from_file, current)
             p = planner.teardown(want, current, saved.parts if saved else None)
+            if note:
+                p = replace(p, notes=(note,) + p.notes)
             _refuse_blocked(p, "refusing to take the host down; nothing was changed:")
             done = _apply(p, live, target, topo.name, host.name, after_change or _crash_hook(), "down")
             record.remove(target.state_dir, topo.name, host.name)
             return Result(p, tuple(done), time.monotonic() - start)
         finally:
             live.close()
+
+
+def _sessions(target: Target) -> Callable[[], list]:
+    def read() -> list:
+        from ovsnet.backends.sessions import ssh_sessions
+
+        return ssh_sessions(target.netns)
+
+    return read
 
 
 def _refuse_blocked(p: Plan, head: str) -> None:
@@ -188,7 +212,7 @@ def _apply(p: Plan, live: Live, target: Target, topology: str, host: str, after_
         record.write(target.state_dir, keep)
     ex = Executor(live, live.report, after_change)
     try:
-        ex.run(p.changes, p.checks)
+        ex.run(p.changes, p.checks, p.order)
     except BaseException as exc:
         failed = ex.step
         undone, errors = ex.rollback()

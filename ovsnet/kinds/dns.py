@@ -58,7 +58,7 @@ class Dns(Kind):
         now = ctx.current.dns
         if saved is not None and now is not None and tuple(now) != saved.servers:
             ctx.add(Action.RESTORE, "dns:nameservers", Phase.DNS, "as it was before the first up", before=", ".join(now), after=", ".join(saved.servers) or "none",
-                    ops=(DnsSetServers(saved.servers),))
+                    ops=(DnsSetServers(saved.servers),), undo=(DnsSetServers(tuple(now)),))
 
     def record_to_json(self, part: SavedDns) -> Any:
         return list(part.servers)

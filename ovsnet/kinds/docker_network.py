@@ -134,7 +134,8 @@ class DockerNetworks(Kind):
         for net in (ctx.current.docker or {}).values():
             if net.owner != ctx.topology:
                 continue
-            ctx.add(Action.DELETE, f"docker-network:{net.name}", Phase.DOCKER, "ovsnet made it", before=current_view(net), ops=(DockerRemoveNetwork(net.name),))
+            ctx.add(Action.DELETE, f"docker-network:{net.name}", Phase.DOCKER, "ovsnet made it", before=current_view(net),
+                    ops=(DockerRemoveNetwork(net.name),), undo=(restore_op(net),))
             if net.containers:
                 ctx.block(f"docker-network:{net.name}", f"Docker network {net.name} still has containers: {', '.join(net.containers)}", "stop or disconnect them, then run down again")
 

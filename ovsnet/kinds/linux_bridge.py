@@ -36,6 +36,11 @@ class NlCreateBridge(NlOp):
         return f"create bridge {self.name}"
 
 
+def recreate_ops(link: Any) -> tuple[Any, ...]:
+    """A bridge as it was: its MTU, its mark, up or down (its ports come back with their own undo)."""
+    return (NlCreateBridge(link.name, link.mtu, link.alias),) + ((NlSetLink(link.name, up=True),) if link.up else ())
+
+
 @dataclass(frozen=True)
 class LinuxBridge:
     name: str
@@ -74,10 +79,10 @@ class LinuxBridges(Kind):
             # Ours, no longer wanted: the edit removed it.
             if link.kind == "bridge" and link.owner == ctx.topology and link.name not in wanted:
                 ctx.add(Action.DELETE, f"link:{link.name}", Phase.CLEANUP, "no longer in the topology", before="bridge",
-                        ops=(NlDeleteLink(link.name),), undo=(NlCreateBridge(link.name, link.mtu, link.alias),))
+                        ops=(NlDeleteLink(link.name),), undo=recreate_ops(link))
 
     def teardown(self, want: tuple[Any, ...], ctx: Context) -> None:
         for link in ctx.current.linux.links.values():
             if link.kind == "bridge" and link.owner == ctx.topology:
                 ctx.add(Action.DELETE, f"link:{link.name}", Phase.CLEANUP, "ovsnet made it", before="bridge",
-                        ops=(NlDeleteLink(link.name),))
+                        ops=(NlDeleteLink(link.name),), undo=recreate_ops(link))

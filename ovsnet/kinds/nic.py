@@ -57,7 +57,7 @@ class Nics(Kind):
             link = ctx.current.linux.links.get(nic)
             if link is not None and link.mtu != mtu:
                 ctx.add(Action.RESTORE, f"link:{nic}", Phase.UPLINK, "as it was before the first up", before=f"mtu {link.mtu}", after=f"mtu {mtu}",
-                        ops=(NlSetLink(nic, mtu=mtu),))
+                        ops=(NlSetLink(nic, mtu=mtu),), undo=(NlSetLink(nic, mtu=link.mtu),))
 
     def record_to_json(self, part: SavedMtus) -> Any:
         return dict(part.mtus)

@@ -44,6 +44,28 @@ class OvsSetBridge:
 
 
 @dataclass(frozen=True)
+class OvsSetBridgeKey:
+    """One key of a bridge's external_ids, set (or removed when value is None), the others kept."""
+
+    name: str
+    key: str
+    value: str | None
+    backend: ClassVar[str] = "ovsdb"
+
+    def build(self, txn: Any) -> None:
+        row = txn.bridge(self.name)
+        ids = dict(row.external_ids)
+        if self.value is None:
+            ids.pop(self.key, None)
+        else:
+            ids[self.key] = self.value
+        txn.set(row, "external_ids", ids, f"bridge {self.name}")
+
+    def describe(self) -> str:
+        return f"set {self.key} of bridge {self.name}"
+
+
+@dataclass(frozen=True)
 class OvsDelBridge:
     name: str
     backend: ClassVar[str] = "ovsdb"
@@ -97,5 +119,11 @@ class OvsBridges(Kind):
                         ops=(OvsDelBridge(b.name),), undo=(OvsAddBridge(b.name, b.datapath_type, dict(b.external_ids)),))
 
     def teardown(self, want: tuple[Any, ...], ctx: Context) -> None:
-        for b in sorted(b.name for b in ctx.current.ovs.bridges.values() if b.owner == ctx.topology):
-            ctx.add(Action.DELETE, f"bridge:{b}", Phase.OVSDB, "ovsnet made it", before="OVS bridge (and its ports)", ops=(OvsDelBridge(b),))
+        from ovsnet.kinds.ovs_port import restore_op
+
+        ovs = ctx.current.ovs
+        for name in sorted(b.name for b in ovs.bridges.values() if b.owner == ctx.topology):
+            b = ovs.bridges[name]
+            # Undone: the bridge, then every port it had (ours or not), as they were.
+            undo = (OvsAddBridge(name, b.datapath_type, dict(b.external_ids)),) + tuple(restore_op(ovs.ports[p]) for p in b.ports if p in ovs.ports)
+            ctx.add(Action.DELETE, f"bridge:{name}", Phase.OVSDB, "ovsnet made it", before="OVS bridge (and its ports)", ops=(OvsDelBridge(name),), undo=undo)

@@ -200,7 +200,8 @@ class OvsPorts(Kind):
             bridge = ovs.bridges.get(p.bridge)
             if bridge is not None and bridge.owner == ctx.topology:
                 continue  # goes with its bridge
-            ctx.add(Action.DELETE, f"port:{p.bridge}/{p.name}", Phase.OVSDB, "ovsnet made it", before=port_view(p), ops=(OvsDelPort(p.bridge, p.name),))
+            ctx.add(Action.DELETE, f"port:{p.bridge}/{p.name}", Phase.OVSDB, "ovsnet made it", before=port_view(p),
+                    ops=(OvsDelPort(p.bridge, p.name),), undo=(restore_op(p),))
 
     @staticmethod
     def _ours(ctx: Context) -> list[OvsPort]:

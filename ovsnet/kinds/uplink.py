@@ -187,13 +187,29 @@ class Uplink(Kind):
         present = set(linux.addresses_of(nic))
         for addr in restore.addresses:
             if addr not in present:
-                ctx.add(Action.RESTORE, f"address:{nic}/{addr}", Phase.UPLINK, "as it was before the first up", after=addr, ops=(NlAddAddress(nic, addr),))
+                ctx.add(Action.RESTORE, f"address:{nic}/{addr}", Phase.UPLINK, "as it was before the first up", after=addr,
+                        ops=(NlAddAddress(nic, addr),), undo=(NlDelAddress(nic, addr),))
         if self._flat_enslaved(ctx, nic):
-            ctx.add(Action.RESTORE, f"link:{nic}", Phase.UPLINK, "leaves the flat bridge", before=f"master {linux.links[nic].master}", after="master none", ops=(NlSetLink(nic, master=""),))
+            master = linux.links[nic].master or ""
+            ctx.add(Action.RESTORE, f"link:{nic}", Phase.UPLINK, "leaves the flat bridge", before=f"master {master}", after="master none",
+                    ops=(NlSetLink(nic, master=""),), undo=(NlSetLink(nic, master=master),))
         for r in sorted(restore.routes, key=lambda r: r.dst != "default"):
             if r not in linux.routes:
                 ctx.add(Action.RESTORE, f"route:{r.dst}", Phase.UPLINK, "as it was before the first up", after=f"via {r.gateway} dev {nic}",
-                        ops=(NlReplaceRoute(r.dst, nic, r.gateway, r.metric, r.proto),))
+                        ops=(NlReplaceRoute(r.dst, nic, r.gateway, r.metric, r.proto),), undo=(_route_back(r, linux.routes),))
+        # The bridge side's addresses leave it explicitly (they would go with the
+        # port anyway): undoing this down must put them back, and up again.
+        for up in want:
+            if up.target == nic:
+                continue
+            for addr in linux.addresses_of(up.target):
+                ops_back = (NlSetLink(up.target, up=True), NlAddAddress(up.target, addr))
+                ctx.add(Action.DELETE, f"address:{up.target}/{addr}", Phase.UPLINK, f"the host's address is back on {nic}", before=addr,
+                        ops=(NlDelAddress(up.target, addr),), undo=ops_back)
+        gateway = next((r.gateway for r in restore.routes if r.dst == "default" and r.gateway), None)
+        if gateway and not self._flat_enslaved(ctx, nic):
+            # The NIC answers for the host again once OVS lets it go: prove it, or undo the down.
+            ctx.checks.append(GatewayAnswers(nic, gateway, after=Phase.OVSDB))
 
     @staticmethod
     def _flat_enslaved(ctx: Context, nic: str) -> bool:
@@ -219,6 +235,15 @@ class Uplink(Kind):
             routes=tuple(Route(**r) for r in routes),
             nic_master=raw.get("nic_master"),
         )
+
+
+def _route_back(r: Route, now: tuple[Route, ...]) -> Any:
+    """Undo of a route put back on the NIC by `replace`: the route it replaced (same destination and metric), or none."""
+    fam = 6 if ":" in (r.gateway or r.dst) else 4
+    old = next((o for o in now if o.dst == r.dst and o.metric == r.metric and (6 if ":" in (o.gateway or o.dst) else 4) == fam), None)
+    if old is not None:
+        return NlReplaceRoute(old.dst, old.ifname, old.gateway, old.metric, old.proto)
+    return NlDelRoute(r.dst, r.ifname, r.gateway, r.metric)
 
 
 def _fallback(up: UplinkWant) -> SavedUplink:

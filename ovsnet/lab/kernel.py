@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+from ovsnet.backends.ethtool import set_tx_checksum
 from ovsnet.backends.netlink import Netlink
 from ovsnet.backends.netlink.ops import NlMoveLink, NlOp
 from ovsnet.backends.netns import inside
@@ -49,9 +50,16 @@ class Kernel:
         return self._netlink(ns).link(name) is not None
 
     def veth(self, ns_a: str, name_a: str, ns_b: str, name_b: str, temp: str, mtu: int | None) -> None:
-        """A veth pair from ns_a to ns_b: made whole in ns_a, then one end moved."""
+        """A veth pair from ns_a to ns_b: made whole in ns_a, then one end moved.
+
+        Both ends finish their own checksums (TX offload off): every lab
+        cable or leg ends in, or crosses, a userspace OVS bridge, which
+        forwards a partial checksum unfinished (see ovsnet.backends.ethtool).
+        """
         self.apply(ns_a, [NlCreateVeth(name_a, temp, mtu=mtu)])
+        set_tx_checksum(ns_a, name_a, False)
         self.move(ns_a, temp, ns_b, name_b)
+        set_tx_checksum(ns_b, name_b, False)
 
 
 def write_sysctl(ns: str, key: str, value: str) -> None:

@@ -106,6 +106,7 @@ class Plan:
     # The SSH guard's question: the NICs whose addresses this plan moves away.
     moves_from: tuple[str, ...] = ()
     facts: tuple[str, ...] = ()  # what the planner found about the host (its network manager...)
+    order: tuple[Phase, ...] = tuple(Phase)  # the order of phases this plan runs in (down has its own)
 
     @property
     def empty(self) -> bool:

@@ -184,3 +184,46 @@ def test_a_refusal_in_the_middle_of_the_linux_group_rolls_back_and_spares_the_st
     assert_same(before, host_snapshot(h), "refusal mid-group, rolled back")
     assert_nothing_of_ours(h)
     assert h.state_files() == []
+
+
+def test_exception_at_every_step_of_down_rolls_back_to_the_converged_host(host):
+    """`down` fails at change k, k = 1..K: the run undoes what it did, and the host is as `up` left it."""
+    h = host
+    checked = h.checked()
+    target = dataclasses.replace(h.target, gateway_timeout=30.0)
+    before = host_snapshot(h)
+    apply.up(checked, "node1", target)
+    converged = host_snapshot(h)
+    record_before = h.state_files()
+    tried = 0
+    k = 1
+    while True:
+        seen = [0]
+
+        def boom(change, k=k):
+            seen[0] += 1
+            if seen[0] == k:
+                raise RuntimeError(f"injected at step {k}")
+
+        try:
+            apply.down(checked, "node1", target, after_change=boom)
+        except apply.ApplyFailed as err:
+            assert f"injected at step {k}" in str(err), str(err)
+            assert err.undo_errors == [], (k, err.undo_errors)
+            assert err.exit_code == 3
+            assert "the host is as it was before this down" in str(err)
+        else:
+            break  # k is past the last change: this down went through
+        tried += 1
+        # Rolled back: everything ovsnet made is there again (row and link ids may differ).
+        now = host_snapshot(h)
+        assert now["addrs"] == converged["addrs"], k
+        assert now["routes"] == converged["routes"], k
+        assert now["resolv.conf"] == converged["resolv.conf"], k
+        assert apply.drift(checked, "node1", target).empty, (k, [c.line() for c in apply.drift(checked, "node1", target).changes])
+        assert h.state_files() == record_before, k
+        k += 1
+    assert tried >= 8, tried
+    assert_same(before, host_snapshot(h), "the last down, after every failed one")
+    assert_nothing_of_ours(h)
+    print(f"\ndown failure points tried: {tried}")

@@ -20,6 +20,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from ovsnet.apply.target import Target
+from ovsnet.backends.ethtool import set_tx_checksum
 from ovsnet.lab import netns
 from ovsnet.lab.ovs_instance import OvsInstance
 
@@ -72,6 +73,9 @@ def private_ovs(ns: str, rundir: Path) -> Iterator[OvsInstance]:
 def wire_uplink(ns: str, gw: str) -> None:
     """eth1 in `ns` holds the host's address and default route; its peer gw0 in `gw` is the gateway."""
     sh("ip", "link", "add", "eth1", "netns", ns, "type", "veth", "peer", "name", "gw0", "netns", gw)
+    # Once eth1 is a port of the userspace OVS bridge, TCP from the gateway
+    # needs its checksums finished on the way out (see ovsnet.backends.ethtool).
+    set_tx_checksum(gw, "gw0", False)
     prefixlen = NODE1_ADDRESS.split("/")[1]
     sh("ip", "-n", gw, "-batch", "-", input=f"addr add {MGMT_GATEWAY}/{prefixlen} dev gw0\nlink set gw0 up\n")
     sh("ip", "-n", ns, "-batch", "-", input=f"addr add {NODE1_ADDRESS} dev eth1\nlink set eth1 up\n"

@@ -113,12 +113,16 @@ class Ovsdb:
             f"cannot create the Open_vSwitch row at {self.remote}: {txn_error(txn)}"
         )
 
-    def transact(self, ops: Sequence[Any], wait: bool = True) -> None:
-        """Execute all `ops` in one OVSDB transaction; with `wait`, until ovs-vswitchd applied it."""
+    def transact(self, ops: Sequence[Any], wait: bool = True) -> set[str]:
+        """Execute all `ops` in one OVSDB transaction; with `wait`, until ovs-vswitchd applied it.
+
+        Returns the names of the internal ports it added: ovs-vswitchd makes
+        their kernel links after cur_cfg, so a caller that needs them waits.
+        """
         from ovs.db.idl import Transaction
 
         if not ops:
-            return
+            return set()
         deadline = _Deadline(self.timeout)
         while True:
             idl = self._synced(deadline)
@@ -146,10 +150,11 @@ class Ovsdb:
                 f"{txn_error(txn)}"
             )
         if not wait:
-            return
+            return built.internal_added
         if status == Transaction.SUCCESS:
             self._wait_applied(idl, txn.get_increment_new_value())
         self._verify_interfaces(idl, built.interfaces_to_check)
+        return built.internal_added
 
     # --- connection --------------------------------------------------------
 

@@ -45,6 +45,7 @@ class Txn:
                 self.ports[port.name] = port
                 self.port_bridge[port.name] = bridge.name
         self.interfaces_to_check: set[str] = set()
+        self.internal_added: set[str] = set()  # internal ports made here: their kernel links come later
 
     def build(self, ops: Sequence[Any]) -> None:
         for op in ops:
@@ -105,6 +106,8 @@ class Txn:
                 self.set(iface, column, value, what)
             rows.append(iface)
             self.interfaces_to_check.add(iface_name)
+            if iface_columns.get("type") == "internal":
+                self.internal_added.add(iface_name)
         port = self._insert("Port")
         what = f"port {name}"
         self.set(port, "name", name, what)
@@ -168,6 +171,7 @@ class Txn:
         if port is not None:
             for iface in port.interfaces:
                 self.interfaces_to_check.discard(iface.name)
+                self.internal_added.discard(iface.name)
         self.interfaces_to_check.discard(name)
 
     def _write_references(self) -> None:
