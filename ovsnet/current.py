@@ -26,6 +26,7 @@ class OvsInterface:
     ofport: int | None = None  # -1 means ovs-vswitchd failed to open it
     error: str | None = None
     external_ids: Mapping[str, str] = field(default_factory=dict)
+    mac: str | None = None  # the MAC asked for (Interface.mac; internal ports only)
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,14 @@ class OvsAddPort:
     trunks: frozenset[int] = frozenset()
     vlan_mode: str | None = None  # None lets OVS pick (access with tag, trunk without)
     external_ids: Mapping[str, str] = field(default_factory=dict)
+    mac: str | None = None  # internal ports: the MAC to give the port's kernel link
     backend: ClassVar[str] = "ovsdb"
 
     def build(self, txn: Any) -> None:
-        port = txn.add_port(self.bridge, self.name, [(self.name, {"type": self.iface_type})], {})
+        columns: dict[str, Any] = {"type": self.iface_type}
+        if self.mac:
+            columns["mac"] = [self.mac]
+        port = txn.add_port(self.bridge, self.name, [(self.name, columns)], {})
         write_vlan(txn, port, f"port {self.name}", self.tag, self.trunks, self.vlan_mode, self.external_ids)
 
     def describe(self) -> str:
@@ -73,6 +77,23 @@ class OvsSetPort:
 
 
 @dataclass(frozen=True)
+class OvsSetInterfaceMac:
+    """The MAC an internal port's kernel link gets (None: OVS picks one)."""
+
+    name: str
+    mac: str | None
+    backend: ClassVar[str] = "ovsdb"
+
+    def build(self, txn: Any) -> None:
+        port = txn.port(self.name)
+        iface = next(i for i in port.interfaces if i.name == self.name)
+        txn.set(iface, "mac", optional(self.mac), f"interface {self.name}", shown=self.mac)
+
+    def describe(self) -> str:
+        return f"set the MAC of {self.name}"
+
+
+@dataclass(frozen=True)
 class OvsDelPort:
     bridge: str
     name: str
@@ -95,6 +116,10 @@ class PortWant:
     trunks: frozenset[int] = frozenset()
     vlan_mode: str | None = None
     reason: str = ""
+    # Internal ports: take this NIC's MAC. The management port takes the MAC
+    # of the NIC whose address it takes over, so no peer's ARP cache goes
+    # stale when the address moves, and a DHCP server sees the same client.
+    mac_of: str | None = None
 
     def describe(self) -> str:
         if self.vlan_mode in TRUNK_MODES:
@@ -119,7 +144,8 @@ def port_view(p: OvsPort) -> str:
 
 
 def restore_op(p: OvsPort) -> OvsAddPort:
-    return OvsAddPort(p.bridge, p.name, p.iface_type, p.tag, p.trunks, p.vlan_mode, dict(p.external_ids))
+    mac = p.interfaces[0].mac if len(p.interfaces) == 1 else None
+    return OvsAddPort(p.bridge, p.name, p.iface_type, p.tag, p.trunks, p.vlan_mode, dict(p.external_ids), mac)
 
 
 def trunk_of(topo: Topology, vlans: tuple[str, ...], native: str | None) -> tuple[int | None, frozenset[int], str]:
@@ -148,7 +174,8 @@ class OvsPorts(Kind):
         m = host.management
         if m:
             mvlan = host.management_vlan
-            ports.append(PortWant(br, m.port, ROLE_MGMT, "internal", vid[mvlan] if mvlan else None, frozenset(), "access", f"the host's own addresses, VLAN {mvlan}"))
+            ports.append(PortWant(br, m.port, ROLE_MGMT, "internal", vid[mvlan] if mvlan else None, frozenset(), "access",
+                                  f"the host's own addresses, VLAN {mvlan}", host.uplink_nic))
         for d in host.docker:
             ports.append(PortWant(br, d.patch_ovs, ROLE_PATCH, "", vid[d.vlan], frozenset(), "access", f"patch to Docker bridge {d.bridge}, VLAN {d.vlan}"))
         for ap in host.access_ports:
@@ -160,13 +187,17 @@ class OvsPorts(Kind):
 
     def plan(self, want: tuple[Any, ...], ctx: Context) -> None:
         ovs = ctx.current.ovs
+        links = ctx.current.linux.links
         for port in want:
             pres = f"port:{port.bridge}/{port.name}"
             marks = ovs_marks(ctx.topology, port.role)
-            add = OvsAddPort(port.bridge, port.name, port.iface_type, port.tag, port.trunks, port.vlan_mode, marks)
+            source = links.get(port.mac_of) if port.mac_of else None
+            mac = source.mac if source is not None else None
+            add = OvsAddPort(port.bridge, port.name, port.iface_type, port.tag, port.trunks, port.vlan_mode, marks, mac)
             cur = ovs.ports.get(port.name)
             if cur is None:
-                ctx.add(Action.CREATE, pres, Phase.OVSDB, port.reason, after=port.describe(), ops=(add,), undo=(OvsDelPort(port.bridge, port.name),))
+                after = port.describe() + (f", MAC of {port.mac_of}" if mac else "")
+                ctx.add(Action.CREATE, pres, Phase.OVSDB, port.reason, after=after, ops=(add,), undo=(OvsDelPort(port.bridge, port.name),))
                 continue
             if cur.owner != ctx.topology and not ctx.settings.adopt:
                 where = "" if cur.bridge == port.bridge else f" on bridge {cur.bridge}"
@@ -178,6 +209,10 @@ class OvsPorts(Kind):
                 ctx.add(Action.MODIFY, pres, Phase.OVSDB, f"{port.reason}; {why}", before=before, after=port.describe(),
                         ops=(OvsDelPort(cur.bridge, port.name), add), undo=(OvsDelPort(port.bridge, port.name), restore_op(cur)))
                 continue
+            cur_mac = cur.interfaces[0].mac if len(cur.interfaces) == 1 else None
+            if mac and cur_mac != mac and cur.owner == ctx.topology:
+                ctx.add(Action.MODIFY, pres, Phase.OVSDB, f"takes the MAC of {port.mac_of}, whose address it holds", before=f"MAC {cur_mac or 'chosen by OVS'}", after=f"MAC {mac}",
+                        ops=(OvsSetInterfaceMac(port.name, mac),), undo=(OvsSetInterfaceMac(port.name, cur_mac),))
             same = cur.tag == port.tag and cur.trunks == port.trunks and (cur.vlan_mode or None) == port.vlan_mode
             owned = cur.owner == ctx.topology and cur.role == port.role
             if same and owned:

@@ -16,7 +16,7 @@ COLUMNS: dict[str, list[str]] = {
     "Open_vSwitch": ["bridges", "next_cfg", "cur_cfg"],
     "Bridge": ["name", "ports", "datapath_type", "external_ids"],
     "Port": ["name", "interfaces", "tag", "trunks", "vlan_mode", "external_ids"],
-    "Interface": ["name", "type", "ofport", "error", "external_ids"],
+    "Interface": ["name", "type", "ofport", "error", "external_ids", "mac"],
 }
 
 
@@ -41,6 +41,7 @@ def snapshot(idl: Idl) -> OvsState:
                         ofport=first(iface.ofport),
                         error=first(iface.error),
                         external_ids=dict(iface.external_ids),
+                        mac=first(iface.mac),
                     )
                     for iface in sorted(port.interfaces, key=lambda i: i.name)
                 ),
