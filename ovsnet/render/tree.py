@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from ovsnet.render import drift
 from ovsnet.render.drawing import ORDER, Group, edge_text, groups, node_details
 
 
@@ -24,10 +25,13 @@ def to_tree(g: nx.Graph) -> str:
         if not roots:
             continue
         out += ["", grp.title]
+        out += [f"  {line}" for line in drift.host_lines(g, grp.name)] if grp.role == "host" else []
         tree_seen: set[str] = set()
         for i, root in enumerate(roots):
             last = i == len(roots) - 1
             out += _tree_lines(g, root, None, grp, where, tree_seen, "", last)
+    if drift.is_live(g):
+        out += ["", "Drift against the file (the marks of `ovsnet plan`):"] + [f"  {line}" for line in drift.legend_lines(g)]
     return "\n".join(out) + "\n"
 
 
@@ -62,7 +66,13 @@ def _port_key(g: nx.Graph, n: str, m: str) -> tuple[int, int, int, str]:
 def _describe(g: nx.Graph, n: str) -> str:
     details = node_details(g, n)
     name = str(g.nodes[n].get("name", n))
-    return f"{name} ({', '.join(details)})" if details else name
+    text = f"{name} ({', '.join(details)})" if details else name
+    word, notes = drift.mark_lines(g, n)
+    # Without colour, the mark is a word in brackets, first thing on the line.
+    text = (f"[{word}] " if word else "") + text + (f"  <- {'; '.join(notes)}" if notes else "")
+    if not word and not notes and drift.faded(g, n):
+        text += "  · not ovsnet's"
+    return text
 
 
 def _tree_link(g: nx.Graph, d: dict) -> str:
