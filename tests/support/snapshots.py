@@ -30,6 +30,12 @@ def applied(topo: Topology, host: str, settings: Settings = Settings(), docker: 
         old = links.get(n)
         links[n] = replace(old, **kw) if old else Link(n, next(index), up=True, **kw)
 
+    # The NICs were there first (the flat import tells the NIC from later members by age).
+    for up in want.of("uplink"):
+        link(up.nic)
+    for p in want.of("ovs-port"):
+        if p.role in ("uplink", "access"):
+            link(p.name)
     bridges: dict[str, OvsBridge] = {}
     ports: dict[str, OvsPort] = {}
     for b in want.of("ovs-bridge"):
