@@ -32,7 +32,7 @@ def import_host(
     then finds only objects to adopt, and `ovsnet up --adopt` takes them over.
     """
     from ovsnet.apply.target import Target
-    from ovsnet.errors import UsageError
+    from ovsnet.errors import ConfigError, UsageError
     from ovsnet.importer import run
     from ovsnet.topology.model import DEFAULT_OVSDB
 
@@ -47,7 +47,14 @@ def import_host(
     target = Target(ovsdb=where.db or DEFAULT_OVSDB, netns=where.netns, resolv_conf=where.resolv_conf, docker_host=docker_host)
     current, notes = run.read(target)
     dest = output or into
-    result = run.settle(host, current, existing, name, str(dest) if dest else "<import>", tuple(notes))
+    try:
+        result = run.settle(host, current, existing, name, str(dest) if dest else "<import>", tuple(notes))
+    except ConfigError as exc:
+        # Said as import's own words: the file was never written.
+        for f in exc.findings:
+            err(f.render(exc.source))
+        err(f"ovsnet import: with host {host} the file would not be valid ({sum(f.severity == 'error' for f in exc.findings)} error(s)); nothing was written")
+        raise typer.Exit(exc.exit_code) from None
     if dest is not None:
         _write(dest, result.text)
     out.data({

@@ -20,8 +20,8 @@ from typing import Mapping
 from ovsnet.current import Current, DockerNetwork, Link, OvsBridge, OvsPort
 from ovsnet.importer import flat as flat_mod
 from ovsnet.importer.facts import Facts, Note
-from ovsnet.live.snapshot import LAB_KEY, docker_bridge, is_trunk
-from ovsnet.marks import DOCKER_VLAN_LABEL
+from ovsnet.live.snapshot import docker_bridge, is_trunk
+from ovsnet.marks import DOCKER_VLAN_LABEL, LAB_KEY
 from ovsnet.topology.addressing import slice_prefix
 from ovsnet.topology.model import (
     DEFAULT_MTU,

@@ -15,6 +15,7 @@ from typing import Mapping
 from ovsnet.current import DockerNetwork, Link
 from ovsnet.importer.facts import Facts
 from ovsnet.live.snapshot import docker_bridge
+from ovsnet.marks import LAB_ALIAS_PREFIX
 from ovsnet.topology.addressing import slice_prefix
 from ovsnet.topology.model import DEFAULT_MTU, FlatBridge, Host, Layout, Management, Vlan
 
@@ -69,14 +70,15 @@ def _pick_bridge(facts: Facts) -> Link | None:
 
 
 def _pick_nic(facts: Facts, bridge: Link) -> Link:
-    members = sorted((m for m in facts.links.values() if m.master == bridge.name and not (m.kind == "veth" and m.peer in facts.links)),
-                     key=lambda m: m.index)
-    members = members or sorted((m for m in facts.links.values() if m.master == bridge.name), key=lambda m: m.index)
-    older = [m for m in members if m.index < bridge.index]
-    if not older:
-        facts.guess("", f"{bridge.name}'s NIC guessed: {members[0].name}, its oldest member (no member is older than the bridge)")
-        return members[0]
-    return older[0]
+    """The member that is a NIC: not a veth with its peer here, not the lab's; a real NIC (no link kind)
+    before a veth (the lab's NICs are veths); then the one older than the bridge; then the oldest."""
+    inside = [m for m in facts.links.values() if m.master == bridge.name]
+    members = [m for m in inside if not (m.kind == "veth" and m.peer in facts.links) and not (m.alias or "").startswith(LAB_ALIAS_PREFIX)] or inside
+    members.sort(key=lambda m: (m.kind != "", m.index >= bridge.index, m.index))
+    nic = members[0]
+    if nic.kind != "" and nic.index >= bridge.index and len(members) > 1:
+        facts.guess("", f"{bridge.name}'s NIC guessed: {nic.name}, its oldest member (no member is older than the bridge)")
+    return nic
 
 
 def _vlan(facts: Facts, known: Mapping[int, Vlan], bridge: Link, m: Management | None, net: DockerNetwork | None) -> tuple[Vlan | None, bool]:

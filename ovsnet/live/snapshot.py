@@ -22,12 +22,9 @@ from typing import Any, Mapping
 import networkx as nx
 
 from ovsnet.current import Current, DockerNetwork, Link, OvsBridge, OvsPort
-from ovsnet.marks import DOCKER_VLAN_LABEL, alias_role
+from ovsnet.marks import DOCKER_VLAN_LABEL, LAB_ALIAS_PREFIX, LAB_KEY, alias_role
 from ovsnet.topology.graph import host_id, nid
 
-# What `ovsnet lab` writes in external_ids of the OVS rows it makes itself
-# (a test endpoint's access port): the lab's, neither ovsnet's nor foreign.
-LAB_KEY = "ovsnet-lab"
 MACHINERY = frozenset({"lo", "ovs-system", "ovs-netdev"})
 TRUNK_MODES = frozenset({"trunk", "native-untagged", "native-tagged"})
 # Docker names the bridge of a network created without a bridge name "br-" + its id's first 12 characters.
@@ -163,8 +160,9 @@ def _add_link(g: nx.Graph, host: str, link: Link, facts: _LinkFacts) -> str:
         kind = "nic"
     node = nid(kind, host, link.name)
     extra = {"link_kind": link.kind} if link.kind and kind in ("nic", "iface") else {}
+    lab = link.alias[len(LAB_ALIAS_PREFIX):] if link.alias and link.alias.startswith(LAB_ALIAS_PREFIX) else None
     g.add_node(node, kind=kind, host=host, name=link.name, resources=(f"link:{link.name}",),
-               owner=link.owner, role=alias_role(link.alias), **facts.of(link.name), **extra)
+               owner=link.owner, role=alias_role(link.alias), lab=lab, **facts.of(link.name), **extra)
     if kind == "linux_bridge":
         g.add_edge(host_id(host), node, kind="contains")
     return node

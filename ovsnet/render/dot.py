@@ -53,6 +53,7 @@ _DOT_NODE: dict[str, dict[str, str]] = {
     "router": {"shape": "circle", "fillcolor": "#d9d9d9", "style": "filled", "penwidth": "2"},
     "router_leg": {"shape": "box", "fillcolor": "#ffffff", "style": "rounded,filled"},
     "host": {"shape": "box", "style": "dashed"},
+    "docker_network": {"shape": "box", "fillcolor": "#ffffff", "style": "rounded,filled"},
 }
 
 
@@ -78,7 +79,7 @@ def _dot_node(g: nx.Graph, n: str, colours: Colours) -> str:
     kind = d.get("kind", "")
     attrs = dict(_DOT_NODE.get(kind, {"shape": "box"}))
     vid = node_vlan(g, n)
-    if kind in ("endpoint", "linux_bridge", "router_leg") and vid in colours:
+    if kind in ("endpoint", "linux_bridge", "router_leg", "docker_network") and vid in colours:
         attrs["fillcolor"] = lighten(colours[vid])
         attrs["color"] = colours[vid]
     word, notes = drift.mark_lines(g, n)

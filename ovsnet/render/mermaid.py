@@ -169,7 +169,7 @@ def _mermaid_classes(g: nx.Graph, nodes: list[str], ids: dict[str, str], colours
         mark = drift.node_mark(g, n)
         if mark in drift.STYLES or drift.faded(g, n):
             cls = f"drift_{mark}" if mark in drift.STYLES else "faded"
-        elif kind in ("endpoint", "linux_bridge", "router_leg") and vid in colours:
+        elif kind in ("endpoint", "linux_bridge", "router_leg", "docker_network") and vid in colours:
             cls = f"vlan{vid}"
             defs[cls] = f"fill:{lighten(colours[vid])},stroke:{colours[vid]},stroke-width:2px"
         elif kind in _MERMAID_CLASS:
