@@ -66,6 +66,7 @@ class _Docker:
 class _State:
     facts: Facts
     vlans_known: Mapping[int, Vlan]
+    networks: Mapping[str, list[DockerNetwork]] = field(default_factory=dict)  # Linux bridge -> Docker networks on it
     uplinks: list[tuple[OvsPort, Link]] = field(default_factory=list)
     docker: list[_Docker] = field(default_factory=list)
     access: list[tuple[OvsPort, int]] = field(default_factory=list)
@@ -81,7 +82,10 @@ def describe(host: str, current: Current, known: Mapping[int, Vlan] | None = Non
     if bridge is None:
         found = flat_mod.describe(host, facts, known or {})
         return Imported(topology, found.host, found.vlans, found.new_vlans, found.ranges, tuple(facts.guesses), tuple(facts.left_out))
-    st = _State(facts, known or {})
+    nets: dict[str, list[DockerNetwork]] = {}
+    for n in (current.docker or {}).values():
+        nets.setdefault(docker_bridge(n) or "", []).append(n)
+    st = _State(facts, known or {}, nets)
     st.covered |= {bridge.name, *facts.machinery}
     _sort_ports(st, bridge, current)
     mgmt = _management(st)
@@ -193,16 +197,15 @@ def _docker(st: _State, p: OvsPort, peer: Link, master: Link, current: Current) 
     if p.tag is None or is_trunk(p):
         facts.leave(f"port {p.name} (veth to Linux bridge {master.name}) is a trunk: a Docker bridge sits on one VLAN; left out")
         return
-    if any(d.bridge == master.name for d in st.docker):
+    if master.name in st.covered:
         facts.leave(f"port {p.name} is a second veth into Linux bridge {master.name}: one patch per Docker bridge; left out")
         return
-    nets = sorted((n for n in (current.docker or {}).values() if docker_bridge(n) == master.name), key=lambda n: (n.owner is None, n.name))
+    nets = sorted(st.networks.get(master.name, []), key=lambda n: (n.owner is None, n.name))
     for extra in nets[1:]:
         facts.leave(f"Docker network {extra.name} is a second network on {master.name}: one per Docker bridge; left out")
     st.docker.append(_Docker(master.name, p.tag, p.name, peer.name, master.mtu, nets[0] if nets else None))
     st.covered |= {peer.name, master.name}
-    members = [lk.name for lk in current.linux.links.values() if lk.master == master.name and lk.name != peer.name]
-    st.covered |= set(members)
+    st.covered |= set(facts.members.get(master.name, []))
     if nets:
         _check_network(st, nets[0], master)
 
@@ -292,8 +295,11 @@ def _vlans(st: _State, vids: list[int], mgmt: Management | None) -> tuple[dict[i
     taken = {v.name for v in st.vlans_known.values()}
     out: dict[int, Vlan] = {}
     new: set[int] = set()
+    by_vid: dict[int, list[_Docker]] = {}
+    for d in st.docker:
+        by_vid.setdefault(d.vid, []).append(d)
     for vid in vids:
-        nets = [d for d in st.docker if d.vid == vid]
+        nets = by_vid.get(vid, [])
         net = nets[0].network if nets else None
         if vid in st.vlans_known:
             out[vid] = st.vlans_known[vid]

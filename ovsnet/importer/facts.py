@@ -31,6 +31,10 @@ class Facts:
         for r in current.linux.routes:
             if r.dst == "default" and r.gateway:
                 self.defaults.setdefault(r.ifname, []).append(r.gateway)
+        self.members: dict[str, list[str]] = {}  # bridge -> the links in it
+        for lk in self.links.values():
+            if lk.master:
+                self.members.setdefault(lk.master, []).append(lk.name)
         self.machinery = set(MACHINERY) | set(current.ovs.bridges)  # an OVS bridge's own local port is the bridge
         self.holder: str | None = None  # the link whose addresses the management section describes
         self.guesses: list[Note] = []
@@ -60,7 +64,7 @@ class Facts:
             link = links[name]
             if link.kind != "bridge":
                 continue
-            members = sorted(m.name for m in links.values() if m.master == name)
+            members = sorted(self.members.get(name, []))
             seen |= {name, *members}
             held = f", holding {', '.join(self.addresses[name])}" if self.addresses.get(name) else ""
             inside = f", with {', '.join(members)}" if members else ""

@@ -47,8 +47,8 @@ def describe(host: str, facts: Facts, known: Mapping[int, Vlan]) -> FlatFound:
     management = Management(addresses, gateway, facts.dns(), None, "mgmt0") if addresses else None
     net = next((n for n in sorted((facts.current.docker or {}).values(), key=lambda n: n.name) if docker_bridge(n) == bridge.name), None)
     vlan, new = _vlan(facts, known, bridge, management, net)
-    covered = {bridge.name, nic.name} | {lk.name for lk in facts.links.values() if lk.master == bridge.name}
-    others = sorted(lk.name for lk in facts.links.values() if lk.master == bridge.name and lk.name != nic.name)
+    covered = {bridge.name, nic.name} | set(facts.members.get(bridge.name, []))
+    others = sorted(n for n in facts.members.get(bridge.name, []) if n != nic.name)
     if others:
         facts.leave(f"{bridge.name} also holds {', '.join(others)} (containers' or test endpoints' interfaces): not part of the layout")
     if net is not None:

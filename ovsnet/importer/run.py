@@ -81,7 +81,10 @@ def settle(host: str, current: Current, into: Into | None = None, name: str | No
         return write.new_file(imp, h, file_name, "given with --name" if name else "from ovsnet's marks on the host")
 
     h = imp.host
-    topo = parse(compose(h), source)
+    # The address plan of the file, before pinning: a new file's is known
+    # without reading it back; an existing file must be read for its hosts.
+    vlans = {v.name: v for v in imp.vlans.values()}
+    topo = Topology(file_name or "topology", vlans, {h.name: h}, source=source) if into is None else parse(compose(h), source)
     h = _pin(imp, h, topo, left)
     text = compose(h)
     topo = parse(text, source)

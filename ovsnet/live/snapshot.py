@@ -199,18 +199,18 @@ def _add_network(g: nx.Graph, host: str, net: DockerNetwork, ids: Mapping[str, s
 
 def _tint(g: nx.Graph, host: str) -> None:
     """A Linux bridge patched into OVS on one VLAN lives in that VLAN (and so do its Docker networks)."""
+
+    def along(n: str, kind: str) -> list[str]:
+        return [m for m in g.neighbors(n) if g.edges[n, m].get("kind") == kind]
+
     for n, d in list(g.nodes(data=True)):
         if d.get("kind") != "linux_bridge" or d.get("host") != host:
             continue
-        tags = set()
-        for member in g.neighbors(n):
-            for peer in g.neighbors(member):
-                for _, _, e in g.edges(peer, data=True):
-                    if e.get("kind") == "access" and e.get("tag") is not None and g.edges[member, peer].get("kind") == "patch":
-                        tags.add(e["tag"])
+        tags = {g.edges[peer, b]["tag"] for member in along(n, "member") for peer in along(member, "patch")
+                for b in along(peer, "access") if g.edges[peer, b].get("tag") is not None}
         if len(tags) == 1:
             vid = tags.pop()
             d["vlan"] = vid
-            for m in g.neighbors(n):
+            for m in along(n, "member"):
                 if g.nodes[m].get("kind") == "docker_network":
                     g.nodes[m]["vlan"] = vid
