@@ -71,7 +71,11 @@ def settle(host: str, current: Current, into: Into | None = None, name: str | No
         if isinstance(hosts, dict) and host in hosts:
             raise UsageError(f"{into.source} already has a host named {host}; import it under another --host name, or remove it first")
         source = into.source
-    imp = describe(host, current, write.known_vlans(raw))
+    try:
+        imp = describe(host, current, write.known_vlans(raw))
+    except UsageError as exc:
+        # Nothing to import, and a backend that did not answer may be why: say both.
+        raise UsageError("; ".join([str(exc), *notes])) from None
     left = list(notes) + list(imp.left_out)
     file_name = _file_name(imp, into, raw, name, source, left)
 
