@@ -13,6 +13,11 @@ ROLE_KEY = "ovsnet-role"  # OVSDB external_ids: what the object is for
 RECORD_KEY = "ovsnet-record"  # OVSDB external_ids of the bridge: a copy of the host's record
 ALIAS_PREFIX = "ovsnet:"
 DOCKER_OWNER_LABEL = "org.ovsnet.topology"
+# What `ovsnet lab` makes for itself (its switch, a test endpoint's port or
+# link) carries this: OVSDB external_ids key, or ifalias prefix. Neither
+# ovsnet's (no topology owns it) nor a stranger's.
+LAB_KEY = "ovsnet-lab"
+LAB_ALIAS_PREFIX = f"{LAB_KEY}:"
 DOCKER_VLAN_LABEL = "org.ovsnet.vlan"
 
 

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from ovsnet.cli import host, lab, picture, verify
+from ovsnet.cli import host, importing, lab, picture, verify
 from ovsnet.cli.options import err
 
 app = typer.Typer(
@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-for part in (host.app, picture.app, verify.app):
+for part in (host.app, picture.app, importing.app, verify.app):
     app.registered_commands += part.registered_commands
 app.add_typer(lab.app, name="lab")
 

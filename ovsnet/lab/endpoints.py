@@ -11,6 +11,7 @@ from ovsnet.errors import UsageError
 from ovsnet.kinds.ovs_port import OvsAddPort
 from ovsnet.lab.kernel import Kernel
 from ovsnet.lab.names import LAB_OVS_TIMEOUT, Lab
+from ovsnet.marks import LAB_ALIAS_PREFIX, LAB_KEY
 from ovsnet.topology.model import Attach, Endpoint, Host, Layout, Topology
 
 
@@ -37,9 +38,10 @@ def attach_endpoints(lab: Lab) -> None:
             if bridge is None:
                 vid = topo.vlans[ep.vlan].id
                 ovs_ports.setdefault(host.name, []).append(
-                    OvsAddPort(host.bridge.name, link, tag=vid, external_ids={"ovsnet-lab": f"endpoint:{ep.name}"})
+                    OvsAddPort(host.bridge.name, link, tag=vid, external_ids={LAB_KEY: f"endpoint:{ep.name}"})
                 )
-            kernel.apply(host_ns, [NlSetLink(link, up=True, master=bridge)])
+            # Marked as the lab's, so what reads the host (graph --live, import) tells it from the host's own links.
+            kernel.apply(host_ns, [NlSetLink(link, up=True, master=bridge, alias=f"{LAB_ALIAS_PREFIX}endpoint:{ep.name}")])
     for host_name, ops in ovs_ports.items():
         with Ovsdb(lab.ovs_of(host_name).remote, timeout=LAB_OVS_TIMEOUT) as db:
             db.transact(ops)

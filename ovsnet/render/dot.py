@@ -14,6 +14,7 @@ from typing import Iterable
 import networkx as nx
 
 from ovsnet.errors import BackendError, UsageError
+from ovsnet.render import drift
 from ovsnet.render.drawing import (
     LEVEL,
     PLAIN,
@@ -52,6 +53,7 @@ _DOT_NODE: dict[str, dict[str, str]] = {
     "router": {"shape": "circle", "fillcolor": "#d9d9d9", "style": "filled", "penwidth": "2"},
     "router_leg": {"shape": "box", "fillcolor": "#ffffff", "style": "rounded,filled"},
     "host": {"shape": "box", "style": "dashed"},
+    "docker_network": {"shape": "box", "fillcolor": "#ffffff", "style": "rounded,filled"},
 }
 
 
@@ -77,10 +79,20 @@ def _dot_node(g: nx.Graph, n: str, colours: Colours) -> str:
     kind = d.get("kind", "")
     attrs = dict(_DOT_NODE.get(kind, {"shape": "box"}))
     vid = node_vlan(g, n)
-    if kind in ("endpoint", "linux_bridge", "router_leg") and vid in colours:
+    if kind in ("endpoint", "linux_bridge", "router_leg", "docker_network") and vid in colours:
         attrs["fillcolor"] = lighten(colours[vid])
         attrs["color"] = colours[vid]
-    attrs["label"] = _dot_label([str(d.get("name", n)), *node_details(g, n)])
+    word, notes = drift.mark_lines(g, n)
+    lines = ([word] if word else []) + [str(d.get("name", n)), *node_details(g, n), *notes]
+    mark = drift.node_mark(g, n)
+    if mark in drift.STYLES:
+        colour = drift.STYLES[mark].colour
+        attrs |= {"color": colour, "penwidth": "3", "fontcolor": colour if mark == "missing" else "#000000"}
+        if mark == "missing":
+            attrs |= {"style": "dashed,filled", "fillcolor": "#ffffff"}
+    elif drift.faded(g, n):
+        attrs |= {"color": drift.FADED, "fontcolor": drift.FADED, "fillcolor": drift.FADED_FILL}
+    attrs["label"] = _dot_label(lines)
     attrs["tooltip"] = n
     return f"{_dq(n)} {_dot_attrs(attrs)};"
 
@@ -106,6 +118,14 @@ def _dot_edge(g: nx.Graph, u: str, v: str, d: dict, colours: Colours) -> str:
         attrs |= {"color": "#888888", "penwidth": "0.8"}
     else:
         attrs["label"] = label
+    mark = drift.edge_mark(d)
+    if mark in drift.STYLES:
+        colour = drift.STYLES[mark].colour
+        attrs |= {"color": colour, "fontcolor": colour, "penwidth": "3", "label": _dot_label([f"{drift.STYLES[mark].word}: {edge_text(g, d)}"])}
+        if mark == "missing":
+            attrs["style"] = "dashed"
+    elif d.get("faded"):
+        attrs |= {"color": drift.FADED, "fontcolor": drift.FADED}
     return f"{_dq(u)} -- {_dq(v)} {_dot_attrs(attrs)};"
 
 
@@ -129,10 +149,25 @@ def _dot_legend(g: nx.Graph, colours: Colours) -> str:
     title = html.escape(str(g.graph.get("name") or "topology"))
     keys = f"<tr>{cells}</tr>" if cells else ""
     span = max(1, len(colours))
+    if drift.is_live(g):
+        title += " (live: what the hosts have, drift against the file marked)"
+        keys += _drift_legend(g, span)
     return (
         '<<table border="0" cellborder="0" cellspacing="4" cellpadding="4">'
         f'<tr><td colspan="{span}"><font point-size="18"><b>{title}</b></font></td></tr>{keys}</table>>'
     )
+
+
+def _drift_legend(g: nx.Graph, span: int) -> str:
+    """One row per mark: its word in its colour, how many, what it means."""
+    counts = drift.counts(g)
+    rows = [
+        f'<tr><td colspan="{span}" align="left" border="2" color="{s.colour}"><font color="{s.colour}"><b>{s.word}</b></font>'
+        f" ({counts[m]}): {html.escape(s.meaning)}</td></tr>"
+        for m, s in drift.STYLES.items()
+    ]
+    rows.append(f'<tr><td colspan="{span}" align="left"><font color="{drift.FADED}">{html.escape(drift.FADED_MEANING)}</font></td></tr>')
+    return "".join(rows)
 
 
 def to_dot(g: nx.Graph) -> str:
@@ -158,8 +193,9 @@ def to_dot(g: nx.Graph) -> str:
             # title at its top; its bottom-right corner is where no line goes.
             loc, just = ("t", "l") if grp.role == "host" else ("b", "r")
             out.append(f"  subgraph {_dq(grp.cluster_id)} {{")
+            title = [grp.title] + (drift.host_lines(g, grp.name) if grp.role == "host" else [])
             out.append(
-                f"    graph [label={_dot_label([grp.title])}, style={_dq(style)}, fillcolor={_dq(fill)}, "
+                f"    graph [label={_dot_label(title)}, style={_dq(style)}, fillcolor={_dq(fill)}, "
                 f'color="#999999", fontsize="16", labelloc={_dq(loc)}, labeljust={_dq(just)}];'
             )
             indent = "    "

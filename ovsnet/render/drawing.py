@@ -45,6 +45,7 @@ DEFAULT_MTU = 1500
 LEVEL: dict[str, int] = {
     "host": 0,
     "endpoint": 0,
+    "docker_network": 0,
     "linux_bridge": 1,
     "veth": 2,  # the bridge end; the OVS end is one lower (see level)
     "internal": 3,
@@ -69,7 +70,8 @@ ORDER: dict[str, int] = {
     "switch_port": 8,
     "router_leg": 9,
     "endpoint": 10,
-    "host": 11,
+    "docker_network": 11,
+    "host": 12,
 }
 
 _KIND_TEXT: dict[str, str] = {
@@ -85,6 +87,7 @@ _KIND_TEXT: dict[str, str] = {
     "router": "router",
     "router_leg": "router leg",
     "host": "host",
+    "docker_network": "Docker network",
 }
 
 
@@ -141,8 +144,9 @@ def tag_text(g: nx.Graph, tag: int | None) -> str:
     return f"tag {tag} ({name})" if name else f"tag {tag}"
 
 
-def trunk_text(vlans: Iterable[int], native: int | None) -> str:
-    text = f"trunk {vlan_list(vlans)}"
+def trunk_text(vlans: Iterable[int], native: int | None, every: bool = False) -> str:
+    # `every`: a live trunk with no VLAN list, which OVS takes as every VLAN.
+    text = "trunk all VLANs" if every else f"trunk {vlan_list(vlans)}"
     return f"{text} (native {native})" if native is not None else text
 
 
@@ -150,7 +154,8 @@ def edge_text(g: nx.Graph, d: dict) -> str:
     """The words on an edge, the same in every picture."""
     kind = d.get("kind", "")
     if kind == "trunk":
-        return trunk_text(d.get("vlans") or (), d.get("native"))
+        text = trunk_text(d.get("vlans") or (), d.get("native"), bool(d.get("all_vlans")))
+        return text + (f" (native {d['native_tagged']} tagged)" if d.get("native_tagged") is not None else "")
     if kind == "access":
         return tag_text(g, d.get("tag"))
     return {"patch": "veth pair", "member": "attached", "cable": "cable", "routes": "routes"}.get(kind, kind)
@@ -177,11 +182,33 @@ def node_details(g: nx.Graph, n: str) -> list[str]:
             lines.append(f"VLAN {_vlan_name(g, d['vlan'])}")
     if kind == "nic" and d.get("native") is not None:
         lines.append(f"untagged VLAN {_vlan_name(g, d['native'])}")
+    if kind == "docker_network":
+        lines += _network_details(d)
     lines += list(d.get("addresses") or ())
+    lines += list(d.get("routes") or ())  # live graphs only, as are the lines below
     mtu = d.get("mtu")
     if mtu and mtu != DEFAULT_MTU:
         lines.append(f"mtu {mtu}")
+    if d.get("up") is False:
+        lines.append("down")
+    if d.get("iface_type"):
+        lines.append(f"type {d['iface_type']}")
+    if d.get("error"):
+        lines.append(f"error: {d['error']}")
+    if d.get("lab"):
+        lines.append(f"lab: {d['lab']}")
     return lines
+
+
+def _network_details(d: dict) -> list[str]:
+    out = [f"{k} {d[k]}" for k in ("subnet", "gateway", "ip_range") if d.get(k)]
+    if d.get("network_mtu") and d["network_mtu"] != DEFAULT_MTU:
+        out.append(f"mtu {d['network_mtu']}")
+    containers = d.get("containers") or ()
+    if containers:
+        shown = ", ".join(containers[:3]) + (f" +{len(containers) - 3}" if len(containers) > 3 else "")
+        out.append(f"containers: {shown}")
+    return out
 
 
 def _vlan_name(g: nx.Graph, vid: int) -> str:

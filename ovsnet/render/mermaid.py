@@ -7,6 +7,7 @@ from typing import Iterable
 
 import networkx as nx
 
+from ovsnet.render import drift
 from ovsnet.render.drawing import (
     PLAIN,
     UNTAGGED,
@@ -34,6 +35,7 @@ _MERMAID_SHAPE: dict[str, tuple[str, str]] = {
     "switch_port": ("[", "]"),
     "router": ("((", "))"),
     "router_leg": ("([", "])"),
+    "docker_network": ("([", "])"),
 }
 _MERMAID_CLASS: dict[str, str] = {
     "ovs_bridge": "fill:#d6e6f5,stroke:#1f77b4,stroke-width:2px",
@@ -89,12 +91,15 @@ def to_mermaid(g: nx.Graph) -> str:
             continue
         indent = "  "
         if grp.role != "other":
-            out.append(f"  subgraph {_mermaid_id('g_' + grp.key, used)}[{_mm_text([grp.title])}]")
+            title = [grp.title] + (drift.host_lines(g, grp.name) if grp.role == "host" else [])
+            out.append(f"  subgraph {_mermaid_id('g_' + grp.key, used)}[{_mm_text(title)}]")
             indent = "    "
         for n in nodes:
             d = g.nodes[n]
             left, right = _MERMAID_SHAPE.get(d.get("kind", ""), ("[", "]"))
-            out.append(f"{indent}{ids[n]}{left}{_mm_text([str(d.get('name', n)), *node_details(g, n)])}{right}")
+            word, notes = drift.mark_lines(g, n)
+            lines = ([word] if word else []) + [str(d.get("name", n)), *node_details(g, n), *notes]
+            out.append(f"{indent}{ids[n]}{left}{_mm_text(lines)}{right}")
             drawn.append(n)
         if grp.role != "other":
             out.append("  end")
@@ -103,17 +108,39 @@ def to_mermaid(g: nx.Graph) -> str:
         kind = d.get("kind", "")
         link = _MERMAID_LINK.get(kind, "---")
         label = edge_text(g, d) if kind in ("trunk", "access", "cable") else ""
+        mark = drift.edge_mark(d)
+        if mark in drift.STYLES:
+            label = f"{drift.STYLES[mark].word}: {label}" if label else drift.STYLES[mark].word
         text = f"|{_mm_text([label])}|" if label else ""
         out.append(f"  {ids[u]} {link}{text} {ids[v]}")
         styles.setdefault(_mermaid_link_style(g, u, v, d, colours), []).append(i)
     for style, idx in sorted(styles.items(), key=lambda kv: kv[1][0]):
         out.append(f"  linkStyle {','.join(map(str, idx))} {style}")
     out += _mermaid_classes(g, drawn, ids, colours)
+    if drift.is_live(g):
+        out += _mermaid_drift_legend(g, used)
     return "\n".join(out) + "\n"
+
+
+def _mermaid_drift_legend(g: nx.Graph, used: set[str]) -> list[str]:
+    """A legend box: one node per mark, styled as the marked nodes are."""
+    counts = drift.counts(g)
+    out = [f"  subgraph {_mermaid_id('legend', used)}[{_mm_text(['drift against the file'])}]"]
+    for m, s in drift.STYLES.items():
+        out.append(f"    {_mermaid_id('legend_' + m, used)}[{_mm_text([f'{s.word} ({counts[m]})', s.meaning])}]:::drift_{m}")
+    out.append(f"    {_mermaid_id('legend_faded', used)}[{_mm_text([drift.FADED_MEANING])}]:::faded")
+    out.append("  end")
+    return out
 
 
 def _mermaid_link_style(g: nx.Graph, u: str, v: str, d: dict, colours: Colours) -> str:
     kind = d.get("kind")
+    mark = drift.edge_mark(d)
+    if mark in drift.STYLES:
+        dash = ",stroke-dasharray:6 4" if mark == "missing" else ""
+        return f"stroke:{drift.STYLES[mark].colour},stroke-width:4px{dash}"
+    if d.get("faded"):
+        return f"stroke:{drift.FADED},stroke-width:1px"
     if kind == "trunk":
         vlans = sorted(d.get("vlans") or ())
         # One stroke colour only: a single-VLAN trunk keeps it, others go dark.
@@ -131,10 +158,18 @@ def _mermaid_link_style(g: nx.Graph, u: str, v: str, d: dict, colours: Colours) 
 def _mermaid_classes(g: nx.Graph, nodes: list[str], ids: dict[str, str], colours: Colours) -> list[str]:
     by_class: dict[str, list[str]] = {}
     defs: dict[str, str] = {}
+    if drift.is_live(g):
+        for m, st in drift.STYLES.items():
+            dash = ",stroke-dasharray:6 4" if m == "missing" else ""
+            defs[f"drift_{m}"] = f"stroke:{st.colour},stroke-width:3px{dash}"
+        defs["faded"] = f"fill:{drift.FADED_FILL},stroke:{drift.FADED},color:{drift.FADED}"
     for n in nodes:
         kind = g.nodes[n].get("kind", "")
         vid = node_vlan(g, n)
-        if kind in ("endpoint", "linux_bridge", "router_leg") and vid in colours:
+        mark = drift.node_mark(g, n)
+        if mark in drift.STYLES or drift.faded(g, n):
+            cls = f"drift_{mark}" if mark in drift.STYLES else "faded"
+        elif kind in ("endpoint", "linux_bridge", "router_leg", "docker_network") and vid in colours:
             cls = f"vlan{vid}"
             defs[cls] = f"fill:{lighten(colours[vid])},stroke:{colours[vid]},stroke-width:2px"
         elif kind in _MERMAID_CLASS:

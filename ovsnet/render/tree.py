@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from ovsnet.render import drift
 from ovsnet.render.drawing import ORDER, Group, edge_text, groups, node_details
 
 
@@ -24,10 +25,14 @@ def to_tree(g: nx.Graph) -> str:
         if not roots:
             continue
         out += ["", grp.title]
+        out += [f"  {line}" for line in drift.host_lines(g, grp.name)] if grp.role == "host" else []
         tree_seen: set[str] = set()
+        members = set(grp.nodes)
         for i, root in enumerate(roots):
             last = i == len(roots) - 1
-            out += _tree_lines(g, root, None, grp, where, tree_seen, "", last)
+            out += _tree_lines(g, root, None, grp, members, where, tree_seen, "", last)
+    if drift.is_live(g):
+        out += ["", "Drift against the file (the marks of `ovsnet plan`):"] + [f"  {line}" for line in drift.legend_lines(g)]
     return "\n".join(out) + "\n"
 
 
@@ -35,11 +40,13 @@ def _reach(g: nx.Graph, start: str, grp: Group, seen: set[str]) -> set[str]:
     """What a root's subtree will cover, so later roots skip it."""
     members = set(grp.nodes)
     found = {start}
+    visited = seen | found  # one set to test against: a union per step costs the whole picture each time
     stack = [start]
     while stack:
         n = stack.pop()
-        for m in _children(g, n, members, found | seen):
+        for m in _children(g, n, members, visited):
             found.add(m)
+            visited.add(m)
             stack.append(m)
     return found
 
@@ -62,7 +69,13 @@ def _port_key(g: nx.Graph, n: str, m: str) -> tuple[int, int, int, str]:
 def _describe(g: nx.Graph, n: str) -> str:
     details = node_details(g, n)
     name = str(g.nodes[n].get("name", n))
-    return f"{name} ({', '.join(details)})" if details else name
+    text = f"{name} ({', '.join(details)})" if details else name
+    word, notes = drift.mark_lines(g, n)
+    # Without colour, the mark is a word in brackets, first thing on the line.
+    text = (f"[{word}] " if word else "") + text + (f"  <- {'; '.join(notes)}" if notes else "")
+    if not word and not notes and drift.faded(g, n):
+        text += "  · not ovsnet's"
+    return text
 
 
 def _tree_link(g: nx.Graph, d: dict) -> str:
@@ -72,13 +85,12 @@ def _tree_link(g: nx.Graph, d: dict) -> str:
 
 
 def _tree_lines(
-    g: nx.Graph, n: str, via: dict | None, grp: Group, where: dict[str, Group], seen: set[str], prefix: str, last: bool
+    g: nx.Graph, n: str, via: dict | None, grp: Group, members: set[str], where: dict[str, Group], seen: set[str], prefix: str, last: bool
 ) -> list[str]:
     seen.add(n)
     link = f"{_tree_link(g, via)} → " if via is not None else ""
     lines = [f"{prefix}{'└── ' if last else '├── '}{link}{_describe(g, n)}"]
     inner = prefix + ("    " if last else "│   ")
-    members = set(grp.nodes)
     kids = _children(g, n, members, seen)
     seen |= set(kids)  # claimed now, so a sibling's subtree cannot draw them twice
     # Links that leave the group (cables, the switch's router legs) end as a pointer.
@@ -90,7 +102,7 @@ def _tree_lines(
     for i, (what, m) in enumerate(entries):
         is_last = i == len(entries) - 1
         if what == "kid":
-            lines += _tree_lines(g, m, g.edges[n, m], grp, where, seen, inner, is_last)
+            lines += _tree_lines(g, m, g.edges[n, m], grp, members, where, seen, inner, is_last)
         else:
             there = where[m].title if m in where else "?"
             branch = "└── " if is_last else "├── "

@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # Circle-free even through imports inside functions. backends/ is not listed:
 # netlink.py <-> nlbatch.py import each other lazily (issue 16, item 2).
-STRICT_PACKAGES = ("ovsnet.lab", "ovsnet.verify", "ovsnet.render", "ovsnet.topology", "ovsnet.backends", "ovsnet.kinds", "ovsnet.plan")
+STRICT_PACKAGES = ("ovsnet.lab", "ovsnet.verify", "ovsnet.render", "ovsnet.topology", "ovsnet.backends", "ovsnet.kinds", "ovsnet.plan",
+                   "ovsnet.live", "ovsnet.importer")
 
 
 def modules(root: Path, package: str = "ovsnet") -> dict[str, Path]:
