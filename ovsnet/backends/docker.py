@@ -87,12 +87,15 @@ class Docker:
 
     def __init__(self, docker_host: str | None = None, timeout: float = TIMEOUT):
         self.url = resolve_host(docker_host)
+        if self.url.startswith("unix://") and not os.path.exists(self.url[len("unix://"):]):
+            # No socket, no daemon: said before importing the SDK (0.2 s) to find out.
+            raise BackendError(f"Docker is not reachable at {self.url}: {_why_unreachable(self.url, FileNotFoundError())}")
         try:
             import docker
         except ImportError:
             raise BackendError(
                 "the Docker SDK for Python is not installed, so Docker networks cannot be managed: "
-                "pip install 'ovsnet[docker]' (the 'docker' package)"
+                "pip install docker (a dependency of ovsnet)"
             ) from None
         self._errors = docker.errors
         try:

@@ -143,6 +143,21 @@ def port_view(p: OvsPort) -> str:
     return f"untagged{internal}"
 
 
+def effective_vlans(tag: int | None, trunks: frozenset[int], vlan_mode: str | None) -> tuple[str, int | None, frozenset[int]]:
+    """What OVS does with a port's VLAN columns: (mode, tag, VLANs it trunks).
+
+    An empty vlan_mode means access with a tag and trunk without one; a
+    native mode trunks its native VLAN whether trunks lists it or not. Two
+    column sets that agree here forward the same frames.
+    """
+    mode = vlan_mode or ("access" if tag is not None else "trunk")
+    if mode == "access":
+        return mode, tag, frozenset()
+    if mode in ("native-untagged", "native-tagged") and tag is not None:
+        return mode, tag, trunks | {tag}
+    return mode, None if mode == "trunk" else tag, trunks
+
+
 def restore_op(p: OvsPort) -> OvsAddPort:
     mac = p.interfaces[0].mac if len(p.interfaces) == 1 else None
     return OvsAddPort(p.bridge, p.name, p.iface_type, p.tag, p.trunks, p.vlan_mode, dict(p.external_ids), mac)
@@ -213,14 +228,19 @@ class OvsPorts(Kind):
             if mac and cur_mac != mac and cur.owner == ctx.topology:
                 ctx.add(Action.MODIFY, pres, Phase.OVSDB, f"takes the MAC of {port.mac_of}, whose address it holds", before=f"MAC {cur_mac or 'chosen by OVS'}", after=f"MAC {mac}",
                         ops=(OvsSetInterfaceMac(port.name, mac),), undo=(OvsSetInterfaceMac(port.name, cur_mac),))
-            same = cur.tag == port.tag and cur.trunks == port.trunks and (cur.vlan_mode or None) == port.vlan_mode
+            same = effective_vlans(cur.tag, cur.trunks, cur.vlan_mode) == effective_vlans(port.tag, port.trunks, port.vlan_mode)
             owned = cur.owner == ctx.topology and cur.role == port.role
             if same and owned:
                 continue
+            undo = (OvsSetPort(port.name, cur.tag, cur.trunks, cur.vlan_mode, dict(cur.external_ids)),)
+            if same:
+                # Forwarding is already right: only the marks are written, the VLAN columns go back as they are.
+                ctx.add(Action.ADOPT, pres, Phase.OVSDB, "--adopt: mark it as ovsnet's" if cur.owner != ctx.topology else "its role mark",
+                        before=before, after=port.describe(), ops=(OvsSetPort(port.name, cur.tag, cur.trunks, cur.vlan_mode, {**cur.external_ids, **marks}),), undo=undo)
+                continue
             action = Action.MODIFY if cur.owner == ctx.topology else Action.ADOPT
-            ctx.add(action, pres, Phase.OVSDB, port.reason if not same else "--adopt: mark it as ovsnet's", before=before, after=port.describe(),
-                    ops=(OvsSetPort(port.name, port.tag, port.trunks, port.vlan_mode, {**cur.external_ids, **marks}),),
-                    undo=(OvsSetPort(port.name, cur.tag, cur.trunks, cur.vlan_mode, dict(cur.external_ids)),))
+            ctx.add(action, pres, Phase.OVSDB, port.reason, before=before, after=port.describe(),
+                    ops=(OvsSetPort(port.name, port.tag, port.trunks, port.vlan_mode, {**cur.external_ids, **marks}),), undo=undo)
         wanted = {p.name for p in want}
         for p in self._ours(ctx):
             # Ours, no longer wanted: the edit removed it (a port on another of

@@ -99,7 +99,7 @@ class _Marker:
     def names(self, resource: str) -> tuple[str, list[str]]:
         """(namespace, names) a resource is about: OVS bridges, links/ports, and Docker networks are apart."""
         kind, _, rest = resource.partition(":")
-        if kind == "bridge":
+        if kind in ("bridge", "record"):  # the record's copy lives in the bridge's external_ids
             return "bridge", [rest]
         if kind == "port":
             return "link", [rest.partition("/")[2] or rest]

@@ -164,7 +164,7 @@ def test_uplink_move_keeps_the_host_reachable(lab_host):
     checked = topo(h.tag)
     eth1_mac = json.loads(sh("ip", "-n", h.ns, "-j", "link", "show", "dev", "eth1"))[0]["address"]
     log = h.target.state_dir + ".ping"
-    pinger = subprocess.Popen(["ip", "netns", "exec", h.gw, "ping", "-n", "-i", "0.05", "-W", "1", "192.168.10.11"],
+    pinger = subprocess.Popen(["ip", "netns", "exec", h.gw, "ping", "-n", "-i", "0.05", "-W", "5", "192.168.10.11"],
                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
     # A TCP connection across the move: a listener in the host, a client in the gateway.
     server = subprocess.Popen(["ip", "netns", "exec", h.ns, "python3", "-c", TCP_ECHO], stdout=subprocess.PIPE, text=True)

@@ -361,3 +361,21 @@ def test_server_gone_after_connecting(ovs):
         ovs.stop()
         with pytest.raises(BackendError, match="cannot reach ovsdb-server at unix:.*is openvswitch-switch running"):
             db.read()
+
+
+def test_the_select_reader_and_the_idl_agree(ovs):
+    """Reads go through one select transaction (fast); the IDL's replica must say exactly the same."""
+    make_veth(ovs.netns, "pa")
+    make_veth(ovs.netns, "pb")
+    make_veth(ovs.netns, "pc")
+    base(ovs)
+    vsctl(ovs, "add-bond", "br0", "bond0", "pa", "pb", "bond_mode=balance-slb", "--", "set", "Port", "bond0", "trunks=10,20")
+    vsctl(ovs, "add-port", "br0", "pc", "tag=7", "vlan_mode=native-untagged", "trunks=7,8", "--", "set", "Port", "pc", "external_ids:k=v")
+    vsctl(ovs, "add-port", "br0", "in0", "--", "set", "Interface", "in0", "type=internal", "mac=\"02:00:00:00:00:07\"")
+    vsctl(ovs, "add-port", "br0", "gone0")  # a device that does not exist: error and ofport -1
+    with Ovsdb(ovs.remote) as db:
+        fast, slow = db.read(), db.read_through_idl()
+    assert fast == slow
+    assert fast.ports["in0"].interfaces[0].mac == "02:00:00:00:00:07"
+    assert [i.name for i in fast.ports["bond0"].interfaces] == ["pa", "pb"]
+    assert fast.ports["gone0"].interfaces[0].ofport == -1

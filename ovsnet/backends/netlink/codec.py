@@ -123,6 +123,11 @@ def move_link(index: int, netns_fd: int, new_name: str) -> bytes:
     return message(RTM_NEWLINK, F_ACK, _IFINFO.pack(0, 0, index, 0, 0) + attrs)
 
 
+def get_link(name: str) -> bytes:
+    """`ip link show NAME`: one link, answered by the kernel alone (no dump)."""
+    return message(RTM_GETLINK, 0, _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name))
+
+
 def del_link(name: str) -> bytes:
     return message(RTM_DELLINK, F_ACK, _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name))
 
@@ -297,6 +302,15 @@ def parse_route(p: memoryview) -> RawRoute:
         rtype=rtype,
         nexthops=tuple(hops),
     )
+
+
+RT_TABLE_COMPAT = 252  # the header's table when the real one is only in RTA_TABLE
+
+
+def maybe_main_unicast(p: memoryview) -> bool:
+    """From the route header alone: could this be a unicast route of the main table?"""
+    _f, _d, _s, _t, table, _p, _sc, rtype, _fl = _RTMSG.unpack_from(p, 0)
+    return rtype == RTN_UNICAST and table in (RT_TABLE_MAIN, RT_TABLE_COMPAT)
 
 
 def dump(sock: socket.socket, mtype: int, family: int = 0) -> list[memoryview]:

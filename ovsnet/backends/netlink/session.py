@@ -9,6 +9,7 @@ the namespace (ovsnet.backends.netns); pyroute2 is not needed at all here.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -117,8 +118,19 @@ class Netlink:
         return {r.name: _link_of(r, names) for r in raw}
 
     def link(self, name: str) -> Link | None:
-        """One link by name (a dump: the kernel's get by name would cost the same round trip)."""
-        return self.links().get(name)
+        """One link by name, or None (a get request: waiting for one link must not dump thousands)."""
+        try:
+            (p,) = codec.request(self.socket(), codec.get_link(name))[:1]
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                return None
+            raise BackendError(f"netlink: cannot read link {name}{self.where()}: {exc.strerror}") from None
+        r = codec.parse_link(p)
+        self._indices[r.name] = r.index
+        names = {r.index: r.name}
+        if r.master and r.master not in names:
+            names.update((i, n) for n, i in self._indices.items())
+        return _link_of(r, names)
 
     def wait_link(self, name: str, timeout: float = 5.0, interval: float = 0.05) -> Link:
         """Wait for a link that something else creates (OVS internal ports come late)."""
@@ -248,6 +260,10 @@ def _addresses(payloads: Iterable[memoryview], names: dict[int, str]) -> Iterabl
 
 def _routes(payloads: Iterable[memoryview], names: dict[int, str]) -> Iterable[Route]:
     for p in payloads:
+        # The header says the table and type: the local table's thousands of
+        # routes (a host with 1,000 ports) are skipped before any decoding.
+        if not codec.maybe_main_unicast(p):
+            continue
         r = codec.parse_route(p)
         if r.table != MAIN_TABLE or r.rtype != RTN_UNICAST:
             continue

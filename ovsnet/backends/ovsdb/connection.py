@@ -89,6 +89,20 @@ class Ovsdb:
     # --- public operations -------------------------------------------------
 
     def read(self) -> OvsState:
+        """The database now: one select transaction (select.py), or the IDL for remotes it does not speak."""
+        from ovsnet.backends.ovsdb import select
+
+        try:
+            state = select.read(self.remote, self.timeout)
+        except OSError as exc:
+            raise self._unreachable(exc.strerror or str(exc)) from None
+        except select.ReadError as exc:
+            raise BackendError(f"ovsdb-server at {self.remote}: {exc}") from None
+        if state is not None:
+            return state
+        return self.read_through_idl()
+
+    def read_through_idl(self) -> OvsState:
         idl = self._synced(_Deadline(self.timeout))
         return snapshot(idl)
 
