@@ -20,6 +20,20 @@ the gateway ARP probe and route moves). Everything lives in namespaces with a
 unique prefix and is removed at the end, pass or fail.
 
 Usage (root):  .venv/bin/python bench/apply.py [--sizes 50,200,1000] [--skip-seed-above N]
+
+--phases: where ovsnet's time goes instead (bench/phases.py). Per size and run,
+a fresh host for each variant of ovsnet and one for the floor (no seed, no
+down): ovsnet's `up` and no-op `up` in a process of their own, split by phase
+(imports, read+plan, netlink batch, OVSDB commit, cur_cfg wait, mgmt port wait,
+uplink move, gateway ARP probe, verify), with ovs-vswitchd's and ovsdb-server's
+CPU per phase, the machine's load and CPU steal, ovs-vswitchd's log (ports
+added, long poll intervals) and, with --capture, the ARP packets in the host.
+
+    .venv/bin/python bench/apply.py --phases --sizes 200,1000 --runs 3 \
+        [--variant base=COMMIT --variant exp=COMMIT ...] [--profile DIR] [--capture]
+
+A variant is a git commit of this repository, checked out to a temporary
+directory and imported from there; without --variant the worktree is measured.
 """
 
 from __future__ import annotations
@@ -98,8 +112,12 @@ def bench_seed(lab: Lab, n: int) -> dict:
     return {"up": t_up, "down": t_down}
 
 
-def bench_floor(lab: Lab, n: int) -> dict:
-    links_before = lab.count_links()
+def floor_up(lab: Lab, n: int, parts: dict | None = None) -> float:
+    """The floor's up: one `ip -batch` for all links, one ovs-vsctl transaction; seconds.
+
+    `parts`, if given, gets the two steps' times ("links", "ovsdb") and their
+    start and end on CLOCK_MONOTONIC.
+    """
     batch = []
     for i in range(n):
         batch += [f"link add b{i} type bridge", f"link add ovs-b{i} type veth peer name lnx-b{i}"]
@@ -109,10 +127,20 @@ def bench_floor(lab: Lab, n: int) -> dict:
     for i in range(n):
         vs += ["--", "add-port", BR, f"ovs-b{i}", f"tag={VLAN0 + i}"]
     t0 = time.perf_counter()
+    m0 = time.monotonic()
     lab.ip("-batch", "-", input="\n".join(batch) + "\n")
+    m1 = time.monotonic()
     lab.vsctl(*vs)
     t_up = time.perf_counter() - t0
+    if parts is not None:
+        parts.update(links=m1 - m0, ovsdb=time.monotonic() - m1, t0=m0, t1=m0 + t_up)
     assert lab.count_ports() == n
+    return t_up
+
+
+def bench_floor(lab: Lab, n: int) -> dict:
+    links_before = lab.count_links()
+    t_up = floor_up(lab, n)
     dels = [f"link del ovs-b{i}\nlink del b{i}" for i in range(n)]
     t0 = time.perf_counter()
     lab.vsctl("del-br", BR)
@@ -126,8 +154,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="50,200,1000")
     ap.add_argument("--skip-seed-above", type=int, default=0, metavar="N", help="skip (b) for sizes above N (it is the slow one)")
+    ap.add_argument("--phases", action="store_true", help="split ovsnet's up by phase against the floor (no seed, no down)")
+    ap.add_argument("--runs", type=int, default=1, help="with --phases: fresh hosts per size and variant, this many times")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=COMMIT", help="with --phases: measure this commit too (repeatable)")
+    ap.add_argument("--profile", metavar="DIR", help="with --phases: cProfile (wall clock) one more no-op up, stats to DIR")
+    ap.add_argument("--capture", action="store_true", help="with --phases: tcpdump ARP inside the host during up")
+    ap.add_argument("--no-floor", action="store_true", help="with --phases: do not measure the floor")
+    ap.add_argument("--json", metavar="FILE", help="with --phases: every run's raw record to FILE")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.phases:
+        import phases_bench
+
+        phases_bench.main(args, sizes, Lab, floor_up)
+        return
 
     prefix = netns.unique_prefix("obn")
     workdir = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))

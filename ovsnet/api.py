@@ -29,7 +29,7 @@ def load(path: str | Path) -> Any:
 
 
 def target(checked: Any, host: str, *, db: str | None = None, netns: str | None = None, state_dir: str | None = None,
-           resolv_conf: str | None = None, gateway_timeout: float | None = None) -> Any:
+           resolv_conf: str | None = None, gateway_timeout: float | None = None, root: str | None = None) -> Any:
     """Where `host` lives: its OVSDB, network namespace and files (the host's own defaults when not given)."""
     from dataclasses import replace
 
@@ -40,6 +40,8 @@ def target(checked: Any, host: str, *, db: str | None = None, netns: str | None 
     t = Target(ovsdb=db or h.ovsdb, netns=netns, docker_host=h.docker_host, resolv_conf=resolv_conf)
     if state_dir:
         t = replace(t, state_dir=state_dir)
+    if root:
+        t = replace(t, root=root)
     if gateway_timeout is not None:
         t = replace(t, gateway_timeout=check_gateway_timeout(gateway_timeout))
     return t

@@ -8,7 +8,7 @@ be kept as the "before" of every change and for rollback.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 from ovsnet.marks import (
     DOCKER_OWNER_LABEL,
@@ -96,6 +96,11 @@ class Link:
 class Address:
     ifname: str
     cidr: str  # "192.0.2.10/24"
+    valid: int | None = field(default=None, compare=False)  # seconds left of a lease (or SLAAC); None: static
+
+    @property
+    def dynamic(self) -> bool:
+        return self.valid is not None
 
 
 @dataclass(frozen=True, order=True)
@@ -115,6 +120,9 @@ class LinuxState:
 
     def addresses_of(self, ifname: str) -> tuple[str, ...]:
         return tuple(a.cidr for a in self.addresses if a.ifname == ifname)
+
+    def address(self, ifname: str, cidr: str) -> Address | None:
+        return next((a for a in self.addresses if a.ifname == ifname and a.cidr == cidr), None)
 
     def routes_via(self, ifname: str) -> tuple[Route, ...]:
         return tuple(r for r in self.routes if r.ifname == ifname)
@@ -149,3 +157,4 @@ class Current:
     linux: LinuxState
     dns: tuple[str, ...] | None = None  # resolv.conf nameservers; None: not read
     docker: Mapping[str, DockerNetwork] | None = None  # None: Docker not reachable or not asked
+    managers: Mapping[str, Any] = field(default_factory=dict)  # link -> ovsnet.managers.Managed, when asked

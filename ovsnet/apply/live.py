@@ -86,7 +86,12 @@ class Live:
         if "docker" in reads:
             d = self.docker()
             docker = d.read() if d is not None else None
-        return Current(ovs, linux, self.files.nameservers(), docker)
+        managed = {}
+        if "managers" in reads:
+            from ovsnet import managers
+
+            managed = managers.detect(self.target.root, linux.links)
+        return Current(ovs, linux, self.files.nameservers(), docker, managed)
 
     # --- applying ---------------------------------------------------------------
 
@@ -136,6 +141,10 @@ class Live:
     def _backend_object(self, backend: str) -> Any:
         if backend == "files":
             return self.files
+        if backend == "dhcp":
+            from ovsnet.backends.dhcp import Dhclient
+
+            return Dhclient(self.target.root, self.target.netns)
         if backend == "ethtool":
             if self._ethtool is None:
                 from ovsnet.backends.ethtool import Ethtool

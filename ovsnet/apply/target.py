@@ -29,6 +29,10 @@ class Target:
     datapath: str | None = None  # overrides the topology's (the lab forces netdev)
     ovs_timeout: float = 10.0
     gateway_timeout: float = 5.0
+    # The host's filesystem, for its network manager's state and configuration
+    # (/run/systemd/netif, /etc/network/interfaces, dhclient's pid and lease
+    # files): "/" on a real host; the lab gives each simulated host a directory.
+    root: str = "/"
 
     @property
     def etc(self) -> str:

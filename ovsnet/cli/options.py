@@ -30,6 +30,7 @@ _TARGET = {
     "netns": (Optional[str], typer.Option(None, "--netns", help="Apply inside this network namespace; its files are /etc/netns/NAME/* (the lab uses it).")),
     "state_dir": (Optional[str], typer.Option(None, "--state-dir", help="Where ovsnet keeps what the host had before it, and its locks.", envvar="OVSNET_STATE_DIR")),
     "resolv_conf": (Optional[str], typer.Option(None, "--resolv-conf", help="The resolv.conf whose nameservers ovsnet manages (default: the host's, or the namespace's).")),
+    "root": (Optional[str], typer.Option(None, "--root", help="Where the host's network manager keeps its files (default /; a simulated host's own directory).")),
 }
 _OUTPUT = {
     "as_json": (bool, typer.Option(False, "--json", help="Machine-readable output on stdout.")),
@@ -45,10 +46,11 @@ class Where:
     netns: str | None = None
     state_dir: str | None = None
     resolv_conf: str | None = None
+    root: str | None = None
 
     @property
     def given(self) -> list[str]:
-        return [f"--{n.replace('_', '-')}" for n in ("db", "netns", "state_dir", "resolv_conf") if getattr(self, n)]
+        return [f"--{n.replace('_', '-')}" for n in ("db", "netns", "state_dir", "resolv_conf", "root") if getattr(self, n)]
 
     def target(self, checked: Any, host: str) -> Any:
         from ovsnet.apply import host_of
@@ -60,6 +62,8 @@ class Where:
             kw["state_dir"] = self.state_dir
         if self.resolv_conf:
             kw["resolv_conf"] = self.resolv_conf
+        if self.root:
+            kw["root"] = self.root
         return Target(**kw)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ovsnet.kinds.base import Context, Desired, Kind, Presumed, Settings
 from ovsnet.kinds.dns import Dns
 from ovsnet.kinds.docker_network import DockerNetworks
+from ovsnet.kinds.handover import Handovers
 from ovsnet.kinds.linux_bridge import LinuxBridges
 from ovsnet.kinds.nic import Nics
 from ovsnet.kinds.ovs_bridge import OvsBridges
@@ -27,6 +28,7 @@ KINDS: tuple[Kind, ...] = (
     Uplink(),
     Nics(),
     Dns(),
+    Handovers(),
     DockerNetworks(),
 )
 BY_NAME = {k.name: k for k in KINDS}

@@ -39,6 +39,7 @@ class UplinkWant:
     addresses: tuple[str, ...]
     gateway: str | None
     flat: bool = False
+    dhcp: bool = False  # the address is a lease: which one, and its router, are read from the host
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Uplink(Kind):
             return ()
         flat = host.layout is Layout.FLAT and host.flat is not None
         target = host.flat.bridge if flat and host.flat else m.port
-        return (UplinkWant(nic, target, tuple(str(a) for a in m.addresses), str(m.gateway) if m.gateway else None, flat),)
+        return (UplinkWant(nic, target, tuple(str(a) for a in m.addresses), str(m.gateway) if m.gateway else None, flat, m.dhcp),)
 
     def presume(self, want: tuple[Any, ...], before: Presumed) -> None:
         for up in want:
@@ -113,6 +114,11 @@ class Uplink(Kind):
             self._plan(up, ctx)
 
     def _plan(self, up: UplinkWant, ctx: Context) -> None:
+        if up.dhcp:
+            leased = self._lease(up, ctx)
+            if leased is None:
+                return
+            up = leased
         linux = ctx.current.linux
         target, nic = up.target, up.nic
         tres = f"link:{target}"
@@ -135,8 +141,13 @@ class Uplink(Kind):
                     ops=(NlSetLink(target, up=True),))
         for addr in up.addresses:
             if addr not in on_target:
+                # A lease's copy lives only as long as the lease has left: the DHCP
+                # client on the port renews it, and nothing outlives the lease.
+                held = linux.address(nic, addr)
+                valid = held.valid if held is not None else None
                 ctx.add(Action.CREATE, f"address:{target}/{addr}", Phase.UPLINK, f"the host's own address, moved from {nic}" if addr in on_nic else "the host's own address",
-                        after=addr, ops=(NlAddAddress(target, addr),), undo=(NlDelAddress(target, addr),))
+                        after=addr + (f" (a lease: {valid} s left)" if valid is not None else ""),
+                        ops=(NlAddAddress(target, addr, valid),), undo=(NlDelAddress(target, addr),))
         if up.flat and nic_link.master != target:
             ctx.add(Action.MODIFY, f"link:{nic}", Phase.UPLINK, f"the NIC joins {target} (the seed's brctl addif)", before=f"master {nic_link.master or 'none'}", after=f"master {target}",
                     ops=(NlSetLink(nic, master=target),), undo=(NlSetLink(nic, master=nic_link.master or ""),))
@@ -171,6 +182,18 @@ class Uplink(Kind):
             if up.gateway:
                 ctx.checks.append(GatewayAnswers(target, up.gateway))
 
+    @staticmethod
+    def _lease(up: UplinkWant, ctx: Context) -> UplinkWant | None:
+        """A DHCP host's address and router, as the host has them now (on the NIC before the move, on the port after)."""
+        linux = ctx.current.linux
+        leases = [a for a in linux.addresses if a.ifname in (up.nic, up.target) and a.dynamic and ":" not in a.cidr]
+        if not leases:
+            ctx.block(f"link:{up.nic}", f'addresses = "dhcp", but neither {up.nic} nor {up.target} holds a lease',
+                      f"start the host's DHCP client on {up.nic} (or check its server), then run up again")
+            return None
+        router = next((r.gateway for r in linux.default_routes() if r.ifname in (up.nic, up.target) and r.gateway and ":" not in r.gateway), None)
+        return UplinkWant(up.nic, up.target, tuple(dict.fromkeys(a.cidr for a in leases)), router, up.flat, True)
+
     def teardown(self, want: tuple[Any, ...], ctx: Context) -> None:
         """The NIC's addresses and routes come back *before* the OVS transaction takes the bridge side away."""
         linux = ctx.current.linux
@@ -185,10 +208,14 @@ class Uplink(Kind):
             ctx.notes.append(f"no saved state for {restore.nic}: restoring the topology's management addresses instead")
         nic = restore.nic
         present = set(linux.addresses_of(nic))
+        targets = [up.target for up in want if up.target != nic]
         for addr in restore.addresses:
             if addr not in present:
+                # A lease comes back with the time it has left on the port; the NIC's DHCP client renews it.
+                held = next((a for a in linux.addresses if a.ifname in targets and a.cidr == addr and a.dynamic), None)
+                valid = held.valid if held is not None else None
                 ctx.add(Action.RESTORE, f"address:{nic}/{addr}", Phase.UPLINK, "as it was before the first up", after=addr,
-                        ops=(NlAddAddress(nic, addr),), undo=(NlDelAddress(nic, addr),))
+                        ops=(NlAddAddress(nic, addr, valid),), undo=(NlDelAddress(nic, addr),))
         if self._flat_enslaved(ctx, nic):
             master = linux.links[nic].master or ""
             ctx.add(Action.RESTORE, f"link:{nic}", Phase.UPLINK, "leaves the flat bridge", before=f"master {master}", after="master none",

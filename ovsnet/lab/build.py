@@ -24,7 +24,7 @@ from ovsnet.backends.ovsdb import Ovsdb
 from ovsnet.errors import UsageError
 from ovsnet.kinds.ovs_bridge import OvsAddBridge
 from ovsnet.kinds.ovs_port import OvsAddPort
-from ovsnet.lab import netns
+from ovsnet.lab import dhcp, netns
 from ovsnet.lab.kernel import Kernel, write_sysctl
 from ovsnet.lab.ledger import STATE_FILE, Ledger, pidfile_pids
 from ovsnet.lab.names import (
@@ -34,6 +34,7 @@ from ovsnet.lab.names import (
     LabNames,
     OvsRun,
     default_lab_dir,
+    host_root,
     resolv_conf_path,
 )
 from ovsnet.lab.ovs_instance import OvsInstance
@@ -74,8 +75,8 @@ def build(
         switch_ports = _cable(topo, names, kernel, temps, ledger)
         _router_legs(topo, names, kernel, temps)
         _make_switch(topo, names, ovs, switch_ports)
-        _make_router(topo, names)
-        _prepare_hosts(topo, names, kernel, ledger)
+        _make_router(topo, names, where)
+        _prepare_hosts(topo, names, kernel, ledger, where)
     ledger.complete(switch_ports)
     return Lab(topo, names, where, ovs, switch_ports)
 
@@ -201,23 +202,30 @@ def _make_switch(topo: Topology, names: LabNames, ovs: Mapping[str, OvsRun], swi
         db.transact(ops)
 
 
-def _make_router(topo: Topology, names: LabNames) -> None:
+def _make_router(topo: Topology, names: LabNames, lab_dir: Path) -> None:
     routed = _routed(topo)
     if not routed:
         return
     write_sysctl(names.router_ns, "net/ipv4/ip_forward", "1")
     if any(v.router is not None and v.router.version == 6 for v in routed):
         write_sysctl(names.router_ns, "net/ipv6/conf/all/forwarding", "1")
+    for vlan in dhcp.served_vlans(topo):
+        if vlan in routed:
+            dhcp.start_server(names.router_ns, names.router_leg(vlan.id), vlan, lab_dir / "dhcp")
 
 
-def _prepare_hosts(topo: Topology, names: LabNames, kernel: Kernel, ledger: Ledger) -> None:
+def _prepare_hosts(topo: Topology, names: LabNames, kernel: Kernel, ledger: Ledger, lab_dir: Path) -> None:
     for host in topo.hosts.values():
         ns = names.host_ns(host.name)
-        kernel.apply(ns, _before_ovsnet(host))
         ledger.etc_netns(ns)
         path = resolv_conf_path(ns)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Before any DHCP client: its script writes here (the namespace's own resolv.conf).
         path.write_text(f"# {host.name} in ovsnet lab {names.prefix}\n")
+        kernel.apply(ns, _before_ovsnet(host))
+        m = host.management
+        if m is not None and m.dhcp and host.uplink_nic:
+            dhcp.start_client(ns, host.uplink_nic, host_root(lab_dir, ns))
 
 
 def _before_ovsnet(host: Host) -> list[NlOp]:

@@ -209,6 +209,11 @@ def resolv_conf_path(namespace: str) -> Path:
 # --- reaching its nodes ------------------------------------------------------------
 
 
+def host_root(lab_dir: Path | str, ns: str) -> Path:
+    """A simulated host's own files (its DHCP client's pid and leases): Target.root."""
+    return Path(lab_dir) / "root" / ns
+
+
 def targets(lab: Lab) -> dict[str, Target]:
     """Each host's Target: what `ovsnet up`'s own code is pointed at to configure it."""
     datapath = lab.topology.lab.datapath.value if lab.topology.lab else "netdev"
@@ -222,6 +227,7 @@ def targets(lab: Lab) -> dict[str, Target]:
             resolv_conf=str(resolv_conf_path(ns)),
             datapath=datapath,
             ovs_timeout=LAB_OVS_TIMEOUT,
+            root=str(host_root(lab.lab_dir, ns)),
             # The host's own lab dockerd, when one runs; never the machine's
             # Docker, whose networks would put bridges in the machine's namespace.
             docker_host=f"unix://{Path(lab.lab_dir) / DOCKER_DIR / ns / 'docker.sock'}",

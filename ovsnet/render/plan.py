@@ -13,6 +13,7 @@ _PHASE_TITLES = {
     "ovsdb": "Open vSwitch (one OVSDB transaction)",
     "uplink": "Host address and default route: NIC -> bridge side (route replaced atomically)",
     "dns": "DNS",
+    "handover": "The host's network manager: the NIC to OVS, the management port to the manager",
     "docker": "Docker networks",
     "netlink-cleanup": "Removals (netlink)",
 }
@@ -21,6 +22,8 @@ _PHASE_TITLES = {
 def plan_text(p: Plan, offline: bool = False) -> str:
     head = f"Plan for host {p.host} of topology {p.topology}" + (" (offline: from nothing)" if offline else "")
     lines = [head]
+    for fact in p.facts:
+        lines.append(f"  found: {fact}")
     if p.empty and not p.blockers:
         lines.append("  nothing to change: the host matches the topology")
     phase: str | None = None
@@ -47,9 +50,10 @@ def plan_text(p: Plan, offline: bool = False) -> str:
 
 
 def drift_text(p: Plan) -> str:
+    found = [f"  found: {fact}" for fact in p.facts]
     if not p.changes and not p.blockers:
-        return f"in sync: host {p.host} matches topology {p.topology}"
-    lines = [f"drift on host {p.host} ({len(p.changes)} differences); `ovsnet up` would:"]
+        return "\n".join([f"in sync: host {p.host} matches topology {p.topology}", *found])
+    lines = [f"drift on host {p.host} ({len(p.changes)} differences); `ovsnet up` would:", *found]
     lines += [f"  {c.line()}   ({c.reason})" for c in p.changes]
     lines += [f"  blocked {b.resource}: {b.message}" for b in p.blockers]
     return "\n".join(lines)

@@ -62,6 +62,17 @@ class Uplink:
         return self.mtu or DEFAULT_MTU
 
 
+class Handover(str, enum.Enum):
+    """Who runs the management port's configuration once the NIC is a bridge port."""
+
+    NONE = "none"  # refuse to move an address a network manager would put back
+    AUTO = "auto"  # whichever manager manages the NIC now
+    NETWORKD = "networkd"  # systemd-networkd (netplan's networkd renderer included)
+    NETWORKMANAGER = "networkmanager"
+    IFUPDOWN = "ifupdown"  # Debian's /etc/network/interfaces
+    DHCLIENT = "dhclient"  # an ISC dhclient run by hand or by a script, no manager
+
+
 @dataclass(frozen=True)
 class Management:
     """The host's own addresses, moved from the NIC onto the bridge side."""
@@ -72,6 +83,8 @@ class Management:
     vlan: str | None = None  # None: untagged on the OVS bridge
     port: str = "mgmt0"  # OVS internal port that receives the addresses
     from_nic: str | None = None  # where the addresses are now; default: the first uplink
+    dhcp: bool = False  # addresses = "dhcp": the address is a lease, and follows the host to the port
+    handover: Handover = Handover.NONE
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from ovsnet.topology.model import (
     DockerBridge,
     Endpoint,
     FlatBridge,
+    Handover,
     Host,
     LabSpec,
     Layout,
@@ -190,20 +191,24 @@ def _load_uplink(r: Reader, path: str, raw: Any) -> Uplink | None:
 
 
 def _load_management(r: Reader, path: str, raw: Any) -> Management | None:
-    t = r.table(raw, path, ("addresses", "gateway", "dns", "vlan", "port", "from_nic"))
+    t = r.table(raw, path, ("addresses", "gateway", "dns", "vlan", "port", "from_nic", "handover"))
     if t is None:
         return None
-    addresses = r.get(t, path, "addresses", as_list(as_iface_addr))
+    dhcp = t.get("addresses") == "dhcp"
+    addresses = [] if dhcp else r.get(t, path, "addresses", as_list(as_iface_addr))
     gateway = r.get(t, path, "gateway", as_ip, None)
     dns = r.get(t, path, "dns", as_list(as_ip), [])
     vlan = r.get(t, path, "vlan", r.as_vlan, None)
     port = r.get(t, path, "port", as_ifname, "mgmt0")
     from_nic = r.get(t, path, "from_nic", as_ifname, None)
+    handover = r.get(t, path, "handover", as_enum(Handover), Handover.NONE) or Handover.NONE
     if addresses is None:
         return None
     if t.get("addresses") == []:  # as written: refused items have their own findings
-        r.error(f"{path}.addresses", "no address given", 'list the host\'s own addresses, e.g. ["192.0.2.11/24"]')
-    return Management(tuple(addresses), gateway, tuple(dns or ()), vlan, port or "mgmt0", from_nic)
+        r.error(f"{path}.addresses", "no address given", 'list the host\'s own addresses, e.g. ["192.0.2.11/24"], or write "dhcp"')
+    if dhcp and gateway is not None:
+        r.error(f"{path}.gateway", "with addresses = \"dhcp\" the gateway is the lease's router", "remove gateway")
+    return Management(tuple(addresses), gateway, tuple(dns or ()), vlan, port or "mgmt0", from_nic, dhcp, handover)
 
 
 def _load_docker(r: Reader, path: str, raw: Any) -> DockerBridge | None:

@@ -41,7 +41,8 @@ F_REPLACE, F_EXCL, F_CREATE = 0x100, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_IFALIAS, IFLA_LINK_NETNSID = 18, 28, 20, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
-IFA_ADDRESS, IFA_LOCAL = 1, 2
+IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO = 1, 2, 6
+INFINITY_LIFE = 0xFFFFFFFF  # a static address: no lifetime
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_MULTIPATH, RTA_TABLE = 1, 4, 5, 6, 9, 15
 IFF_UP = 0x1
 RT_TABLE_MAIN, RTN_UNICAST = 254, 1
@@ -132,7 +133,8 @@ def del_link(name: str) -> bytes:
     return message(RTM_DELLINK, F_ACK, _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name))
 
 
-def address(add: bool, index: int, cidr: str) -> bytes:
+def address(add: bool, index: int, cidr: str, valid: int | None = None) -> bytes:
+    """Add or remove an address; with `valid` (seconds) it expires then unless renewed, as a lease does."""
     iface = ipaddress.ip_interface(cidr)
     family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
     packed = iface.ip.packed
@@ -140,6 +142,9 @@ def address(add: bool, index: int, cidr: str) -> bytes:
     if iface.version == 4:
         # IPv4 wants IFA_LOCAL too (IFA_ADDRESS alone would be a peer address); IPv6 takes either.
         body += _attr(IFA_LOCAL, packed)
+    if add and valid is not None:
+        # ifa_cacheinfo: preferred, valid, then two timestamps the kernel fills in.
+        body += _attr(IFA_CACHEINFO, struct.pack("=IIII", valid, valid, 0, 0))
     if add:
         return message(RTM_NEWADDR, F_ACK | F_CREATE | F_EXCL, body)
     return message(RTM_DELADDR, F_ACK, body)
@@ -226,6 +231,7 @@ class RawAddress:
     index: int
     ip: str
     prefixlen: int
+    valid: int | None = None  # seconds left, or None: forever (static)
 
 
 @dataclass(frozen=True)
@@ -269,7 +275,11 @@ def parse_address(p: memoryview) -> RawAddress | None:
     raw = a.get(IFA_LOCAL) or a.get(IFA_ADDRESS)
     if raw is None:
         return None
-    return RawAddress(index, str(ipaddress.ip_address(bytes(raw))), prefixlen)
+    valid = None
+    if IFA_CACHEINFO in a:
+        _preferred, left = struct.unpack_from("=II", a[IFA_CACHEINFO], 0)
+        valid = None if left == INFINITY_LIFE else left
+    return RawAddress(index, str(ipaddress.ip_address(bytes(raw))), prefixlen, valid)
 
 
 def parse_route(p: memoryview) -> RawRoute:

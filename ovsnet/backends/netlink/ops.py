@@ -127,9 +127,10 @@ class NlDeleteLink(NlOp):
 class NlAddAddress(NlOp):
     ifname: str
     cidr: str
+    valid: int | None = None  # seconds it lives unless renewed (a lease's copy); None: static
 
     def messages(self, index_of: IndexOf) -> list[Message]:
-        return [(codec.address(True, index_of(self.ifname), self.cidr), None)]
+        return [(codec.address(True, index_of(self.ifname), self.cidr, self.valid), None)]
 
     def index_needs(self) -> frozenset[str]:
         return frozenset({self.ifname})

@@ -255,7 +255,7 @@ def _addresses(payloads: Iterable[memoryview], names: dict[int, str]) -> Iterabl
         ip = ipaddress.ip_address(a.ip)
         if ip.is_loopback or (ip.version == 6 and ip.is_link_local):
             continue
-        yield Address(ifname=names.get(a.index, str(a.index)), cidr=f"{ip}/{a.prefixlen}")
+        yield Address(ifname=names.get(a.index, str(a.index)), cidr=f"{ip}/{a.prefixlen}", valid=a.valid)
 
 
 def _routes(payloads: Iterable[memoryview], names: dict[int, str]) -> Iterable[Route]:
