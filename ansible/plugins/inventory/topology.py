@@ -59,6 +59,7 @@ import os
 import re
 
 from ansible.errors import AnsibleParserError
+
 from ansible.plugins.inventory import BaseInventoryPlugin
 
 

@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 module: ovsnet_verify
 short_description: Prove this host's row of the reachability matrix with real traffic
 description:
-  - Runs C(ovsnet verify) on the host: from the host's own network namespace it pings every station
+  - Runs C(ovsnet verify) on the host. From the host's own network namespace it pings every station
     of the topology and compares what answered with what the topology expects (same VLAN reached,
     routed VLANs reached through the router, everything else blocked).
   - Fails the host on any mismatch, naming the pairs. Changes nothing on the host except short-lived
@@ -57,7 +57,7 @@ report:
   returned: always
   type: dict
 mismatches:
-  description: The pairs that did not match, as "FROM -> TO: expected, seen".
+  description: The pairs that did not match, each as "FROM -> TO, expected ..., reached or not reached".
   returned: always
   type: list
   elements: str
@@ -88,7 +88,7 @@ def main():
     except OvsnetError as exc:
         fail(module, exc, log=log)
     body = api.as_data(report)
-    bad = [f"{m['src']} -> {m['dst']}: expected {m['expect']}, {'reached' if m['reached'] else 'not reached'}" for m in body["mismatches"]]
+    bad = [f"{m['src']} -> {m['dst']}, expected {m['expect']}, {'reached' if m['reached'] else 'not reached'}" for m in body["mismatches"]]
     bad += [str(x) for x in body["problems"]]
     if not report.ok:
         module.fail_json(msg=f"ovsnet verify: {len(bad)} mismatches: " + "; ".join(bad[:10]), exit_code=1,
