@@ -21,7 +21,7 @@ Figures per run:
              sent and lost while h01's address moved, and over the whole run
   load       the machine's 1-minute load average before and after
 
-Usage (root): .venv/bin/python bench/rollout.py [--hosts 10] [--serials 1,5,10]
+Usage (root): .venv/bin/python bench/rollout.py [--hosts 10] [--serials 1,5,10] [--stem obr]
 """
 
 from __future__ import annotations
@@ -113,6 +113,7 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=10)
     ap.add_argument("--serials", default="1,5,10")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--stem", default="obr", help="first letters of the lab's prefix (a per-run suffix follows)")
     args = ap.parse_args()
     serials = [int(s) for s in args.serials.split(",")]
     with tempfile.TemporaryDirectory(prefix="ovsnet-bench-rollout-") as tmp:
@@ -121,7 +122,7 @@ def main() -> None:
         hosts = [f"h{i:02d}" for i in range(1, args.hosts + 1)]
         results = []
         build_start = time.monotonic()
-        with fleet_lab(topo, netns.unique_prefix("obr"), Path(tmp)) as lab:
+        with fleet_lab(topo, netns.unique_prefix(args.stem), Path(tmp)) as lab:
             build = time.monotonic() - build_start
             print(f"lab of {args.hosts} hosts with sshd and a controller: {build:.1f} s (load {os.getloadavg()[0]:.2f})", flush=True)
             controller = f"{lab.prefix}-c"

