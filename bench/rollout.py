@@ -87,10 +87,11 @@ def timed_playbook(lab: FleetLab, name: str, *extra: str) -> dict:
     out = "".join(lines)
     if proc.returncode != 0:
         raise SystemExit(f"{name} {' '.join(extra)} failed ({proc.returncode}):\n{out[-5000:]}")
-    spans = {}
+    # A play with `serial` is announced again for every batch: its time is the sum.
+    spans: dict[str, float] = {}
     for i, (play, at) in enumerate(plays):
         end = plays[i + 1][1] if i + 1 < len(plays) else total
-        spans[play] = end - at
+        spans[play] = spans.get(play, 0.0) + end - at
     return {"total": total, "plays": spans, "recap": parse_recap(out), "windows": parse_windows(out),
             "load": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 

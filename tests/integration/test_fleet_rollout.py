@@ -67,7 +67,8 @@ def test_failing_host_rolls_back_and_stops_the_rollout(fleet):
         _switch(fleet, "ovs-ofctl", "del-flows", "--strict", "br-lab", flow.replace(",actions=drop", ""))
     assert run.returncode != 0
     # The recap: node1 (batch 1) done, node2 failed, node3 and node4 never reached the rollout play.
-    assert run.recap["node2"].failed == 1, run.output[-4000:]
+    assert run.recap["node2"].failed == 1 and run.recap["node2"].rescued == 1, run.output[-4000:]
+    assert "NO MORE HOSTS LEFT" in run.output
     assert run.recap["node1"].failed == 0 and run.recap["node3"].failed == 0 and run.recap["node4"].failed == 0
     assert "node2 failed at \"Apply" in run.output and "rolled back" in run.output
     assert "gateway" in run.output.split("node2 failed at", 1)[1][:2000]
