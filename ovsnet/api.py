@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from ovsnet.errors import OvsnetError
 
-__all__ = ["OvsnetError", "as_data", "down", "load", "plan", "status", "target", "up", "verify"]
+__all__ = ["OvsnetError", "as_data", "down", "load", "plan", "plan_down", "status", "target", "up", "verify"]
 
 
 def load(path: str | Path) -> Any:
@@ -29,21 +29,32 @@ def load(path: str | Path) -> Any:
 
 
 def target(checked: Any, host: str, *, db: str | None = None, netns: str | None = None, state_dir: str | None = None,
-           resolv_conf: str | None = None, gateway_timeout: float | None = None, root: str | None = None) -> Any:
-    """Where `host` lives: its OVSDB, network namespace and files (the host's own defaults when not given)."""
+           resolv_conf: str | None = None, gateway_timeout: float | None = None, docker_host: str | None = None,
+           datapath: str | None = None, ovs_timeout: float | None = None, root: str | None = None) -> Any:
+    """Where `host` lives: its OVSDB, network namespace and files (the host's own defaults when not given).
+
+    datapath overrides the topology's (a lab host has only the userspace one);
+    ovs_timeout is how long ovs-vswitchd may take to apply a transaction; root
+    is where the host's own files are (/etc/resolv.conf, network managers' files).
+    """
     from dataclasses import replace
 
     from ovsnet.apply import check_gateway_timeout, host_of
     from ovsnet.apply.target import Target
+    from ovsnet.errors import UsageError
 
     h = host_of(checked, host)
-    t = Target(ovsdb=db or h.ovsdb, netns=netns, docker_host=h.docker_host, resolv_conf=resolv_conf)
+    t = Target(ovsdb=db or h.ovsdb, netns=netns, docker_host=docker_host or h.docker_host, resolv_conf=resolv_conf, datapath=datapath)
     if state_dir:
         t = replace(t, state_dir=state_dir)
     if root:
         t = replace(t, root=root)
     if gateway_timeout is not None:
         t = replace(t, gateway_timeout=check_gateway_timeout(gateway_timeout))
+    if ovs_timeout is not None:
+        if not 0 < ovs_timeout <= 600:
+            raise UsageError(f"ovs_timeout {ovs_timeout:g}: give the seconds ovs-vswitchd may take, more than 0 and at most 600")
+        t = replace(t, ovs_timeout=float(ovs_timeout))
     return t
 
 
@@ -51,6 +62,29 @@ def plan(checked: Any, host: str, where: Any = None, *, adopt: bool = False) -> 
     from ovsnet.apply import plan_live
 
     return plan_live(checked, host, where or target(checked, host), adopt=adopt)
+
+
+def plan_down(checked: Any, host: str, where: Any = None) -> Any:
+    """The plan `down` would run now (its check mode): what it removes and puts back, nothing changed.
+
+    The same reads and teardown planning as apply.down, without the lock:
+    a plan only reads.
+    """
+    from ovsnet.apply import host_of, record
+    from ovsnet.apply.live import Live
+    from ovsnet.kinds import Settings
+    from ovsnet.plan import planner
+
+    h = host_of(checked, host)
+    t = where or target(checked, host)
+    live = Live(t)
+    try:
+        saved = record.read(t.state_dir, checked.topology.name, h.name)
+        want = planner.desire(checked.topology, h, Settings(datapath=t.datapath, adopt=False, docker=True))
+        current = live.read(planner.reads(want))
+        return planner.teardown(want, current, saved.parts if saved else None)
+    finally:
+        live.close()
 
 
 def status(checked: Any, host: str, where: Any = None) -> Any:
@@ -74,11 +108,40 @@ def down(checked: Any, host: str, where: Any = None, *, wait: float = 0.0, repor
     return apply.down(checked, host, where or target(checked, host), wait, report or (lambda _m: None))
 
 
-def verify(checked: Any, *, probes: bool | None = None, report: Callable[[str], None] | None = None) -> Any:
-    """This host's row of the reachability matrix, with real pings (see `ovsnet verify --help`)."""
+def verify(checked: Any, *, probes: bool | None = None, docker_host: str | None = None, hosts: Any = None,
+           endpoints: bool = True, report: Callable[[str], None] | None = None) -> Any:
+    """This host's row of the reachability matrix, with real pings (see `ovsnet verify --help`).
+
+    hosts: only the stations of these hosts count (a rollout's hosts configured
+    so far: those of later batches are not ready yet); endpoints=False leaves
+    the topology's test endpoints out (a lab plugs them in after the rollout).
+    """
     from ovsnet.verify.host import verify_host
 
-    return verify_host(checked, probes=probes, report=report or (lambda _m: None))
+    if hosts is not None or not endpoints:
+        checked = _only(checked, set(checked.topology.hosts) if hosts is None else set(hosts), endpoints)
+    return verify_host(checked, probes=probes, docker_host=docker_host, report=report or (lambda _m: None))
+
+
+def _only(checked: Any, hosts: set[str], endpoints: bool) -> Any:
+    """The topology cut down to these hosts (their cables, their endpoints), checked again."""
+    from dataclasses import replace
+
+    from ovsnet.errors import UsageError
+    from ovsnet.topology import check
+
+    topo = checked.topology
+    unknown = hosts - set(topo.hosts)
+    if unknown:
+        raise UsageError(f"no host named {', '.join(sorted(unknown))} in {topo.source}; hosts: {', '.join(topo.hosts)}")
+    lab = topo.lab
+    if lab is not None:
+        def kept(end: Any) -> bool:
+            return end.node not in topo.hosts or end.node in hosts
+        lab = replace(lab, cables=tuple(c for c in lab.cables if kept(c.a) and kept(c.b)))
+    cut = replace(topo, hosts={n: h for n, h in topo.hosts.items() if n in hosts}, lab=lab,
+                  endpoints=tuple(e for e in topo.endpoints if endpoints and e.host in hosts))
+    return check(cut)
 
 
 def as_data(obj: Any) -> dict[str, Any]:

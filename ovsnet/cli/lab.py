@@ -18,6 +18,8 @@ def lab_up(
     file: Path = FileArg,
     prefix: Optional[str] = PrefixOpt,
     docker: bool = typer.Option(False, "--docker", help="Start a private dockerd in each host that has Docker networks, so `up` creates them."),
+    ssh: bool = typer.Option(False, "--ssh", help="Run an OpenSSH server in each host and add a `controller` station on the management VLAN holding a key the hosts trust."),
+    apply: bool = typer.Option(True, "--apply/--no-apply", help="--no-apply: leave the hosts as fresh machines (address on the NIC), for Ansible to configure."),
     *, out: Out,
 ) -> None:
     """Build the lab and configure each simulated host with `ovsnet up`'s own code."""
@@ -26,9 +28,17 @@ def lab_up(
 
     c = checked(file)
     with progress(out.silent) as report:
-        lab = run.up(c, prefix, None, report, docker=docker)
-    out.data({"prefix": lab.prefix, "namespaces": lab.namespaces})
+        lab = run.up(c, prefix, None, report, docker=docker, ssh=ssh, configure=apply)
+    body: dict[str, object] = {"prefix": lab.prefix, "namespaces": lab.namespaces, "configured": apply}
+    if ssh:
+        from ovsnet.lab.fleet import INVENTORY_FILE
+
+        body["inventory"] = str(lab.lab_dir / INVENTORY_FILE)
+    out.data(body)
     out.print(f"lab {lab.prefix} is up: {len(lab.namespaces)} namespaces; `ovsnet lab exec {file} NODE -- CMD` to look inside, `ovsnet lab down {file}` to remove it")
+    if ssh:
+        out.print(f"inventory: {body['inventory']}; run Ansible from the controller: "
+                  f"ovsnet lab exec {file} controller -- ansible-playbook -i {body['inventory']} ovsnet.fleet.rollout")
 
 
 @command(app, "down")
@@ -39,6 +49,34 @@ def lab_down(file: Path = FileArg, prefix: Optional[str] = PrefixOpt, *, out: Ou
     name = run.down(checked(file), prefix)
     out.data({"prefix": name, "removed": True})
     out.print(f"lab {name} removed")
+
+
+@command(app, "inventory")
+def lab_inventory(file: Path = FileArg, prefix: Optional[str] = PrefixOpt, *, out: Out) -> None:
+    """The lab's hosts as Ansible sees them (a lab built with --ssh): addresses and the ovsnet_* variables per host."""
+    from ovsnet.lab import fleet
+    from ovsnet.lab.ledger import load_lab
+
+    c = checked(file)
+    lab = load_lab(c.topology, prefix)
+    hosts = fleet.host_vars(lab)
+    out.data({"inventory": str(lab.lab_dir / fleet.INVENTORY_FILE), "all_vars": fleet.connection_vars(lab), "hosts": hosts})
+    out.print(f"# {lab.lab_dir / fleet.INVENTORY_FILE}: ansible-playbook -i THIS_FILE ...")
+    out.print(fleet.inventory_config(c.topology.source, lab.prefix).rstrip())
+    for host, v in hosts.items():
+        out.print(f"# {host}: ansible_host={v['ansible_host']} ovsnet_db={v['ovsnet_db']} ovsnet_venv={v['ovsnet_venv']}")
+
+
+@command(app, "attach")
+def lab_attach(file: Path = FileArg, prefix: Optional[str] = PrefixOpt, *, out: Out) -> None:
+    """Plug the test endpoints into their hosts, once the hosts are configured (after `lab up --no-apply` and a rollout)."""
+    from ovsnet.lab import endpoints
+    from ovsnet.lab.ledger import load_lab
+
+    lab = load_lab(checked(file).topology, prefix)
+    endpoints.attach_endpoints(lab)
+    out.data({"prefix": lab.prefix, "endpoints": list(lab.names.endpoints)})
+    out.print(f"lab {lab.prefix}: {len(lab.names.endpoints)} endpoints plugged in")
 
 
 @command(app, "status")
@@ -69,6 +107,7 @@ def lab_exec(ctx: typer.Context, file: Path = FileArg, node: str = typer.Argumen
     lab or node, no command) exit 125, a command that cannot run 126, one that
     does not exist 127, as `docker exec` does.
     """
+    import os
     import shutil
     import subprocess
 
@@ -95,6 +134,10 @@ def lab_exec(ctx: typer.Context, file: Path = FileArg, node: str = typer.Argumen
     if dockerd:
         # `docker ps` inside a lab host talks to that host's own dockerd.
         argv = argv[:4] + ["env", f"DOCKER_HOST={dockerd}"] + argv[4:]
+    inventory = lab.lab_dir / "inventory.ovsnet.yml"
+    if node == "controller" and node not in c.topology.hosts and inventory.exists() and "ANSIBLE_INVENTORY" not in os.environ:
+        # Ansible on the controller finds the lab's hosts without -i.
+        argv = argv[:4] + ["env", f"ANSIBLE_INVENTORY={inventory}"] + argv[4:]
     try:
         code = subprocess.run(argv).returncode
     except OSError as exc:

@@ -53,6 +53,14 @@ class Ledger:
         ledger.save()
         return ledger
 
+    @classmethod
+    def reopen(cls, lab_dir: Path) -> Ledger:
+        """The state file of a lab built earlier, to record what is added to it (lab/ssh.py)."""
+        data = read_state(lab_dir)
+        if not data:
+            raise UsageError(f"no lab state file in {lab_dir}")
+        return cls(lab_dir / STATE_FILE, data)
+
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
@@ -72,6 +80,10 @@ class Ledger:
 
     def etc_netns(self, name: str) -> None:
         self.data["etc_netns"].append(name)
+        self.save()
+
+    def station(self, name: str, namespace: str) -> None:
+        self.data.setdefault("stations", {})[name] = namespace
         self.save()
 
     def complete(self, switch_ports: Mapping[str, str]) -> None:
@@ -101,7 +113,8 @@ def load_lab(topo: Topology, prefix: str | None = None, lab_dir: str | os.PathLi
     if not data.get("complete"):
         raise UsageError(f"lab {names.prefix} was not completely built; destroy it and build again")
     ovs = {ns: OvsRun(ns, info["rundir"]) for ns, info in data["ovs"].items()}
-    return Lab(topo, names, where, ovs, dict(data.get("switch_ports", {})))
+    stations = {n: ns for n, ns in data.get("stations", {}).items() if isinstance(ns, str) and names.owns(ns)}
+    return Lab(topo, names, where, ovs, dict(data.get("switch_ports", {})), stations)
 
 
 def pidfile_pids(rundir: Path) -> dict[str, int]:

@@ -168,6 +168,8 @@ class Lab:
     lab_dir: Path
     ovs: Mapping[str, OvsRun]  # namespace -> its OVS (hosts and switch)
     switch_ports: Mapping[str, str] = field(default_factory=dict)  # "node1:eth1" -> switch port
+    # Nodes the lab added beside the topology's (`lab up --ssh`'s controller): name -> namespace.
+    stations: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -175,7 +177,8 @@ class Lab:
 
     @property
     def namespaces(self) -> dict[str, str]:
-        return self.names.nodes()
+        nodes = self.names.nodes()
+        return {**nodes, **{n: ns for n, ns in self.stations.items() if n not in nodes}}
 
     @property
     def state_dir(self) -> Path:

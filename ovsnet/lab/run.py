@@ -20,6 +20,8 @@ def up(
     lab_dir: Path | None = None,
     report: Callable[[str], None] = lambda _m: None,
     docker: bool = False,
+    ssh: bool = False,
+    configure: bool = True,
 ) -> Lab:
     """Build the lab and apply every host.
 
@@ -28,6 +30,11 @@ def up(
     Target.docker_host points at it, so that `ovsnet up`'s own code creates
     the networks through the Engine API. docker=False leaves Docker out: the
     plan notes that Docker is not reachable and applies the rest.
+
+    ssh=True: an sshd in every host and a controller station (lab/ssh.py),
+    so that Ansible can configure the hosts over real SSH. configure=False
+    leaves the hosts as fresh machines (address still on the NIC) and the
+    endpoints unplugged (`ovsnet lab attach` plugs them in afterwards).
     """
     names = LabNames.for_topology(checked.topology, prefix)
     if teardown.status(names.prefix, lab_dir).exists:
@@ -41,10 +48,18 @@ def up(
             lab_docker.start(lab, report=report)
         # Hosts without a lab dockerd point at a socket that does not exist:
         # the lab never reaches the machine's own Docker.
-        for host, target in targets(lab).items():
-            result = apply.up(checked, host, target, report=report)
-            report(f"{host}: {len(result.applied)} changes applied in {result.seconds:.2f} s")
-        endpoints.attach_endpoints(lab)
+        if ssh:
+            from ovsnet.lab import fleet, ledger
+            from ovsnet.lab import ssh as lab_ssh
+
+            lab_ssh.start(lab, report)
+            lab = ledger.load_lab(checked.topology, names.prefix, lab.lab_dir)
+            (lab.lab_dir / fleet.INVENTORY_FILE).write_text(fleet.inventory_config(checked.topology.source, lab.prefix))
+        if configure:
+            for host, target in targets(lab).items():
+                result = apply.up(checked, host, target, report=report)
+                report(f"{host}: {len(result.applied)} changes applied in {result.seconds:.2f} s")
+            endpoints.attach_endpoints(lab)
     except BaseException:
         # A half-built lab is of no use to anyone: remove all of it.
         teardown.destroy(names.prefix, lab_dir)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from ovsnet import procs
 from ovsnet.lab import docker as lab_docker
 from ovsnet.lab import netns
+from ovsnet.lab import ssh as lab_ssh
 from ovsnet.lab.ledger import STATE_FILE, pidfile_pids, read_state
 from ovsnet.lab.names import ETC_NETNS, OVS_PROGRAMS, Daemon, LabNames, default_lab_dir
 
@@ -49,7 +50,8 @@ def status(prefix: str, lab_dir: str | os.PathLike[str] | None = None) -> LabSta
         state_file=(where / STATE_FILE).exists(),
         complete=bool(data.get("complete")),
         namespaces=tuple(_lab_namespaces(names, data)),
-        daemons=tuple(_lab_daemons(names, where, data)) + tuple(lab_docker.daemons(prefix, where)),
+        daemons=tuple(_lab_daemons(names, where, data)) + tuple(lab_docker.daemons(prefix, where))
+        + tuple(Daemon(pid, "sshd", None) for pid in lab_ssh.daemons(where)),
         etc_netns=tuple(_lab_etc_netns(names, data)),
     )
 
@@ -65,6 +67,7 @@ def destroy(prefix: str, lab_dir: str | os.PathLike[str] | None = None) -> None:
     data = read_state(where)
     # Lab dockerds first: their containers live outside the lab's namespaces.
     lab_docker.destroy(prefix, where)
+    lab_ssh.stop(where)
     _stop([d.pid for d in _lab_daemons(names, where, data)])
     namespaces = _lab_namespaces(names, data)
     _stop(_pids_in(namespaces))

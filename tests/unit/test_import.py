@@ -44,6 +44,9 @@ def shape(topo, host):
                 f["vlan"] = ids[f["vlan"]]
             rows.append(f)
         out[kind] = sorted(rows, key=repr)
+    # An uplink MTU written as the default (1500) sets what the NIC already
+    # has: import cannot tell it from "leave it", and writes nothing.
+    out["nic"] = [r for r in out.get("nic", []) if r.get("mtu") != 1500]
     return out
 
 
