@@ -161,3 +161,31 @@ def test_parse_address_and_route_read_what_pyroute2_wrote():
     r["attrs"] = [("RTA_DST", "10.0.0.0"), ("RTA_OIF", 3), ("RTA_GATEWAY", "192.168.10.254"), ("RTA_PRIORITY", 100), ("RTA_TABLE", 254)]
     got = codec.parse_route(_encoded(r))
     assert (got.dst, got.oif, got.gateway, got.metric, got.proto, got.table, got.rtype) == ("10.0.0.0/8", 3, "192.168.10.254", 100, 3, 254, 1)
+
+
+@pytest.mark.parametrize(("ip", "local"), [
+    ("fe80::1", True), ("febf::1", True),  # all of fe80::/10
+    ("fec0::1", False), ("2001:db8::1", False), ("fd00::1", False), ("::1", False),
+])
+def test_ipv6_link_local_addresses_are_told_from_their_bytes(ip, local):
+    a = ifaddrmsg()
+    a["family"], a["prefixlen"], a["index"] = socket.AF_INET6, 64, 9
+    a["attrs"] = [("IFA_ADDRESS", ip)]
+    assert codec.link_local6_address(_encoded(a)) is local
+
+
+def test_an_ipv4_address_is_never_link_local6():
+    a = ifaddrmsg()
+    a["family"], a["prefixlen"], a["index"] = socket.AF_INET, 16, 9
+    a["attrs"] = [("IFA_ADDRESS", "169.254.1.1"), ("IFA_LOCAL", "169.254.1.1")]
+    assert codec.link_local6_address(_encoded(a)) is False
+
+
+@pytest.mark.parametrize(("dst", "dst_len", "local"), [
+    ("fe80::", 64, True), ("fe80::", 10, False), ("2001:db8::", 64, False),
+])
+def test_the_link_local_route_of_a_link_is_told_from_its_bytes(dst, dst_len, local):
+    r = rtmsg()
+    r["family"], r["dst_len"], r["table"], r["proto"], r["type"] = socket.AF_INET6, dst_len, 254, 2, 1
+    r["attrs"] = [("RTA_DST", dst), ("RTA_OIF", 3)]
+    assert codec.link_local6_route(_encoded(r)) is local

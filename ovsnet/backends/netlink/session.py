@@ -249,6 +249,8 @@ def _link_of(r: Any, names: dict[int, str]) -> Link:
 
 def _addresses(payloads: Iterable[memoryview], names: dict[int, str]) -> Iterable[Address]:
     for p in payloads:
+        if codec.link_local6_address(p):
+            continue
         a = codec.parse_address(p)
         if a is None:
             continue
@@ -262,7 +264,7 @@ def _routes(payloads: Iterable[memoryview], names: dict[int, str]) -> Iterable[R
     for p in payloads:
         # The header says the table and type: the local table's thousands of
         # routes (a host with 1,000 ports) are skipped before any decoding.
-        if not codec.maybe_main_unicast(p):
+        if not codec.maybe_main_unicast(p) or codec.link_local6_route(p):
             continue
         r = codec.parse_route(p)
         if r.table != MAIN_TABLE or r.rtype != RTN_UNICAST:
