@@ -213,13 +213,15 @@ def _load_bond(r: Reader, path: str, t: dict) -> Bond | None:
     nics = r.get(t, path, "nics", as_list(as_ifname))
     name = r.get(t, path, "bond", as_ifname, DEFAULT_BOND) or DEFAULT_BOND
     mode = r.get(t, path, "bond_mode", as_enum(BondMode), BondMode.ACTIVE_BACKUP) or BondMode.ACTIVE_BACKUP
-    lacp = r.get(t, path, "lacp", as_enum(Lacp), Lacp.OFF) or Lacp.OFF
+    lacp = r.get(t, path, "lacp", as_enum(Lacp), None)
+    refused = "lacp" in t and lacp is None  # its own finding; balance-tcp's is then beside the point
+    lacp = lacp or Lacp.OFF
     lacp_time = r.get(t, path, "lacp_time", as_enum(LacpTime), LacpTime.SLOW) or LacpTime.SLOW
     if isinstance(t["nics"], list) and len(t["nics"]) < 2:
         # One NIC in a bond is no redundancy and an odd OVS port: say what to write instead.
         r.error(f"{path}.nics", f"a bond needs at least two NICs, got {len(t['nics'])}", 'write nic = "eth1" for an uplink of one NIC')
         return None
-    if mode is BondMode.BALANCE_TCP and lacp is Lacp.OFF:
+    if mode is BondMode.BALANCE_TCP and lacp is Lacp.OFF and not refused:
         r.error(f"{path}.bond_mode", "bond_mode balance-tcp needs LACP", 'set lacp = "active" (or "passive"), or use bond_mode "balance-slb" or "active-backup"')
     if not nics or len(nics) != len(t["nics"]):
         return None  # refused items have their own findings
