@@ -44,6 +44,16 @@ def bond_settings(p: OvsPort) -> tuple[tuple[str, ...], str, str, str]:
             p.other_config.get(LACP_TIME_KEY, LacpTime.SLOW.value))
 
 
+def fallback_seconds(p: OvsPort) -> float:
+    """How long the switch's side of this LACP bond may take to reach one of its NICs again once the
+    bond is gone: LACP times the partner out after three PDU intervals (3 s fast, 90 s slow), keeps
+    it 3 s more as expired, and only then falls back (a switch configured to); 0 without LACP."""
+    if (p.lacp or Lacp.OFF.value) == Lacp.OFF.value:
+        return 0.0
+    timeout = 3.0 if p.other_config.get(LACP_TIME_KEY) == LacpTime.FAST.value else 90.0
+    return timeout + 3.0 + 4.0  # and a margin for a loaded switch
+
+
 def bond_view(p: OvsPort) -> str:
     """A bond as it is, in the words of BondWant.describe."""
     members, mode, lacp, time = bond_settings(p)

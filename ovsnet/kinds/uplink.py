@@ -27,7 +27,7 @@ from ovsnet.backends.netlink.ops import (
 from ovsnet.current import LinuxState, Route
 from ovsnet.errors import VerificationError
 from ovsnet.kinds.base import Context, Kind, Presumed, Settings
-from ovsnet.kinds.bond import ROLE_BOND
+from ovsnet.kinds.bond import ROLE_BOND, fallback_seconds
 from ovsnet.kinds.ovs_port import ROLE_UPLINK
 from ovsnet.plan.model import Action, Phase
 from ovsnet.topology.model import Host, Layout, Topology
@@ -77,6 +77,9 @@ class GatewayAnswers:
     iface: str
     gateway: str
     after: Phase = Phase.UPLINK
+    # Seconds the gateway may need whatever --gateway-timeout says: a switch whose side of an
+    # LACP bond falls back to plain ports only once the bond's LACP has timed out.
+    at_least: float = 0.0
 
     def describe(self) -> str:
         how = "neighbour discovery" if ipaddress.ip_address(self.gateway).version == 6 else "ARP"
@@ -84,7 +87,7 @@ class GatewayAnswers:
 
     def run(self, live: Any) -> None:
         live.report(f"uplink: waiting for gateway {self.gateway} to answer on {self.iface}")
-        timeout = live.target.gateway_timeout
+        timeout = max(live.target.gateway_timeout, self.at_least)
         if not live.netlink.answers(self.iface, self.gateway, timeout=timeout):
             raise VerificationError(
                 f"gateway {self.gateway} did not answer on {self.iface} within {timeout:g} s "
@@ -208,7 +211,8 @@ class Uplink(Kind):
         linux = ctx.current.linux
         saved: SavedUplink | None = ctx.saved(self.name)
         restore = saved or next((_fallback(up) for up in want), None)
-        trunked = any(p.owner == ctx.topology and p.role in (ROLE_UPLINK, ROLE_BOND) for p in ctx.current.ovs.ports.values())
+        trunks = [p for p in ctx.current.ovs.ports.values() if p.owner == ctx.topology and p.role in (ROLE_UPLINK, ROLE_BOND)]
+        trunked = bool(trunks)
         if restore is None or not (trunked or self._flat_enslaved(ctx, restore.nic)):
             if trunked:
                 ctx.notes.append("no saved uplink state and no management section: the NIC is released without addresses")
@@ -247,7 +251,8 @@ class Uplink(Kind):
             # The NIC answers for the host again once OVS lets it go: prove it, or undo the down.
             # A Linux bond answers once its members are back in it (the bond kind's cleanup).
             link = linux.links.get(nic)
-            ctx.checks.append(GatewayAnswers(nic, gateway, after=Phase.CLEANUP if link and link.kind == "bond" else Phase.OVSDB))
+            lacp = max((fallback_seconds(p) for p in trunks if p.role == ROLE_BOND), default=0.0)
+            ctx.checks.append(GatewayAnswers(nic, gateway, after=Phase.CLEANUP if link and link.kind == "bond" else Phase.OVSDB, at_least=lacp))
 
     @staticmethod
     def _flat_enslaved(ctx: Context, nic: str) -> bool:

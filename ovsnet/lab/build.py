@@ -190,8 +190,9 @@ def _switch_port_op(topo: Topology, host: Host, nic: str, port: str) -> OvsAddPo
 def _switch_lag_op(topo: Topology, names: LabNames, host: Host, bond: str, ports: list[str]) -> Any:
     """The switch's side of a host's LACP bond: one bond of the member cables' ports, LACP active,
     so the host's bond negotiates with a real partner (a bond without LACP faces plain ports, as
-    on a switch without a LAG). Until the host's bond answers LACP (a host before ovsnet), it
-    falls back to active-backup, as switches' "LACP fallback" does for a host that boots."""
+    on a switch without a LAG). Until the host's bond answers LACP (a host before ovsnet, or
+    after `down`), it falls back to active-backup over the port of the NIC that holds the
+    host's address then (bond-primary), as switches' "LACP fallback" serves a host that boots."""
     up = next(u for u in host.uplinks if u.bond is not None and u.bond.name == bond)
     assert up.bond is not None
     tag, trunks, mode = trunk_of(topo, up.vlans, up.native_vlan)
@@ -200,7 +201,9 @@ def _switch_lag_op(topo: Topology, names: LabNames, host: Host, bond: str, ports
         name = names.switch_port(host.name, f"lag-{bond}")
     if len(ports) == 1:
         return OvsAddPort(SWITCH_BRIDGE, ports[0], tag=tag, trunks=trunks, vlan_mode=mode, external_ids={"ovsnet-lab": f"{host.name}:{up.nic}"})
-    config = other_config({"lacp-fallback-ab": "true"}, up.bond.lacp_time.value)
+    holder = host.uplink_nic if host.uplink_nic in up.members else up.nic
+    primary = names.switch_port(host.name, holder)
+    config = other_config({"lacp-fallback-ab": "true", "bond-primary": primary}, up.bond.lacp_time.value)
     return OvsAddBond(SWITCH_BRIDGE, name, tuple(ports), up.bond.mode.value, Lacp.ACTIVE.value, config,
                       tag, trunks, mode, {"ovsnet-lab": f"{host.name}:{bond}"})
 

@@ -399,7 +399,18 @@ def test_a_linux_bond_releases_its_members_and_down_gives_them_back(bonded):
     res = [c.resource for c in down.changes]
     assert res.index("address:bond0/192.168.10.11/24") < res.index("bridge:br-ovs") < res.index("link:eth1")
     # The gateway must answer on the Linux bond once its members are back in it.
-    assert [(c.iface, c.after) for c in down.checks if isinstance(c, GatewayAnswers)] == [("bond0", Phase.CLEANUP)]
+    # ... and the switch's side of the LACP bond (fast) may take its LACP timeout to fall back.
+    assert [(c.iface, c.after, c.at_least) for c in down.checks if isinstance(c, GatewayAnswers)] == [("bond0", Phase.CLEANUP, 10.0)]
+
+
+@pytest.mark.parametrize(("lacp", "seconds"), [("off", 0.0), ("active-slow", 97.0), ("active-fast", 10.0)])
+def test_down_gives_the_gateway_the_switch_lacp_fallback_time(bonded, lacp, seconds):
+    cur = applied(bonded, "node1")
+    b = port(cur, "bond0")
+    mode, _, time_ = lacp.partition("-")
+    cur = with_port(cur, replace(b, lacp=mode, other_config={"lacp-time": time_} if time_ else {}))
+    down = planner.teardown(planner.desire(bonded, bonded.hosts["node1"]), cur)
+    assert [(c.iface, c.at_least) for c in down.checks if isinstance(c, GatewayAnswers)] == [("eth1", seconds)]
 
 
 def test_the_bond_record_round_trips_and_the_older_wins():
