@@ -11,6 +11,7 @@ netdev (the lab's), so that the real CLI's `status` needs no override.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -68,6 +69,20 @@ def ovsnet(*args: str) -> subprocess.CompletedProcess:
     out = subprocess.run([str(ROOT / ".venv/bin/ovsnet"), *args], capture_output=True, text=True, timeout=120)
     assert "Traceback" not in out.stderr, out.stderr
     return out
+
+
+def ansible_status(bl, host: str, tmp: Path) -> dict:
+    """The Ansible module ovsnet_status run on this machine against a lab host: its result."""
+    t = bl.targets[host]
+    args = f"topology={bl.file} host={host} db={t.ovsdb} netns={t.netns} state_dir={t.state_dir} resolv_conf={t.resolv_conf}"
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg"), "ANSIBLE_HOME": str(tmp / "home"),
+           "ANSIBLE_LOCAL_TEMP": str(tmp / "tmp"), "NO_COLOR": "1"}
+    out = subprocess.run([str(ROOT / ".venv/bin/ansible"), "localhost", "-o", "-c", "local", "-i", "localhost,",
+                          "-e", f"ansible_python_interpreter={ROOT / '.venv/bin/python'}", "-m", "ovsnet.fleet.ovsnet_status", "-a", args],
+                         capture_output=True, text=True, env=env, cwd=ROOT / "ansible", timeout=300)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("localhost | ")), "")
+    assert " => " in line, out.stdout[-2000:] + out.stderr[-2000:]
+    return json.loads(line.split(" => ", 1)[1])
 
 
 def status(bl, host: str) -> subprocess.CompletedProcess:
@@ -155,7 +170,7 @@ def rx_packets(ns: str, port: str) -> int:
     return int(link["stats64"]["rx"]["packets"])
 
 
-def test_a_member_cut_during_a_ping_loses_a_handful_and_status_reports_it(bonded):
+def test_a_member_cut_during_a_ping_loses_a_handful_and_status_reports_it(bonded, tmp_path):
     lab, sw = bonded.lab, bonded.lab.names.switch_ns
     argv = lab_names.exec_argv(lab, "web1", ["ping", "-n", "-i", "0.05", "-W", "1", "10.100.0.12"])
     ports = {m: lab.switch_ports[f"node1:{m}"] for m in MEMBERS}
@@ -191,6 +206,10 @@ def test_a_member_cut_during_a_ping_loses_a_handful_and_status_reports_it(bonded
                   bonded.targets["node1"].netns, "--state-dir", bonded.targets["node1"].state_dir, "--resolv-conf",
                   bonded.targets["node1"].resolv_conf)
     assert text.returncode == 1 and f"unhealthy bond0: member {cut} is down" in text.stdout
+    # The Ansible module's facts say it too.
+    facts = ansible_status(bonded, "node1", tmp_path)["ansible_facts"]["ovsnet"]
+    assert (facts["in_sync"], facts["exit_status"], facts["drift"]) == (False, 1, [])
+    assert facts["health"] == [{"resource": "port:br-ovs/bond0", "message": f"bond0: member {cut} is down"}]
 
     subprocess.run(["ip", "-n", sw, "link", "set", ports[cut], "up"], check=True)
     back = wait_for(lambda: status(bonded, "node1").returncode == 0, LACP_WAIT)
