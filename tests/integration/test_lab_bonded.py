@@ -1,11 +1,12 @@
 """topologies/bonded.toml in the lab: two-NIC OVS bonds with LACP against a switch bonding its side,
 real negotiation, verify, a member cable cut during a running ping, and down restoring the members.
 
-The lab's hosts are fresh machines first (address and default route on eth1,
-the bond's first member); `ovsnet up`'s own code then makes the bond, moves
-the address with the gateway check, and `down` puts eth1 and eth2 back as
-they were. The file is the committed one with the hosts' datapath set to
-netdev (the lab's), so that the real CLI's `status` needs no override.
+The lab's hosts are fresh machines first (address and default route on a
+member: eth1, the bond's first, on node1; eth2 on node2, named by
+management.from_nic); `ovsnet up`'s own code then makes the bond, moves the
+address off that member with the gateway check, and `down` puts eth1 and eth2
+back as they were. The file is the committed one with the hosts' datapath set
+to netdev (the lab's), so that the real CLI's `status` needs no override.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.root
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTS = ("node1", "node2")
+HOLDER = {"node1": "eth1", "node2": "eth2"}  # the member holding the host's address before ovsnet
 MEMBERS = ("eth1", "eth2")
 LACP_WAIT = 20.0  # lacp_time fast: PDUs every second; a loaded machine needs a few
 
@@ -94,7 +96,8 @@ def status(bl, host: str) -> subprocess.CompletedProcess:
 class BondedLab:
     def __init__(self, tmp: Path):
         self.file = tmp / "bonded.toml"
-        self.file.write_text((ROOT / "topologies" / "bonded.toml").read_text().replace('datapath = "system"', 'datapath = "netdev"'))
+        text = (ROOT / "topologies" / "bonded.toml").read_text().replace('datapath = "system"', 'datapath = "netdev"')
+        self.file.write_text(text.replace("[hosts.node2.management]\n", '[hosts.node2.management]\nfrom_nic = "eth2"\n'))
         self.checked = load_checked(self.file)
         self.prefix = netns_mod.unique_prefix("obd")[:7]
         self.lab_dir = tmp / "lab"
@@ -130,11 +133,16 @@ def test_up_made_the_bonds_and_moved_the_address_off_a_member_with_the_gateway_c
     for host in HOSTS:
         result = bonded.up[host]
         assert "port:br-ovs/bond0" in [c.resource for c in result.applied]
-        assert result.plan.moves_from == ("eth1",)
+        holder = HOLDER[host]
+        assert bonded.before[host][holder][0] == [(f"192.168.10.1{host[-1]}", 24)]
+        assert result.plan.moves_from == (holder,)
         assert any(isinstance(c, GatewayAnswers) and c.iface == "mgmt0" for c in result.plan.checks)
         ns = bonded.lab.names.host_ns(host)
         addrs = {a["ifname"]: [i["local"] for i in a.get("addr_info", []) if i.get("scope") != "link"] for a in ns_json(ns, "addr")}
-        assert addrs["eth1"] == [] and addrs["mgmt0"] == [f"192.168.10.1{host[-1]}"]
+        assert addrs[holder] == [] and addrs["mgmt0"] == [f"192.168.10.1{host[-1]}"]
+        # The management port took the holder's MAC: peers' ARP entries stay right.
+        macs = {lk["ifname"]: lk["address"] for lk in ns_json(ns, "link")}
+        assert macs["mgmt0"] == macs[holder]
         with Ovsdb(bonded.host_remote(host), timeout=LAB_OVS_TIMEOUT) as db:
             port = db.read().ports["bond0"]
         assert sorted(i.name for i in port.interfaces) == ["eth1", "eth2"]
