@@ -167,8 +167,8 @@ def _add_lab(g: nx.Graph, topo: Topology, vid: dict[str, int]) -> None:
     for cable in lab.cables:
         a, b = (_cable_node(g, topo, lab.switch, end, other, vid) for end, other in ((cable.a, cable.b), (cable.b, cable.a)))
         if a and b:
-            bundle = next((_bundle(topo.hosts[e.node], e.nic) for e in (cable.a, cable.b) if e.node in topo.hosts and e.nic and _bundle(topo.hosts[e.node], e.nic)), {})
-            g.add_edge(a, b, kind="cable", **bundle)
+            bundles = [_bundle(topo.hosts[e.node], e.nic) for e in (cable.a, cable.b) if e.node in topo.hosts and e.nic]
+            g.add_edge(a, b, kind="cable", **next((x for x in bundles if x), {}))
     if topo.router and lab.switch:
         r = nid("router", topo.router.name)
         g.add_node(r, kind="router", host=topo.router.name, name=topo.router.name)
