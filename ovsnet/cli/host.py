@@ -152,10 +152,10 @@ def status(file: Path = FileArg, host: str = HostOpt, *, where: Where, out: Out)
     c = checked(file)
     p = drift(c, host, where.target(c, host))
     body = to_json(p)
-    body["in_sync"] = p.empty and not p.blockers
+    body["in_sync"] = p.empty and not p.blockers and not p.health
     out.data(body)
     out.print(drift_text(p))
-    if p.changes or p.blockers:
+    if p.changes or p.blockers or p.health:
         raise typer.Exit(EXIT_DRIFT)
 
 

@@ -20,17 +20,22 @@ from typing import Mapping
 from ovsnet.current import Current, DockerNetwork, Link, OvsBridge, OvsPort
 from ovsnet.importer import flat as flat_mod
 from ovsnet.importer.facts import Facts, Note
+from ovsnet.kinds.bond import bond_settings
 from ovsnet.live.snapshot import docker_bridge, is_trunk
 from ovsnet.marks import DOCKER_VLAN_LABEL, LAB_KEY
 from ovsnet.topology.addressing import slice_prefix
 from ovsnet.topology.model import (
     DEFAULT_MTU,
     AccessPort,
+    Bond,
+    BondMode,
     Datapath,
     DockerBridge,
     Host,
     IPAddress,
     IPNetwork,
+    Lacp,
+    LacpTime,
     Layout,
     Management,
     OvsBridgeSpec,
@@ -99,7 +104,7 @@ def describe(host: str, current: Current, known: Mapping[int, Vlan] | None = Non
         name=host,
         layout=Layout.VLAN,
         bridge=OvsBridgeSpec(bridge.name, datapath),
-        uplinks=tuple(Uplink(p.name, tuple(name[v] for v in sorted(vl)), name[nat] if nat is not None else None, mtu) for p, vl, nat, mtu in uplinks),
+        uplinks=tuple(_uplink(p, tuple(name[v] for v in sorted(vl)), name[nat] if nat is not None else None, mtu, facts) for p, vl, nat, mtu in uplinks),
         management=_with_vlan(mgmt, st.mgmt, name, uplinks),
         docker=tuple(
             DockerBridge(d.bridge, name[d.vid], d.patch_ovs, d.patch_bridge, d.network.name if d.network else None, None,
@@ -111,6 +116,11 @@ def describe(host: str, current: Current, known: Mapping[int, Vlan] | None = Non
     ranges = {d.bridge: d.network.ip_range for d in st.docker if d.network and d.network.ip_range}
     _left_over(st, current)
     return Imported(topology, h, vlans, frozenset(new), ranges, tuple(facts.guesses), tuple(facts.left_out))
+
+
+def _uplink(p: OvsPort, vlans: tuple[str, ...], native: str | None, mtu: int | None, facts: Facts) -> Uplink:
+    bond = _bond_of(p, facts)
+    return Uplink(bond.nics[0] if bond else p.name, vlans, native, mtu, bond)
 
 
 # --- whose, and which bridge ----------------------------------------------------------------
@@ -169,7 +179,7 @@ def _sort_ports(st: _State, bridge: OvsBridge, current: Current) -> None:
             facts.leave(f"port {p.name}: a test endpoint of ovsnet's lab ({p.external_ids[LAB_KEY]}); endpoints are [[endpoints]] entries, left out")
             continue
         if len(p.interfaces) != 1:
-            facts.leave(f"port {p.name} has {len(p.interfaces)} interfaces (a bond): a topology has no bonds yet; left out")
+            _bond(st, p, links)
             continue
         itype = p.interfaces[0].type
         if itype == "internal":
@@ -190,6 +200,32 @@ def _sort_ports(st: _State, bridge: OvsBridge, current: Current) -> None:
         else:
             st.access.append((p, p.tag or 0))
     _pick_management(st, internal)
+
+
+def _bond(st: _State, p: OvsPort, links: Mapping[str, Link]) -> None:
+    """A port of several NICs: a bonded uplink (`nics = [...]`), when it trunks."""
+    facts = st.facts
+    odd = [i.name for i in p.interfaces if i.type or i.name not in links]
+    if odd or not p.interfaces:
+        facts.leave(f"port {p.name} has {len(p.interfaces)} interfaces, {', '.join(odd) or 'none'} not a NIC of the host: "
+                    "a topology's bond is of NICs; left out")
+        return
+    if not is_trunk(p):
+        facts.leave(f"port {p.name} is a bond on one VLAN (tag {p.tag}): a topology's bonds are uplink trunks; left out")
+        return
+    st.covered |= {i.name for i in p.interfaces}
+    st.uplinks.append((p, links[sorted(i.name for i in p.interfaces)[0]]))
+
+
+def _bond_of(p: OvsPort, facts: Facts) -> Bond | None:
+    """The Bond of a bond port (None for a port of one interface), in the file's terms."""
+    if not p.is_bond:
+        return None
+    members, mode, lacp, time = bond_settings(p)
+    if mode == BondMode.BALANCE_TCP.value and lacp == Lacp.OFF.value:
+        facts.leave(f"bond {p.name} is balance-tcp without LACP, which OVS runs as active-backup: written as active-backup")
+        mode = BondMode.ACTIVE_BACKUP.value
+    return Bond(p.name, members, BondMode(mode), Lacp(lacp), LacpTime(time))
 
 
 def _docker(st: _State, p: OvsPort, peer: Link, master: Link, current: Current) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 from ovsnet.importer.describe import Imported
 from ovsnet.importer.facts import Note
-from ovsnet.topology.model import DEFAULT_MTU, Host, Layout, Vlan
+from ovsnet.topology.model import DEFAULT_MTU, Host, LacpTime, Layout, Vlan
 
 HEADER = """\
 # Written by `ovsnet import --host {host}`: what the host has, as a topology file.
@@ -76,7 +76,15 @@ def host_lines(lines: _Lines, h: Host) -> None:
     for i, up in enumerate(h.uplinks):
         p = f"{path}.uplinks[{i}]"
         lines.table(f"[[{path}.uplinks]]", p)
-        lines.key(p, "nic", up.nic)
+        if up.bond is None:
+            lines.key(p, "nic", up.nic)
+        else:
+            lines.key(p, "nics", list(up.bond.nics))
+            lines.key(p, "bond", up.bond.name)
+            lines.key(p, "bond_mode", up.bond.mode.value)
+            lines.key(p, "lacp", up.bond.lacp.value)
+            if up.bond.lacp_time is not LacpTime.SLOW:
+                lines.key(p, "lacp_time", up.bond.lacp_time.value)
         lines.key(p, "vlans", list(up.vlans))
         if up.native_vlan:
             lines.key(p, "native_vlan", up.native_vlan)

@@ -6,13 +6,15 @@ management port comes up and gets the addresses first, routes leaving by the
 NIC are replaced (atomically) to leave by the port, and only then do the
 addresses leave the NIC; the gateway must answer afterwards or the run is
 rolled back. What the NIC had is remembered before the first change, and
-`down` puts it back.
+`down` puts it back. For a bonded uplink the addresses move off whichever
+of its NICs holds them, or off the Linux bond its NICs are members of
+(ovsnet.kinds.bond frees them from it).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 from ovsnet.backends.netlink.ops import (
@@ -22,9 +24,10 @@ from ovsnet.backends.netlink.ops import (
     NlReplaceRoute,
     NlSetLink,
 )
-from ovsnet.current import Route
+from ovsnet.current import LinuxState, Route
 from ovsnet.errors import VerificationError
 from ovsnet.kinds.base import Context, Kind, Presumed, Settings
+from ovsnet.kinds.bond import ROLE_BOND, fallback_seconds
 from ovsnet.kinds.ovs_port import ROLE_UPLINK
 from ovsnet.plan.model import Action, Phase
 from ovsnet.topology.model import Host, Layout, Topology
@@ -40,6 +43,7 @@ class UplinkWant:
     gateway: str | None
     flat: bool = False
     dhcp: bool = False  # the address is a lease: which one, and its router, are read from the host
+    bond: tuple[str, ...] = ()  # the NICs of its bond, when `nic` is one of several
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,9 @@ class GatewayAnswers:
     iface: str
     gateway: str
     after: Phase = Phase.UPLINK
+    # Seconds the gateway may need whatever --gateway-timeout says: a switch whose side of an
+    # LACP bond falls back to plain ports only once the bond's LACP has timed out.
+    at_least: float = 0.0
 
     def describe(self) -> str:
         how = "neighbour discovery" if ipaddress.ip_address(self.gateway).version == 6 else "ARP"
@@ -80,7 +87,7 @@ class GatewayAnswers:
 
     def run(self, live: Any) -> None:
         live.report(f"uplink: waiting for gateway {self.gateway} to answer on {self.iface}")
-        timeout = live.target.gateway_timeout
+        timeout = max(live.target.gateway_timeout, self.at_least)
         if not live.netlink.answers(self.iface, self.gateway, timeout=timeout):
             raise VerificationError(
                 f"gateway {self.gateway} did not answer on {self.iface} within {timeout:g} s "
@@ -97,7 +104,9 @@ class Uplink(Kind):
             return ()
         flat = host.layout is Layout.FLAT and host.flat is not None
         target = host.flat.bridge if flat and host.flat else m.port
-        return (UplinkWant(nic, target, tuple(str(a) for a in m.addresses), str(m.gateway) if m.gateway else None, flat, m.dhcp),)
+        up = host.uplink_of(nic)
+        bond = up.members if up is not None and up.bond else ()
+        return (UplinkWant(nic, target, tuple(str(a) for a in m.addresses), str(m.gateway) if m.gateway else None, flat, m.dhcp, bond),)
 
     def presume(self, want: tuple[Any, ...], before: Presumed) -> None:
         for up in want:
@@ -114,6 +123,9 @@ class Uplink(Kind):
             self._plan(up, ctx)
 
     def _plan(self, up: UplinkWant, ctx: Context) -> None:
+        source = _holder(up, ctx.current.linux)
+        if source != up.nic:
+            up = replace(up, nic=source)
         if up.dhcp:
             leased = self._lease(up, ctx)
             if leased is None:
@@ -192,14 +204,15 @@ class Uplink(Kind):
                       f"start the host's DHCP client on {up.nic} (or check its server), then run up again")
             return None
         router = next((r.gateway for r in linux.default_routes() if r.ifname in (up.nic, up.target) and r.gateway and ":" not in r.gateway), None)
-        return UplinkWant(up.nic, up.target, tuple(dict.fromkeys(a.cidr for a in leases)), router, up.flat, True)
+        return UplinkWant(up.nic, up.target, tuple(dict.fromkeys(a.cidr for a in leases)), router, up.flat, True, up.bond)
 
     def teardown(self, want: tuple[Any, ...], ctx: Context) -> None:
         """The NIC's addresses and routes come back *before* the OVS transaction takes the bridge side away."""
         linux = ctx.current.linux
         saved: SavedUplink | None = ctx.saved(self.name)
         restore = saved or next((_fallback(up) for up in want), None)
-        trunked = any(p.owner == ctx.topology and p.role == ROLE_UPLINK for p in ctx.current.ovs.ports.values())
+        trunks = [p for p in ctx.current.ovs.ports.values() if p.owner == ctx.topology and p.role in (ROLE_UPLINK, ROLE_BOND)]
+        trunked = bool(trunks)
         if restore is None or not (trunked or self._flat_enslaved(ctx, restore.nic)):
             if trunked:
                 ctx.notes.append("no saved uplink state and no management section: the NIC is released without addresses")
@@ -236,7 +249,10 @@ class Uplink(Kind):
         gateway = next((r.gateway for r in restore.routes if r.dst == "default" and r.gateway), None)
         if gateway and not self._flat_enslaved(ctx, nic):
             # The NIC answers for the host again once OVS lets it go: prove it, or undo the down.
-            ctx.checks.append(GatewayAnswers(nic, gateway, after=Phase.OVSDB))
+            # A Linux bond answers once its members are back in it (the bond kind's cleanup).
+            link = linux.links.get(nic)
+            lacp = max((fallback_seconds(p) for p in trunks if p.role == ROLE_BOND), default=0.0)
+            ctx.checks.append(GatewayAnswers(nic, gateway, after=Phase.CLEANUP if link and link.kind == "bond" else Phase.OVSDB, at_least=lacp))
 
     @staticmethod
     def _flat_enslaved(ctx: Context, nic: str) -> bool:
@@ -262,6 +278,25 @@ class Uplink(Kind):
             routes=tuple(Route(**r) for r in routes),
             nic_master=raw.get("nic_master"),
         )
+
+
+def _holder(up: UplinkWant, linux: LinuxState) -> str:
+    """Where the host's addresses are before the move: `nic`, or for a bond the Linux bond
+    its NICs are in, or the member that holds them (or the default route, or a lease)."""
+    if not up.bond:
+        return up.nic
+    link = linux.links.get(up.nic)
+    master = linux.links.get(link.master) if link is not None and link.master else None
+    if master is not None and master.kind == "bond":
+        return master.name
+    wanted = set(up.addresses)
+
+    def holds(name: str) -> bool:
+        if any(a.ifname == name and (a.cidr in wanted or up.dhcp and a.dynamic) for a in linux.addresses):
+            return True
+        return any(r.ifname == name and r.dst == "default" for r in linux.routes)
+
+    return next((n for n in (up.nic, *up.bond) if holds(n)), up.nic)
 
 
 def _route_back(r: Route, now: tuple[Route, ...]) -> Any:

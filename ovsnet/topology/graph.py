@@ -8,6 +8,10 @@ pictures): ``kind:host/name``. Edges carry what crosses them:
 - ``access``: an OVS port in one VLAN (``tag``; None for untagged);
 - ``member``, ``patch``, ``cable``: plain L2 links that pass whatever they get
   (an ``implicit`` cable is one the file did not declare: see UPSTREAM);
+- ``bundle``: a NIC's membership of an OVS bond (node kind ``bond``). A bond's
+  member links and the cables from its members carry ``bundle`` (the bond's
+  node): together they are one logical link, never a loop (a bond does not
+  forward from one member to another);
 - ``contains``, ``routes``: structure and L3, never part of a broadcast domain.
 
 Broadcast domains are computed by union-find over "clusters" (nodes joined by
@@ -23,9 +27,9 @@ from typing import Iterable
 
 import networkx as nx
 
-from ovsnet.topology.model import Attach, Host, Layout, Topology
+from ovsnet.topology.model import Attach, Host, Layout, Topology, Uplink
 
-L2_PLAIN = frozenset({"member", "patch", "cable"})
+L2_PLAIN = frozenset({"member", "patch", "cable", "bundle"})
 L2_FILTERED = frozenset({"trunk", "access"})
 
 
@@ -43,6 +47,23 @@ def ovs_id(host: Host) -> str:
 
 def switch_id(name: str) -> str:
     return nid("switch", name)
+
+
+def uplink_id(host: Host, up: Uplink) -> str:
+    """The node an uplink's trunk ends on: its bond, or its NIC."""
+    return nid("bond", host.name, up.bond.name) if up.bond else nid("nic", host.name, up.nic)
+
+
+def _bundle(host: Host, nic: str) -> dict[str, str]:
+    """Edge attributes of a link from this NIC: {"bundle": bond node} for a bond's member, else none."""
+    up = host.uplink_of(nic)
+    return {"bundle": uplink_id(host, up)} if up is not None and up.bond else {}
+
+
+def _switch_side(host: Host, nic: str) -> str:
+    """The switch port's name facing a host NIC: one port per bond (a LAG), else one per NIC."""
+    up = host.uplink_of(nic)
+    return f"{host.name}-{up.bond.name}" if up is not None and up.bond else f"{host.name}-{nic}"
 
 
 #: Without a [lab] section the hosts are real, and the file says nothing about
@@ -80,12 +101,21 @@ def _add_vlan_host(g: nx.Graph, host: Host, vid: dict[str, int], topo: Topology)
     g.add_node(br, kind="ovs_bridge", host=host.name, name=host.bridge.name, datapath=host.bridge.datapath.value)
     g.add_edge(h, br, kind="contains")
     for up in host.uplinks:
-        nic = nid("nic", host.name, up.nic)
-        g.add_node(nic, kind="nic", host=host.name, name=up.nic, mtu=up.assumed_mtu)
-        g.add_edge(h, nic, kind="contains")
+        end = uplink_id(host, up)
+        if up.bond:
+            b = up.bond
+            g.add_node(end, kind="bond", host=host.name, name=b.name, mode=b.mode.value, lacp=b.lacp.value,
+                       lacp_time=b.lacp_time.value, members=b.nics, mtu=up.assumed_mtu)
+            g.add_edge(h, end, kind="contains")
+        for member in up.members:
+            nic = nid("nic", host.name, member)
+            g.add_node(nic, kind="nic", host=host.name, name=member, mtu=up.assumed_mtu)
+            g.add_edge(h, nic, kind="contains")
+            if up.bond:
+                g.add_edge(end, nic, kind="bundle", bundle=end)
         native = vid[up.native_vlan] if up.native_vlan else None
         vlans = frozenset(vid[v] for v in up.vlans) | ({native} if native else frozenset())
-        g.add_edge(br, nic, kind="trunk", vlans=vlans, native=native)
+        g.add_edge(br, end, kind="trunk", vlans=vlans, native=native)
     m = host.management
     if m:
         port = nid("internal", host.name, m.port)
@@ -137,7 +167,8 @@ def _add_lab(g: nx.Graph, topo: Topology, vid: dict[str, int]) -> None:
     for cable in lab.cables:
         a, b = (_cable_node(g, topo, lab.switch, end, other, vid) for end, other in ((cable.a, cable.b), (cable.b, cable.a)))
         if a and b:
-            g.add_edge(a, b, kind="cable")
+            bundles = [_bundle(topo.hosts[e.node], e.nic) for e in (cable.a, cable.b) if e.node in topo.hosts and e.nic]
+            g.add_edge(a, b, kind="cable", **next((x for x in bundles if x), {}))
     if topo.router and lab.switch:
         r = nid("router", topo.router.name)
         g.add_node(r, kind="router", host=topo.router.name, name=topo.router.name)
@@ -156,22 +187,24 @@ def _add_upstream(g: nx.Graph, topo: Topology, vid: dict[str, int]) -> None:
             if host.flat:
                 nics.append((host, host.flat.nic))
         else:
-            nics += [(host, up.nic) for up in host.uplinks]
+            nics += [(host, nic) for up in host.uplinks for nic in up.members]
     if not nics:
         return
     g.add_node(UPSTREAM_ID, kind="switch", host=UPSTREAM, name="upstream", implicit=True)
     for host, nic in nics:
-        port = nid("switch_port", "upstream", f"{host.name}-{nic}")
-        g.add_node(port, kind="switch_port", host=UPSTREAM, name=f"{host.name}-{nic}", implicit=True)
+        # A bond's members reach one port of the upstream switch: its side of the LAG.
+        side = _switch_side(host, nic)
+        port = nid("switch_port", "upstream", side)
+        g.add_node(port, kind="switch_port", host=UPSTREAM, name=side, implicit=True)
         _mirror(g, UPSTREAM_ID, port, host, nic, vid, implicit=True)
         if nid("nic", host.name, nic) in g:  # else the file is invalid, and validation says why
-            g.add_edge(nid("nic", host.name, nic), port, kind="cable", implicit=True)
+            g.add_edge(nid("nic", host.name, nic), port, kind="cable", implicit=True, **_bundle(host, nic))
 
 
 def _mirror(g: nx.Graph, switch: str, port: str, host: Host, nic: str, vid: dict[str, int], implicit: bool = False) -> None:
     """The switch side of a host's NIC: the same VLANs, the same untagged one."""
     extra = {"implicit": True} if implicit else {}
-    up = next((u for u in host.uplinks if u.nic == nic), None)
+    up = host.uplink_of(nic)
     if up is not None:
         native = vid[up.native_vlan] if up.native_vlan else None
         vlans = frozenset(vid[v] for v in up.vlans) | ({native} if native else frozenset())
@@ -186,9 +219,10 @@ def _cable_node(g, topo, switch, end, other, vid) -> str | None:
     if switch and end.node == switch:
         if other.node not in topo.hosts or other.nic is None:
             return None
-        port = nid("switch_port", switch, f"{other.node}-{other.nic}")
         host = topo.hosts[other.node]
-        g.add_node(port, kind="switch_port", host=switch, name=f"{other.node}-{other.nic}")
+        side = _switch_side(host, other.nic)
+        port = nid("switch_port", switch, side)
+        g.add_node(port, kind="switch_port", host=switch, name=side)
         _mirror(g, switch_id(switch), port, host, other.nic, vid)
         return port
     node = nid("nic", end.node, end.nic or "")
@@ -273,7 +307,9 @@ class Domains:
         for u, v, d in declared + [e for e in edges if e[2].get("implicit")]:
             kind = d["kind"]
             if kind in L2_PLAIN:
-                if not plain.union(u, v):
+                # Within a bond's bundle (its members, their cables, the switch's
+                # side of the LAG) a second path is the bond itself, not a loop.
+                if not plain.union(u, v) and not d.get("bundle"):
                     self.loops.append(Loop(None, (u, v), bool(d.get("implicit"))))
             elif kind in L2_FILTERED:
                 filtered.append((u, v, d))

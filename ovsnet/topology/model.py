@@ -44,22 +44,70 @@ class Vlan:
     host_slice: int | None = None  # prefix length of each host's container slice
 
 
+class BondMode(str, enum.Enum):
+    """OVS Port.bond_mode."""
+
+    ACTIVE_BACKUP = "active-backup"
+    BALANCE_SLB = "balance-slb"
+    BALANCE_TCP = "balance-tcp"  # needs LACP
+
+
+class Lacp(str, enum.Enum):
+    """OVS Port.lacp."""
+
+    OFF = "off"
+    PASSIVE = "passive"
+    ACTIVE = "active"
+
+
+class LacpTime(str, enum.Enum):
+    """OVS Port other_config:lacp-time: how often LACP PDUs go out (30 s or 1 s)."""
+
+    SLOW = "slow"
+    FAST = "fast"
+
+
+DEFAULT_BOND = "bond0"
+
+
+@dataclass(frozen=True)
+class Bond:
+    """Several NICs as one OVS port (an OVS bond): the uplink trunk over all of them."""
+
+    name: str  # the OVS port's name (an OVS bond has no kernel link of its own)
+    nics: tuple[str, ...]
+    mode: BondMode = BondMode.ACTIVE_BACKUP
+    lacp: Lacp = Lacp.OFF
+    lacp_time: LacpTime = LacpTime.SLOW
+
+
 @dataclass(frozen=True)
 class Uplink:
-    """A physical NIC added to the OVS bridge as a trunk."""
+    """A physical NIC (or a bond of several) added to the OVS bridge as a trunk."""
 
-    nic: str
+    nic: str  # the NIC; for a bond, its first member
     vlans: tuple[str, ...]
     native_vlan: str | None = None  # carried untagged on the wire
     # None: the file leaves it out, and the NIC's MTU is left as it is (a NIC
     # already at jumbo MTU must not drop to 1500 because a topology never
     # mentioned it).
     mtu: int | None = None
+    bond: Bond | None = None  # `nics = [...]` in the file
 
     @property
     def assumed_mtu(self) -> int:
         """The MTU the checks and the lab take the NIC to have."""
         return self.mtu or DEFAULT_MTU
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Every NIC this uplink uses: the bond's, or the one NIC."""
+        return self.bond.nics if self.bond else (self.nic,)
+
+    @property
+    def port(self) -> str:
+        """The OVS port's name: the bond's, or the NIC's."""
+        return self.bond.name if self.bond else self.nic
 
 
 class Handover(str, enum.Enum):
@@ -156,8 +204,12 @@ class Host:
             return self.flat.vlan if self.flat else None
         if self.management.vlan:
             return self.management.vlan
-        up = next((u for u in self.uplinks if u.nic == self.uplink_nic), None)
+        up = self.uplink_of(self.uplink_nic)
         return up.native_vlan if up else None
+
+    def uplink_of(self, nic: str | None) -> Uplink | None:
+        """The uplink that uses this NIC (one NIC, or a bond's member)."""
+        return next((u for u in self.uplinks if nic in u.members), None)
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,13 @@ from ovsnet.topology.convert import (
     type_name,
 )
 from ovsnet.topology.model import (
+    DEFAULT_BOND,
     DEFAULT_MTU,
     DEFAULT_OVSDB,
     AccessPort,
     Attach,
+    Bond,
+    BondMode,
     Cable,
     CableEnd,
     Datapath,
@@ -39,6 +42,8 @@ from ovsnet.topology.model import (
     Handover,
     Host,
     LabSpec,
+    Lacp,
+    LacpTime,
     Layout,
     Management,
     OvsBridgeSpec,
@@ -174,11 +179,22 @@ def load_host(r: Reader, name: str, body: Any) -> Host | None:
     )
 
 
+_BOND_KEYS = ("bond", "bond_mode", "lacp", "lacp_time")
+
+
 def _load_uplink(r: Reader, path: str, raw: Any) -> Uplink | None:
-    t = r.table(raw, path, ("nic", "vlans", "native_vlan", "mtu"))
+    t = r.table(raw, path, ("nic", "nics", "vlans", "native_vlan", "mtu", *_BOND_KEYS))
     if t is None:
         return None
-    nic = r.get(t, path, "nic", as_ifname)
+    bond: Bond | None = None
+    if "nics" in t:
+        bond = _load_bond(r, path, t)
+        nic = bond.nics[0] if bond else None
+    else:
+        nic = r.get(t, path, "nic", as_ifname)
+        for key in _BOND_KEYS:
+            if key in t:
+                r.error(f"{path}.{key}", f"{key} applies to a bond, and this uplink has one NIC", 'list the bond\'s NICs in nics = ["eth1", "eth2"] instead of nic')
     vlans = r.get(t, path, "vlans", as_list(r.as_vlan))
     native = r.get(t, path, "native_vlan", r.as_vlan, None)
     mtu = r.get(t, path, "mtu", as_int(68, 65535), None)
@@ -187,7 +203,29 @@ def _load_uplink(r: Reader, path: str, raw: Any) -> Uplink | None:
         r.error(f"{path}.vlans", "a trunk carrying no VLAN", "list the VLANs this NIC carries")
     if nic is None or vlans is None:
         return None
-    return Uplink(nic, tuple(vlans), native, mtu)
+    return Uplink(nic, tuple(vlans), native, mtu, bond)
+
+
+def _load_bond(r: Reader, path: str, t: dict) -> Bond | None:
+    """`nics = [...]`: an OVS bond of them, with its name, mode and LACP settings."""
+    if "nic" in t:
+        r.error(f"{path}.nics", "an uplink names nic (one NIC) or nics (a bond), not both", 'keep nics = [...] for a bond, or nic = "..." for one NIC')
+    nics = r.get(t, path, "nics", as_list(as_ifname))
+    name = r.get(t, path, "bond", as_ifname, DEFAULT_BOND) or DEFAULT_BOND
+    mode = r.get(t, path, "bond_mode", as_enum(BondMode), BondMode.ACTIVE_BACKUP) or BondMode.ACTIVE_BACKUP
+    lacp = r.get(t, path, "lacp", as_enum(Lacp), None)
+    refused = "lacp" in t and lacp is None  # its own finding; balance-tcp's is then beside the point
+    lacp = lacp or Lacp.OFF
+    lacp_time = r.get(t, path, "lacp_time", as_enum(LacpTime), LacpTime.SLOW) or LacpTime.SLOW
+    if isinstance(t["nics"], list) and len(t["nics"]) < 2:
+        # One NIC in a bond is no redundancy and an odd OVS port: say what to write instead.
+        r.error(f"{path}.nics", f"a bond needs at least two NICs, got {len(t['nics'])}", 'write nic = "eth1" for an uplink of one NIC')
+        return None
+    if mode is BondMode.BALANCE_TCP and lacp is Lacp.OFF and not refused:
+        r.error(f"{path}.bond_mode", "bond_mode balance-tcp needs LACP", 'set lacp = "active" (or "passive"), or use bond_mode "balance-slb" or "active-backup"')
+    if not nics or len(nics) != len(t["nics"]):
+        return None  # refused items have their own findings
+    return Bond(name, tuple(nics), mode, lacp, lacp_time)
 
 
 def _load_management(r: Reader, path: str, raw: Any) -> Management | None:

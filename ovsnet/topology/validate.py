@@ -14,7 +14,7 @@ import networkx as nx
 
 from ovsnet.errors import Finding
 from ovsnet.topology import addressing
-from ovsnet.topology.graph import Domains, nid
+from ovsnet.topology.graph import Domains, nid, uplink_id
 from ovsnet.topology.load import quoted
 from ovsnet.topology.model import Attach, Host, IPNetwork, Layout, Topology
 from ovsnet.topology.origin import edge_path
@@ -104,7 +104,13 @@ def _host_ifnames(host: Host) -> Iterator[tuple[str, str]]:
         return
     yield f"{p}.bridge.name", host.bridge.name
     for i, up in enumerate(host.uplinks):
-        yield f"{p}.uplinks[{i}].nic", up.nic
+        if up.bond:
+            # The bond is an OVS port: its name shares the bridge's port names with the rest.
+            yield f"{p}.uplinks[{i}].bond", up.bond.name
+            for j, member in enumerate(up.bond.nics):
+                yield f"{p}.uplinks[{i}].nics[{j}]", member
+        else:
+            yield f"{p}.uplinks[{i}].nic", up.nic
     if host.management:
         yield f"{p}.management.port", host.management.port
     for i, d in enumerate(host.docker):
@@ -135,7 +141,8 @@ def _host(topo: Topology, host: Host) -> Iterator[Finding]:
 
     carried: dict[str, set[str]] = {}
     for up in host.uplinks:
-        carried[up.nic] = set(up.vlans) | ({up.native_vlan} if up.native_vlan else set())
+        for member in up.members:
+            carried[member] = set(up.vlans) | ({up.native_vlan} if up.native_vlan else set())
     on_trunk = set().union(*carried.values()) if carried else set()
     if not host.uplinks:
         yield Finding(f"{p}.uplinks", f"host {host.name} has no uplink to trunk", 'add [[hosts.' + host.name + '.uplinks]] with nic and vlans')
@@ -165,7 +172,7 @@ def _host(topo: Topology, host: Host) -> Iterator[Finding]:
     m = host.management
     if m:
         if m.from_nic and m.from_nic not in carried:
-            yield Finding(f"{p}.management.from_nic", f"'{m.from_nic}' is not an uplink of {host.name}", "name one of the uplinks' nic")
+            yield Finding(f"{p}.management.from_nic", f"'{m.from_nic}' is not an uplink of {host.name}", "name one of the uplinks' nic (or one of a bond's nics)")
         mvlan = host.management_vlan
         if mvlan is None:
             yield Finding(f"{p}.management.vlan", "untagged management needs the uplink's native_vlan", "set management.vlan, or native_vlan on the uplink")
@@ -182,7 +189,7 @@ def _host(topo: Topology, host: Host) -> Iterator[Finding]:
             yield Finding(f"{p}.uplinks[{i}].native_vlan", f"native VLAN {up.native_vlan} is not in the uplink's vlans list", f"add '{up.native_vlan}' to vlans", severity="warning")
         for vname in up.vlans:
             if vname not in used:
-                yield Finding(f"{p}.uplinks[{i}].vlans", f"VLAN {vname} is trunked on {nid('nic', host.name, up.nic)} but nothing on {host.name} uses it", "remove it from the trunk, or ignore if the host is a transit", severity="warning")
+                yield Finding(f"{p}.uplinks[{i}].vlans", f"VLAN {vname} is trunked on {uplink_id(host, up)} but nothing on {host.name} uses it", "remove it from the trunk, or ignore if the host is a transit", severity="warning")
 
 
 def _subnets(topo: Topology) -> Iterator[Finding]:
@@ -284,7 +291,7 @@ def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
                     limit = up.assumed_mtu + ETH_HEADER + (VLAN_TAG_BYTES if tagged else 0)
                     yield Finding(
                         f"hosts.{host.name}.uplinks[{i}].mtu",
-                        f"VLAN {vname} (mtu {v.mtu}) does not fit {nid('nic', host.name, up.nic)} (mtu {up.assumed_mtu}): "
+                        f"VLAN {vname} (mtu {v.mtu}) does not fit {uplink_id(host, up)} (mtu {up.assumed_mtu}): "
                         f"its {'802.1Q-tagged ' if tagged else ''}frames are {frame} bytes, the NIC passes {limit}",
                         f"raise the uplink's mtu to {v.mtu} or lower VLAN {vname}'s mtu",
                     )
@@ -294,7 +301,7 @@ def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
             mtus = []
             for end in (c.a, c.b):
                 h = topo.hosts.get(end.node)
-                cabled = next((u for u in h.uplinks if u.nic == end.nic), None) if h else None
+                cabled = h.uplink_of(end.nic) if h else None
                 if cabled:
                     mtus.append((str(end), cabled.assumed_mtu))
             if len(mtus) == 2 and mtus[0][1] != mtus[1][1]:
@@ -332,7 +339,7 @@ def _lab(topo: Topology) -> Iterator[Finding]:
                     hint += ", or declare lab.switch"
                 yield Finding(path, f"'{end.node}' is neither a host nor the lab switch", hint)
                 continue
-            nics = [u.nic for u in host.uplinks] + ([host.flat.nic] if host.flat else [])
+            nics = [n for u in host.uplinks for n in u.members] + ([host.flat.nic] if host.flat else [])
             if end.nic not in nics:
                 yield Finding(path, f"'{end}' is not an uplink NIC of host {host.name}", "use one of: " + ", ".join(f"{host.name}:{n}" for n in nics))
                 continue
@@ -345,7 +352,7 @@ def _lab(topo: Topology) -> Iterator[Finding]:
             natives = []
             for end in (c.a, c.b):
                 host = topo.hosts.get(end.node)
-                up = next((u for u in host.uplinks if u.nic == end.nic), None) if host else None
+                up = host.uplink_of(end.nic) if host else None
                 if up:
                     natives.append(up.native_vlan)
             if len(natives) == 2 and natives[0] != natives[1]:

@@ -125,12 +125,18 @@ def _mac_of_address(namespace: str, address: str) -> str | None:
 def _nic_vlans(topo: Topology, host: Host, nic: str) -> tuple[frozenset[int | None], int | None]:
     """VLANs a host NIC carries and its native one (a flat NIC: its one segment, untagged)."""
     ids = vlan_ids(topo)
-    up = next((u for u in host.uplinks if u.nic == nic), None)
+    up = host.uplink_of(nic)
     if up is not None:
         native = ids[up.native_vlan] if up.native_vlan else None
         return frozenset(ids[v] for v in up.vlans) | ({native} if native is not None else frozenset()), native
     seg = ids[host.flat.vlan] if host.flat and host.flat.vlan else None
     return frozenset({seg}), seg
+
+
+def _bond(host: Host, nic: str) -> str | None:
+    """"node1:bond0" for a member of a bond, whose members share its traffic; else None."""
+    up = host.uplink_of(nic)
+    return f"{host.name}:{up.bond.name}" if up is not None and up.bond is not None else None
 
 
 def _required(
@@ -178,7 +184,7 @@ def capture_points(
         points.append(CapturePoint(
             node=names.switch or "switch", namespace=names.switch_ns, interface=port, role="access" if flat else "trunk",
             vlans=allowed, native=native, near=near,
-            required=_required(near, None, allowed, pairs, by_name, expected),
+            required=_required(near, None, allowed, pairs, by_name, expected), bundle=_bond(topo.hosts[host], nic),
         ))
     switch = topo.lab.switch if topo.lab else None
     for cable in topo.lab.cables if topo.lab else ():
@@ -190,7 +196,7 @@ def capture_points(
         points.append(CapturePoint(
             node=a.node, namespace=names.host_ns(a.node), interface=a.nic, role="trunk",
             vlans=allowed, native=native, near=near,
-            required=_required(near, frozenset({b.node}), allowed, pairs, by_name, expected),
+            required=_required(near, frozenset({b.node}), allowed, pairs, by_name, expected), bundle=_bond(topo.hosts[a.node], a.nic),
         ))
     ids = vlan_ids(topo)
     for ep in topo.endpoints:

@@ -11,7 +11,8 @@ Checks made on the captures:
 - trunk (a switch port towards a host, or a host NIC on a direct cable):
   every frame of VLAN V carries tag V, or no tag when V is the native VLAN; no
   frame of a VLAN the trunk does not carry; and for every VLAN whose traffic
-  had to cross it, at least one correctly tagged frame from a station behind it;
+  had to cross it, at least one correctly tagged frame from a station behind it
+  (on one of a bond's members, whichever its hashing or active member chose);
 - endpoint port (the endpoint's host-side veth, in its Docker bridge, flat
   bridge, or on OVS): no tagged frame, and no frame from another VLAN's
   station or router leg, or with an IPv4/IPv6 source in another VLAN's subnet
@@ -103,6 +104,7 @@ class CapturePoint:
     near: frozenset[str] = frozenset()  # hosts behind a trunk (their stations' frames come from there)
     required: frozenset[int | None] = frozenset()  # VLANs whose near-side frames must be seen
     owner: str | None = None  # the endpoint, for an endpoint port
+    bundle: str | None = None  # a member of this bond: `required` holds for the bond's members together
 
     @property
     def where(self) -> str:
@@ -195,7 +197,7 @@ def analyze(
             if outer != want or len(f.tags) > 1:
                 bad[("wrong-tag", vlan, outer)].append(who)
                 continue
-            if owner is not None and not owner.router and owner.host in point.near:
+            if _from_near(point, owner):
                 near_seen[vlan] += 1
         else:
             (own_vlan,) = point.vlans
@@ -212,21 +214,55 @@ def analyze(
                        _detail(point, kind, vlan, tag, who))
         for (kind, vlan, tag), who in sorted(bad.items(), key=lambda kv: (kv[0][0], _key(kv[0][1]), _key(kv[0][2])))
     ]
-    if point.role != "endpoint":
-        for vlan in sorted(point.required, key=_key):
-            if near_seen[vlan] == 0:
-                hosts = ", ".join(sorted(point.near))
-                findings.append(CaptureFinding(
-                    point.node, point.interface, point.role, "missing", vlan, None, 0,
-                    f"no frame of VLAN {describe_vlan(vlan)} from {hosts} ({describe_tag(None if vlan == point.native else vlan)}) "
-                    f"although probes of that VLAN had to cross this trunk",
-                ))
+    if point.role != "endpoint" and point.bundle is None:
+        findings += _missing(point, point.interface, "this trunk", near_seen)
     result = CaptureResult(
         point.node, point.interface, point.role, len(frames),
         tuple(sorted(((v, t, n) for (v, t), n in seen.items()), key=lambda x: (_key(x[0]), _key(x[1])))),
         point.owner,
     )
     return result, findings
+
+
+def _from_near(point: CapturePoint, owner: MacOwner | None) -> bool:
+    return owner is not None and not owner.router and owner.host in point.near
+
+
+def _missing(point: CapturePoint, interface: str, where: str, near_seen: Mapping[int | None, int]) -> list[CaptureFinding]:
+    hosts = ", ".join(sorted(point.near))
+    return [
+        CaptureFinding(
+            point.node, interface, point.role, "missing", vlan, None, 0,
+            f"no frame of VLAN {describe_vlan(vlan)} from {hosts} ({describe_tag(None if vlan == point.native else vlan)}) "
+            f"although probes of that VLAN had to cross {where}",
+        )
+        for vlan in sorted(point.required, key=_key)
+        if near_seen.get(vlan, 0) == 0
+    ]
+
+
+def bundle_findings(captured: Sequence[tuple[CapturePoint, Sequence[Frame]]], macs: Mapping[str, MacOwner]) -> list[CaptureFinding]:
+    """The "missing" check of a bond's members, together: a VLAN that had to cross the bond
+    must show (correctly tagged, from a station behind it) on at least one of them."""
+    groups: dict[str, list[tuple[CapturePoint, Sequence[Frame]]]] = defaultdict(list)
+    for point, frames in captured:
+        if point.bundle is not None and point.role != "endpoint":
+            groups[point.bundle].append((point, frames))
+    out: list[CaptureFinding] = []
+    for bundle, members in sorted(groups.items()):
+        near_seen: Counter[int | None] = Counter()
+        for point, frames in members:
+            for f in frames:
+                owner = macs.get(f.src_mac)
+                if owner is None or not _from_near(point, owner) or owner.vlan not in point.vlans:
+                    continue
+                want = None if owner.vlan == point.native or owner.vlan is None else owner.vlan
+                if (f.tags[0] if f.tags else None) == want and len(f.tags) <= 1:
+                    near_seen[owner.vlan] += 1
+        first = members[0][0]
+        names = "+".join(p.interface for p, _ in members)
+        out += _missing(first, names, f"bond {bundle} (on any of its members)", near_seen)
+    return out
 
 
 def _key(v: int | None) -> int:

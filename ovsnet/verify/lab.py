@@ -36,6 +36,7 @@ from ovsnet.verify.frames import (
     CaptureResult,
     MacOwner,
     analyze,
+    bundle_findings,
     parse_frames,
 )
 from ovsnet.verify.matrix import (
@@ -168,12 +169,14 @@ def _verify_lab(
             time.sleep(CAPTURE_SETTLE if points else 0)
         t = time.monotonic()
         subnets = station_subnets(checked.topology, p.stations)
-        for point in points:
-            res, found_here = analyze(point, parse_frames(cap.text.get(point, "")), macs, subnets)
+        parsed = [(point, parse_frames(cap.text.get(point, ""))) for point in points]
+        for point, frames in parsed:
+            res, found_here = analyze(point, frames, macs, subnets)
             captures.append(res)
             findings += found_here
             if cap.dropped.get(point):
                 notes.append(f"tcpdump on {point.where} dropped {cap.dropped[point]} frames")
+        findings += bundle_findings(parsed, macs)
         timings.append(("analyse captures", time.monotonic() - t))
     t = time.monotonic()
     flush_neighbours(lab_ns, concurrency)
