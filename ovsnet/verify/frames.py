@@ -16,6 +16,11 @@ Checks made on the captures:
   bridge, or on OVS): no tagged frame, and no frame from another VLAN's
   station or router leg, or with an IPv4/IPv6 source in another VLAN's subnet
   (except from this VLAN's router leg, which forwards routed traffic).
+
+A dual-stack run checks IPv6 as well: every frame, ICMPv6 and neighbour
+discovery included, must carry the right tag, and for every VLAN whose IPv6
+traffic had to cross a trunk at least one ICMPv6 echo from a station behind
+it (`required6`); IPv4's `required` is met by IPv4 and ARP frames only.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class Frame:
     tags: tuple[int, ...]  # 802.1Q tags, outermost first
     ethertype: str  # of the payload: "IPv4", "ARP", "IPv6", ...
     sender_ip: str | None  # IP source, or ARP sender
+    echo6: bool = False  # an ICMPv6 echo request or reply (verify's own IPv6 pings)
 
 
 _LINE = re.compile(r"^\S+\s+(?P<src>[0-9a-f]{2}(?::[0-9a-f]{2}){5}) > (?P<dst>[0-9a-f]{2}(?::[0-9a-f]{2}){5}), (?P<rest>.*)$")
@@ -70,6 +76,8 @@ def parse_frame(line: str) -> Frame | None:
     elif etype == "IPv6":
         ip = _IPV6.match(body)
         sender = ip.group(1) if ip else None
+        if "ICMP6, echo " in body:
+            return Frame(m["src"], m["dst"], tuple(tags), etype, sender, echo6=True)
     elif etype == "ARP":
         arp = _ARP_REQ.search(body) or _ARP_REP.search(body)
         sender = arp.group(1) if arp else None
@@ -103,6 +111,7 @@ class CapturePoint:
     near: frozenset[str] = frozenset()  # hosts behind a trunk (their stations' frames come from there)
     required: frozenset[int | None] = frozenset()  # VLANs whose near-side frames must be seen
     owner: str | None = None  # the endpoint, for an endpoint port
+    required6: frozenset[int | None] = frozenset()  # VLANs whose near-side ICMPv6 echoes must be seen
 
     @property
     def where(self) -> str:
@@ -114,7 +123,7 @@ class CaptureFinding:
     node: str
     interface: str
     role: str
-    kind: str  # wrong-tag | vlan-not-allowed | tag-not-allowed | missing | foreign-frame | tagged-on-access
+    kind: str  # wrong-tag | vlan-not-allowed | tag-not-allowed | missing | missing-ipv6 | foreign-frame | tagged-on-access
     vlan: int | None  # the VLAN the frames belong to (for tag-not-allowed: the tag seen)
     seen_tag: int | None
     frames: int
@@ -174,6 +183,7 @@ def analyze(
     seen: Counter[tuple[int | None, int | None]] = Counter()
     bad: dict[tuple[str, int | None, int | None], list[str]] = defaultdict(list)
     near_seen: Counter[int | None] = Counter()
+    near_seen6: Counter[int | None] = Counter()
     for f in frames:
         owner = macs.get(f.src_mac)
         outer = f.tags[0] if f.tags else None
@@ -196,7 +206,10 @@ def analyze(
                 bad[("wrong-tag", vlan, outer)].append(who)
                 continue
             if owner is not None and not owner.router and owner.host in point.near:
-                near_seen[vlan] += 1
+                if f.echo6:
+                    near_seen6[vlan] += 1
+                elif f.ethertype != "IPv6":
+                    near_seen[vlan] += 1
         else:
             (own_vlan,) = point.vlans
             if known:
@@ -220,6 +233,14 @@ def analyze(
                     point.node, point.interface, point.role, "missing", vlan, None, 0,
                     f"no frame of VLAN {describe_vlan(vlan)} from {hosts} ({describe_tag(None if vlan == point.native else vlan)}) "
                     f"although probes of that VLAN had to cross this trunk",
+                ))
+        for vlan in sorted(point.required6, key=_key):
+            if near_seen6[vlan] == 0:
+                hosts = ", ".join(sorted(point.near))
+                findings.append(CaptureFinding(
+                    point.node, point.interface, point.role, "missing-ipv6", vlan, None, 0,
+                    f"no ICMPv6 echo of VLAN {describe_vlan(vlan)} from {hosts} ({describe_tag(None if vlan == point.native else vlan)}) "
+                    f"although IPv6 probes of that VLAN had to cross this trunk",
                 ))
     result = CaptureResult(
         point.node, point.interface, point.role, len(frames),
