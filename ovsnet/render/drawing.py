@@ -178,6 +178,8 @@ def node_details(g: nx.Graph, n: str) -> list[str]:
             lines.append("flat: NIC as a port")
         if d.get("network"):
             lines.append(f"Docker network {d['network']}")
+        if d.get("subnets"):
+            lines.append(" + ".join(d["subnets"]))
         if d.get("flat") and d.get("vlan") is not None:
             lines.append(f"VLAN {_vlan_name(g, d['vlan'])}")
     if kind == "nic" and d.get("native") is not None:
