@@ -183,8 +183,9 @@ def addresses(file: Path = FileArg, *, out: Out) -> None:
         data.append(row)
         text = f"{k[1]:12} {k[0]:16} {str(s.network) if s else '-':20}{'  (explicit)' if s and s.explicit else ''}"
         if s6 is not None:
-            text = f"{text:52} {s6.network}{'  (explicit)' if s6.explicit else ''}"
-        out.print(text.rstrip() if s6 is not None else text)
+            # The IPv6 slice in a column of its own, after the IPv4 one and its "(explicit)".
+            text = f"{text:64}  {s6.network}{'  (explicit)' if s6.explicit else ''}"
+        out.print(text)
     out.data(data)
 
 
