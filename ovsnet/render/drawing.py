@@ -203,7 +203,7 @@ def node_details(g: nx.Graph, n: str) -> list[str]:
 
 
 def _network_details(d: dict) -> list[str]:
-    out = [f"{k} {d[k]}" for k in ("subnet", "gateway", "ip_range") if d.get(k)]
+    out = [f"{k} {d[k]}" for k in ("subnet", "gateway", "ip_range", "subnet6", "gateway6", "ip_range6") if d.get(k)]
     if d.get("network_mtu") and d["network_mtu"] != DEFAULT_MTU:
         out.append(f"mtu {d['network_mtu']}")
     containers = d.get("containers") or ()
