@@ -110,7 +110,7 @@ def _ipv6_keys(v: Vlan) -> Iterator[Finding]:
         if v6_in_subnet:
             yield Finding(f"{p}.{key}", f"VLAN {v.name}'s IPv6 subnet is written as subnet: its {key[:-1]} goes with it", f"write {key[:-1]} instead of {key}")
         else:
-            yield Finding(f"{p}.{key}", f"{key} without subnet6: VLAN {v.name} has no IPv6 subnet", f"add subnet6 under [{p}], e.g. \"fd00:{v.id:x}::/64\"")
+            yield Finding(f"{p}.{key}", f"{key} without subnet6: VLAN {v.name} has no IPv6 subnet", f"add subnet6 under [{p}], e.g. \"fd00:{v.id}::/64\"")
     if v.router is not None and v.subnet is None and v.subnet6 is not None and v.router.version == 6:
         yield Finding(f"{p}.router", f"router {v.router} is IPv6, and VLAN {v.name}'s IPv6 subnet is subnet6", "write it as router6")
 
@@ -256,7 +256,9 @@ def _addresses(topo: Topology) -> Iterator[Finding]:
             st = v.stack(addr.version)
             if st is None and v.subnets:
                 # A VLAN without that family: the subnet it does have says where the address should be.
-                yield Finding(path, f"address {addr} of endpoint {ep.name} is outside VLAN {v.name}'s subnet {v.subnets[0]}", f"use an address inside {v.subnets[0]}")
+                yield Finding(path, f"address {addr} of endpoint {ep.name} is outside VLAN {v.name}'s subnet {v.subnets[0]}: "
+                              f"VLAN {v.name} has no IPv{addr.version} subnet", f"use an address inside {v.subnets[0]}"
+                              + (f", or give VLAN {v.name} a subnet6" if addr.version == 6 else ""))
             elif st is not None and addr.ip not in st.subnet:
                 yield Finding(path, f"address {addr} of endpoint {ep.name} is outside VLAN {v.name}'s subnet{st.suffix} {st.subnet}", f"use an address inside {st.subnet}")
 
