@@ -220,14 +220,15 @@ _cache: dict[str, tuple[Topology, _Planned]] = {}
 def _free_slot(start: int, nslots: int, taken: dict[int, str], blocked: dict[int, str],
                spans: Sequence[tuple[int, int]] = ()) -> int | None:
     # Probing is bounded: a subnet of more than 2**20 slots never fills up here.
-    i = 0
-    while i < min(nslots, 1 << 20):
-        slot = (start + i) % nslots
+    offset = probes = 0
+    while offset < nslots and probes < 1 << 20:
+        slot = (start + offset) % nslots
+        probes += 1
         span = next((hi for lo, hi in spans if lo <= slot <= hi), None)
         if span is not None:
-            i += span - slot + 1  # past the pinned range at once
+            offset += span - slot + 1  # past the pinned range at once
             continue
         if slot not in taken and slot not in blocked:
             return slot
-        i += 1
+        offset += 1
     return None
