@@ -115,7 +115,8 @@ def _verify_host(
     # One row (and the probes' rows) per IP family; the pings of both run at once, keyed (family, pair).
     rows: list[tuple[ProbePlan, list[Peer], dict[tuple[str, str], Expect]]] = []
     jobs: dict[Hashable, tuple[str | None, str]] = {}
-    for p in probe_plans(checked, all_pairs=True, probes=probes):
+    plans = probe_plans(checked, all_pairs=True, probes=probes)
+    for p in plans:
         mine = [s for s in p.stations if s.ip in held and s.probe is None]
         row = host_row(p.stations, p.expected, mine) if mine else {}
         # A probe's row: it pings every other station (this host's other probes included).
@@ -127,6 +128,8 @@ def _verify_host(
         jobs.update({(p.family, pair): (None, address[pair[1]]) for pair in row})
         jobs.update({(p.family, pair): (netns_of[pair[0]], address[pair[1]]) for pair in probe_rows})
         rows.append((p, mine, expected))
+    if not rows:  # nothing to ping (a host alone in its topology): an empty report of the first family
+        rows.append((plans[0], [s for s in plans[0].stations if s.ip in held], {}))
     mine_all = list({s.name: s for _p, mine, _e in rows for s in mine}.values())
     n_probe = sum(1 for k, job in jobs.items() if job[0] is not None)
     report(f"verify {checked.topology.name} from this host as {', '.join(s.name for s in mine_all)}: {len(jobs)} pings"
