@@ -346,9 +346,10 @@ class ProbeSet:
                 c = d.run_container(self.image, COMMAND, name=name, network=spec.network, labels=labels)
             attach = c.networks.get(spec.network)
             if attach is None or not attach.ip or not c.pid or spec.ipv6 and not attach.ip6:
-                missing = "IPv6" if attach is not None and attach.ip and spec.ipv6 else "IPv4"
+                missing = "IPv4" if attach is None or not attach.ip else "IPv6" if spec.ipv6 and not attach.ip6 else ""
+                got = f"got no {missing} address on Docker network {spec.network}" if missing else f"is on Docker network {spec.network}"
                 raise BackendError(
-                    f"probe {spec.name}: container {c.name} got no {missing} address on Docker network {spec.network}"
+                    f"probe {spec.name}: container {c.name} {got}"
                     + ("" if c.pid else " (it is not running: can the image run `sleep`?)")
                 )
             return Probe(spec, c.id, c.name, attach.interface, attach.mac, c.pid, self.image, attach.interface6)
