@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DUALSTACK = ROOT / "topologies" / "dualstack.toml"
 OVSNET = [sys.executable, "-m", "ovsnet"]
 IMAGE = "local/busybox:1"
+PROCESS_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.spawn", "os.posix_spawn")
 
 
 def new_prefix() -> str:
@@ -190,7 +191,18 @@ def test_docker_putting_its_ipv6_gateway_back_is_drift_that_up_repairs(dlab):
     drift = apply.drift(dlab.checked, host, target)
     assert [c.line() for c in drift.changes] == ["modify  link:br-web  IPv6 on -> IPv6 off"]
     assert "fd00:100::1/64" in drift.changes[0].reason
-    apply.up(dlab.checked, host, target)
+    # The sysctl is written by a thread inside the host's namespace: no process is started for it.
+    started: list[str] = []
+    watching = [True]
+    sys.addaudithook(lambda event, args: started.append(event) if watching[0] and event.startswith(PROCESS_EVENTS) else None)
+    subprocess.run(["true"], check=True)
+    assert started, "the audit hook sees a process start"
+    started.clear()
+    try:
+        apply.up(dlab.checked, host, target)
+    finally:
+        watching[0] = False
+    assert started == []
     assert not any(a.get("addr_info") for a in ns_json(ns, "-6", "addr", "show", "dev", "br-web"))
     assert apply.drift(dlab.checked, host, target).empty
 
