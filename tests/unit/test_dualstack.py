@@ -398,6 +398,23 @@ def test_import_writes_the_ipv6_parts_back(path):
             assert f'gateway6 = "{mine.management.gateway6}"' in r.text
 
 
+def test_a_flat_dual_stack_host_imports_back_with_both_families():
+    text = (ROOT / "topologies" / "flat.toml").read_text()
+    text = text.replace('router = "192.168.1.1"', 'router = "192.168.1.1"\nsubnet6 = "fd00:1::/64"\nrouter6 = "fd00:1::1"', 1)
+    text = text.replace('addresses = ["192.168.1.11/24"]\ngateway = "192.168.1.1"', 'addresses = ["192.168.1.11/24", "fd00:1::11/64"]\ngateway = "192.168.1.1"\ngateway6 = "fd00:1::1"', 1)
+    c = check(parse(text, "flat.toml"))
+    assert c.topology.hosts["node1"].management.gateway6 is not None
+    r = run.settle("node1", applied(c.topology, "node1"))
+    t = r.checked.topology
+    m = t.hosts["node1"].management
+    assert [str(a) for a in m.addresses] == ["192.168.1.11/24", "fd00:1::11/64"] and str(m.gateway6) == "fd00:1::1"
+    (v,) = t.vlans.values()
+    assert (str(v.subnet6), str(v.router6)) == ("fd00:1::/64", "fd00:1::1")
+    assert 'router6 = "fd00:1::1"  # guessed: the host\'s IPv6 default gateway' in r.text
+    p = planner.diff(planner.desire(t, t.hosts["node1"]), applied(c.topology, "node1"))
+    assert p.changes == ()
+
+
 def test_pictures_show_both_families(ds):
     static = tree.to_tree(ds.graph)
     assert "br-web (Linux bridge, Docker network web, 10.100.0.0/24 + fd00:100::/64)" in static
