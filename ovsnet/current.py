@@ -156,6 +156,10 @@ class DockerNetwork:
     mtu: int | None
     labels: Mapping[str, str] = field(default_factory=dict)
     containers: tuple[str, ...] = ()  # names of attached containers
+    # The IPv6 pool of a network with IPv6 enabled; subnet/gateway/ip_range are the IPv4 one.
+    subnet6: str | None = None
+    gateway6: str | None = None
+    ip_range6: str | None = None
 
     @property
     def owner(self) -> str | None:

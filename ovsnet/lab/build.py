@@ -166,8 +166,8 @@ def _router_legs(topo: Topology, names: LabNames, kernel: Kernel, temps: _Temps)
         leg, port = names.router_leg(vlan.id), names.router_port(vlan.id)
         kernel.veth(names.router_ns, leg, names.switch_ns, port, temps.next(), vlan.mtu)
         ops: list[NlOp] = [NlSetLink(leg, up=True)]
-        if vlan.router is not None and vlan.subnet is not None:
-            ops.append(NlAddAddress(leg, f"{vlan.router}/{vlan.subnet.prefixlen}"))
+        # Both families' router addresses; IPv6 ones without DAD, usable at once.
+        ops += [NlAddAddress(leg, f"{st.router}/{st.subnet.prefixlen}", nodad=True) for st in vlan.stacks if st.router is not None]
         kernel.apply(names.router_ns, ops)
         kernel.apply(names.switch_ns, [NlSetLink(port, up=True)])
 
@@ -236,7 +236,7 @@ def _make_router(topo: Topology, names: LabNames, lab_dir: Path) -> None:
     if not routed:
         return
     write_sysctl(names.router_ns, "net/ipv4/ip_forward", "1")
-    if any(v.router is not None and v.router.version == 6 for v in routed):
+    if any(r.version == 6 for v in routed for r in v.routers):
         write_sysctl(names.router_ns, "net/ipv6/conf/all/forwarding", "1")
     for vlan in dhcp.served_vlans(topo):
         if vlan in routed:
@@ -263,7 +263,7 @@ def _before_ovsnet(host: Host) -> list[NlOp]:
     nic, m = host.uplink_nic, host.management
     if nic is None or m is None:
         return ops
-    ops += [NlAddAddress(nic, str(a)) for a in m.addresses]
-    if m.gateway is not None:
-        ops.append(NlReplaceRoute("default", nic, str(m.gateway)))
+    # A real host's IPv6 address passed duplicate address detection long ago: no DAD here either.
+    ops += [NlAddAddress(nic, str(a), nodad=True) for a in m.addresses]
+    ops += [NlReplaceRoute("default", nic, str(gw)) for gw in m.gateways]
     return ops

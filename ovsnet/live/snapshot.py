@@ -213,6 +213,7 @@ def _add_network(g: nx.Graph, host: str, net: DockerNetwork, ids: Mapping[str, s
     node = nid("docker_network", host, net.name)
     g.add_node(node, kind="docker_network", host=host, name=net.name, resources=(f"docker-network:{net.name}",),
                owner=net.owner, on_bridge=bridge, subnet=net.subnet, gateway=net.gateway, ip_range=net.ip_range,
+               subnet6=net.subnet6, gateway6=net.gateway6, ip_range6=net.ip_range6,
                network_mtu=net.mtu, containers=net.containers, vlan_label=net.labels.get(DOCKER_VLAN_LABEL))
     on = ids.get(bridge)
     if on is not None:

@@ -181,6 +181,8 @@ def node_details(g: nx.Graph, n: str) -> list[str]:
             lines.append("flat: NIC as a port")
         if d.get("network"):
             lines.append(f"Docker network {d['network']}")
+        if d.get("subnets"):
+            lines.append(" + ".join(d["subnets"]))
         if d.get("flat") and d.get("vlan") is not None:
             lines.append(f"VLAN {_vlan_name(g, d['vlan'])}")
     if kind == "nic" and d.get("native") is not None:
@@ -220,7 +222,7 @@ def bond_lines(d: dict) -> list[str]:
 
 
 def _network_details(d: dict) -> list[str]:
-    out = [f"{k} {d[k]}" for k in ("subnet", "gateway", "ip_range") if d.get(k)]
+    out = [f"{k} {d[k]}" for k in ("subnet", "gateway", "ip_range", "subnet6", "gateway6", "ip_range6") if d.get(k)]
     if d.get("network_mtu") and d["network_mtu"] != DEFAULT_MTU:
         out.append(f"mtu {d['network_mtu']}")
     containers = d.get("containers") or ()

@@ -15,7 +15,7 @@ _PHASE_TITLES = {
     "dns": "DNS",
     "handover": "The host's network manager: the NIC to OVS, the management port to the manager",
     "docker": "Docker networks",
-    "netlink-cleanup": "Removals (netlink)",
+    "netlink-cleanup": "Last: removals (netlink), IPv6 off on Docker bridges (sysctl)",
 }
 
 

@@ -131,7 +131,12 @@ def _add_vlan_host(g: nx.Graph, host: Host, vid: dict[str, int], topo: Topology)
         lbr = nid("linux_bridge", host.name, d.bridge)
         g.add_node(ovs_end, kind="veth", host=host.name, name=d.patch_ovs, mtu=mtu)
         g.add_node(br_end, kind="veth", host=host.name, name=d.patch_bridge, mtu=mtu)
-        g.add_node(lbr, kind="linux_bridge", host=host.name, name=d.bridge, mtu=mtu, network=d.network, vlan=vid[d.vlan])
+        extra = {}
+        vlan = topo.vlans[d.vlan]
+        if d.network and vlan.subnet6 is not None:
+            # A dual-stack network: the picture says both families (an IPv4-only one reads as before).
+            extra["subnets"] = tuple(str(n) for n in vlan.subnets)
+        g.add_node(lbr, kind="linux_bridge", host=host.name, name=d.bridge, mtu=mtu, network=d.network, vlan=vid[d.vlan], **extra)
         g.add_edge(h, lbr, kind="contains")
         g.add_edge(br, ovs_end, kind="access", tag=vid[d.vlan])
         g.add_edge(ovs_end, br_end, kind="patch")
@@ -175,7 +180,8 @@ def _add_lab(g: nx.Graph, topo: Topology, vid: dict[str, int]) -> None:
         for vname in topo.router.vlans:
             v = topo.vlans[vname]
             leg = nid("router_leg", topo.router.name, vname)
-            g.add_node(leg, kind="router_leg", host=topo.router.name, name=vname, addresses=(f"{v.router}/{v.subnet.prefixlen}",) if v.router and v.subnet else ())
+            g.add_node(leg, kind="router_leg", host=topo.router.name, name=vname,
+                       addresses=tuple(f"{st.router}/{st.subnet.prefixlen}" for st in v.stacks if st.router))
             g.add_edge(r, leg, kind="routes")
             g.add_edge(switch_id(lab.switch), leg, kind="access", tag=v.id)
 
@@ -232,7 +238,7 @@ def _cable_node(g, topo, switch, end, other, vid) -> str | None:
 def _add_endpoints(g: nx.Graph, topo: Topology, vid: dict[str, int]) -> None:
     for ep in topo.endpoints:
         e = nid("endpoint", ep.name)
-        g.add_node(e, kind="endpoint", host=ep.host, name=ep.name, addresses=(str(ep.address),), vlan=vid[ep.vlan])
+        g.add_node(e, kind="endpoint", host=ep.host, name=ep.name, addresses=tuple(str(a) for a in ep.addresses), vlan=vid[ep.vlan])
         host = topo.hosts.get(ep.host)
         if host is None:
             continue
@@ -370,12 +376,27 @@ class Station:
     is_host_address: bool = False
 
 
-def stations(topo: Topology, g: nx.Graph) -> list[Station]:
-    """Endpoints plus each host's own addresses (which containers must not reach directly)."""
+def families(topo: Topology) -> tuple[int, ...]:
+    """The IP versions verify probes in, IPv4 first: those of the endpoints' and hosts'
+    addresses, and IPv6 where a Docker network has it (its probe containers do)."""
+    seen = {a.version for ep in topo.endpoints for a in ep.addresses}
+    seen |= {a.version for h in topo.hosts.values() if h.management for a in h.management.addresses}
+    if any(d.network and topo.vlans[d.vlan].stack(6) for h in topo.hosts.values() for d in h.docker):
+        seen.add(6)
+    return tuple(f for f in (4, 6) if f in seen) or (4,)
+
+
+def stations(topo: Topology, g: nx.Graph, family: int = 4) -> list[Station]:
+    """Endpoints plus each host's own addresses (which containers must not reach directly), in one IP family.
+
+    A dual-stack endpoint or host is a station of each family, under the same name.
+    """
     out = []
     vid = {v.name: v.id for v in topo.vlans.values()}
     for ep in topo.endpoints:
-        out.append(Station(nid("endpoint", ep.name), ep.name, ep.host, vid[ep.vlan], str(ep.address)))
+        addr = ep.address_of(family)
+        if addr is not None:
+            out.append(Station(nid("endpoint", ep.name), ep.name, ep.host, vid[ep.vlan], str(addr)))
     for host in topo.hosts.values():
         m = host.management
         if not m:
@@ -386,21 +407,25 @@ def stations(topo: Topology, g: nx.Graph) -> list[Station]:
             node = nid("internal", host.name, m.port)
         mvlan = host.management_vlan
         vlan = vid[mvlan] if mvlan else None
-        for i, addr in enumerate(m.addresses):
-            if addr.version == 4:
-                out.append(Station(node, f"{host.name}" + (f"#{i}" if i else ""), host.name, vlan, str(addr), True))
+        for i, addr in enumerate(a for a in m.addresses if a.version == family):
+            out.append(Station(node, f"{host.name}" + (f"#{i}" if i else ""), host.name, vlan, str(addr), True))
     return out
 
 
-def expected(topo: Topology, g: nx.Graph, doms: Domains | None = None) -> dict[tuple[str, str], Expect]:
-    """Who should reach whom, from the graph alone."""
+def expected(topo: Topology, g: nx.Graph, doms: Domains | None = None, family: int = 4) -> dict[tuple[str, str], Expect]:
+    """Who should reach whom, from the graph alone, in one IP family: the router routes
+    a VLAN in the families it has an address in (router, router6)."""
     doms = doms or Domains(g)
-    sts = stations(topo, g)
+    sts = stations(topo, g, family)
     router_legs: dict[int, str] = {}
     if topo.router and topo.lab and topo.lab.switch:
         for vname in topo.router.vlans:
             router_legs[topo.vlans[vname].id] = nid("router_leg", topo.router.name, vname)
-    routed_ids = {topo.vlans[v].id for v in topo.router.vlans} if topo.router else set()
+    routed_ids = set()
+    for vname in topo.router.vlans if topo.router else ():
+        st = topo.vlans[vname].stack(family)
+        if st is not None and st.router is not None:
+            routed_ids.add(topo.vlans[vname].id)
 
     def on_router(s: Station) -> bool:
         if s.vlan not in routed_ids:

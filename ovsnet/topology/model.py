@@ -35,13 +35,59 @@ class Attach(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Stack:
+    """One address family of a VLAN: its subnet, its router there, the size of each host's slice.
+
+    `suffix` is how the file spells its keys: "" for subnet/router/host_slice
+    (and a Docker bridge's ip_range), "6" for subnet6/router6/host_slice6 (and
+    ip_range6), so findings name the key that was written.
+    """
+
+    subnet: IPNetwork
+    router: IPAddress | None
+    host_slice: int | None
+    suffix: str = ""
+
+    @property
+    def version(self) -> int:
+        return self.subnet.version
+
+
+@dataclass(frozen=True)
 class Vlan:
     name: str
     id: int
+    # `subnet` is the VLAN's subnet of either family (IPv6 on a v6-only VLAN);
+    # `subnet6` is the IPv6 one beside an IPv4 `subnet` (a dual-stack VLAN).
     subnet: IPNetwork | None = None
     router: IPAddress | None = None  # the containers' gateway on this VLAN
     mtu: int = DEFAULT_MTU
     host_slice: int | None = None  # prefix length of each host's container slice
+    subnet6: IPNetwork | None = None
+    router6: IPAddress | None = None
+    host_slice6: int | None = None
+
+    @property
+    def stacks(self) -> tuple[Stack, ...]:
+        """The VLAN's address families, as written: `subnet`'s first, then `subnet6`'s."""
+        out = []
+        if self.subnet is not None:
+            out.append(Stack(self.subnet, self.router, self.host_slice))
+        if self.subnet6 is not None:
+            out.append(Stack(self.subnet6, self.router6, self.host_slice6, "6"))
+        return tuple(out)
+
+    def stack(self, version: int) -> Stack | None:
+        """The VLAN's IPv4 (4) or IPv6 (6) family, whichever key holds it; None when it has none."""
+        return next((s for s in self.stacks if s.version == version), None)
+
+    @property
+    def subnets(self) -> tuple[IPNetwork, ...]:
+        return tuple(s.subnet for s in self.stacks)
+
+    @property
+    def routers(self) -> tuple[IPAddress, ...]:
+        return tuple(s.router for s in self.stacks if s.router is not None)
 
 
 class BondMode(str, enum.Enum):
@@ -133,6 +179,12 @@ class Management:
     from_nic: str | None = None  # where the addresses are now; default: the first uplink
     dhcp: bool = False  # addresses = "dhcp": the address is a lease, and follows the host to the port
     handover: Handover = Handover.NONE
+    gateway6: IPAddress | None = None  # the IPv6 default route's next hop, beside an IPv4 `gateway`
+
+    @property
+    def gateways(self) -> tuple[IPAddress, ...]:
+        """The default routes' next hops, one per family."""
+        return tuple(g for g in (self.gateway, self.gateway6) if g is not None)
 
 
 @dataclass(frozen=True)
@@ -146,6 +198,11 @@ class DockerBridge:
     network: str | None = None  # Docker network to create on the bridge
     ip_range: IPNetwork | None = None  # explicit slice; else the address plan picks one
     mtu: int | None = None  # default: the VLAN's
+    ip_range6: IPNetwork | None = None  # explicit slice of the VLAN's subnet6
+
+    def explicit(self, suffix: str) -> IPNetwork | None:
+        """The pinned range of a VLAN family's keys ("" pairs with subnet, "6" with subnet6)."""
+        return self.ip_range6 if suffix == "6" else self.ip_range
 
 
 @dataclass(frozen=True)
@@ -229,6 +286,14 @@ class Endpoint:
     vlan: str
     address: IPInterface
     attach: Attach = Attach.DOCKER
+    address6: IPInterface | None = None  # its IPv6 address beside an IPv4 `address`
+
+    @property
+    def addresses(self) -> tuple[IPInterface, ...]:
+        return (self.address,) if self.address6 is None else (self.address, self.address6)
+
+    def address_of(self, version: int) -> IPInterface | None:
+        return next((a for a in self.addresses if a.version == version), None)
 
 
 SWITCH = "switch"

@@ -70,14 +70,15 @@ def applied(topo: Topology, host: str, settings: Settings = Settings(), docker: 
         for a in up.addresses:
             addresses.append(Address(up.target, a))
             routes.append(Route(str(ipaddress.ip_interface(a).network), up.target, None, 0, "kernel"))
-        if up.gateway:
-            routes.append(Route("default", up.target, up.gateway, 0, "static"))
+        for gw in up.gateways:
+            routes.append(Route("default", up.target, gw, 0, "static"))
     dns = next((tuple(d.servers) for d in want.of("dns")), ())
     nets = None
     if docker:
         nets = {
             n.name: DockerNetwork(n.name, f"{i:064x}", "bridge", n.bridge, n.subnet, n.gateway, n.ip_range, n.mtu,
-                                  {DOCKER_OWNER_LABEL: name, DOCKER_VLAN_LABEL: n.vlan})
+                                  {DOCKER_OWNER_LABEL: name, DOCKER_VLAN_LABEL: n.vlan},
+                                  subnet6=n.subnet6, gateway6=n.gateway6, ip_range6=n.ip_range6)
             for i, n in enumerate(want.of("docker-network"), 1)
         }
     ovs = OvsState(bridges, ports)

@@ -76,6 +76,8 @@ CASES = [
     ("add IPv4 address", NlAddAddress("mgmt0", "192.168.10.11/24"), lambda b: b.addr("add", index=9, address="192.168.10.11", prefixlen=24)),
     ("remove IPv4 address", NlDelAddress("eth1", "192.168.10.11/24"), lambda b: b.addr("del", index=3, address="192.168.10.11", prefixlen=24)),
     ("add IPv6 address", NlAddAddress("mgmt0", "2001:db8::11/64"), lambda b: b.addr("add", index=9, address="2001:db8::11", prefixlen=64, family=socket.AF_INET6)),
+    ("add IPv6 address, no DAD", NlAddAddress("mgmt0", "2001:db8::11/64", nodad=True),
+     lambda b: b.addr("add", index=9, address="2001:db8::11", prefixlen=64, family=socket.AF_INET6, flags=2)),
     ("replace IPv4 default route", NlReplaceRoute("default", "mgmt0", "192.168.10.1", 0),
      lambda b: b.route("replace", dst="0.0.0.0", dst_len=0, oif=9, gateway="192.168.10.1", table=254, priority=0, proto=4, type=1, family=socket.AF_INET)),
     ("replace a prefix route, boot protocol, metric", NlReplaceRoute("10.0.0.0/8", "eth1", "192.168.10.254", 100, "boot"),

@@ -44,7 +44,8 @@ F_REPLACE, F_EXCL, F_CREATE = 0x100, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_IFALIAS, IFLA_LINK_NETNSID = 18, 28, 20, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
-IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO = 1, 2, 6
+IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO, IFA_FLAGS = 1, 2, 6, 8
+IFA_F_NODAD = 0x02  # linux/if_addr.h; in IFA_FLAGS, as pyroute2 sends it
 INFINITY_LIFE = 0xFFFFFFFF  # a static address: no lifetime
 NDA_DST = 1
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_MULTIPATH, RTA_TABLE = 1, 4, 5, 6, 9, 15
@@ -137,8 +138,11 @@ def del_link(name: str) -> bytes:
     return message(RTM_DELLINK, F_ACK, _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name))
 
 
-def address(add: bool, index: int, cidr: str, valid: int | None = None) -> bytes:
-    """Add or remove an address; with `valid` (seconds) it expires then unless renewed, as a lease does."""
+def address(add: bool, index: int, cidr: str, valid: int | None = None, nodad: bool = False) -> bytes:
+    """Add or remove an address; with `valid` (seconds) it expires then unless renewed, as a lease does.
+
+    `nodad` (IPv6): usable at once, no duplicate address detection (`ip addr add ... nodad`).
+    """
     iface = ipaddress.ip_interface(cidr)
     family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
     packed = iface.ip.packed
@@ -149,6 +153,8 @@ def address(add: bool, index: int, cidr: str, valid: int | None = None) -> bytes
     if add and valid is not None:
         # ifa_cacheinfo: preferred, valid, then two timestamps the kernel fills in.
         body += _attr(IFA_CACHEINFO, struct.pack("=IIII", valid, valid, 0, 0))
+    if add and nodad and iface.version == 6:
+        body += _u32(IFA_FLAGS, IFA_F_NODAD)
     if add:
         return message(RTM_NEWADDR, F_ACK | F_CREATE | F_EXCL, body)
     return message(RTM_DELADDR, F_ACK, body)
