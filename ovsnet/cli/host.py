@@ -115,15 +115,29 @@ def down(
     file: Path = FileArg,
     host: str = HostOpt,
     wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another ovsnet run on this host to finish."),
+    gateway_timeout: Optional[float] = typer.Option(
+        None, "--gateway-timeout", metavar="SECONDS", show_default=False,
+        help="Seconds the gateway may take to answer on the NIC once it is back, before the down is rolled back. Default 5, at most 300.",
+    ),
+    no_gateway_check: bool = typer.Option(
+        False, "--no-gateway-check",
+        help="Do not ask the gateway to answer on the NIC afterwards: for a host reached out of band, whose NIC had no in-band path before ovsnet either.",
+    ),
     *, where: Where, out: Out,
 ) -> None:
     """Remove what ovsnet made on the host and put the NIC back as it was."""
+    from dataclasses import replace
+
     from ovsnet import apply
     from ovsnet.render.plan import progress
 
+    gw_timeout = apply.check_gateway_timeout(gateway_timeout) if gateway_timeout is not None else None
     c = checked(file)
+    target = where.target(c, host)
+    if gw_timeout is not None:
+        target = replace(target, gateway_timeout=gw_timeout)
     with progress(out.silent) as report:
-        result = apply.down(c, host, where.target(c, host), wait, report)
+        result = apply.down(c, host, target, wait, report, gateway_check=not no_gateway_check)
     _result(result, "down", out)
 
 

@@ -77,6 +77,11 @@ def host_vars(lab: Lab) -> dict[str, dict[str, Any]]:
             "ovsnet_docker_host": t.docker_host,
             "ovsnet_ovs_timeout": t.ovs_timeout,
         }
+        if st.oob:
+            # Its management VLAN is tagged and its switch port has no native VLAN: once
+            # down gives the address back to the bare NIC, no gateway can answer there
+            # (none did before ovsnet either); the controller still reaches it out of band.
+            out[host]["ovsnet_gateway_check"] = False
     return out
 
 
