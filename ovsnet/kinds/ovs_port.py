@@ -227,7 +227,10 @@ class OvsPorts(Kind):
                         ops=(OvsDelPort(cur.bridge, port.name), add), undo=(OvsDelPort(port.bridge, port.name), restore_op(cur)))
                 continue
             cur_mac = cur.interfaces[0].mac if len(cur.interfaces) == 1 else None
-            if mac and cur_mac != mac and cur.owner == ctx.topology:
+            # Only while the address is still to move: once the port holds it, peers know the
+            # port's MAC, and changing it then would make them lose the host until they ask again.
+            moving = bool(port.mac_of and ctx.current.linux.addresses_of(port.mac_of))
+            if mac and cur_mac != mac and moving:
                 ctx.add(Action.MODIFY, pres, Phase.OVSDB, f"takes the MAC of {port.mac_of}, whose address it holds", before=f"MAC {cur_mac or 'chosen by OVS'}", after=f"MAC {mac}",
                         ops=(OvsSetInterfaceMac(port.name, mac),), undo=(OvsSetInterfaceMac(port.name, cur_mac),))
             same = effective_vlans(cur.tag, cur.trunks, cur.vlan_mode) == effective_vlans(port.tag, port.trunks, port.vlan_mode)

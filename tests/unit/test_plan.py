@@ -178,6 +178,32 @@ def test_retag_of_an_owned_port_is_a_modify(node1, seed):
     assert c.undo[0].tag == 101
 
 
+def _with_macs(st, nic_mac, port_mac):
+    links = dict(st.linux.links)
+    links["eth1"] = replace(links["eth1"], mac=nic_mac)
+    ports = dict(st.ovs.ports)
+    ports["mgmt0"] = replace(ports["mgmt0"], interfaces=(replace(ports["mgmt0"].interfaces[0], mac=port_mac),))
+    return replace(st, linux=replace(st.linux, links=links), ovs=replace(st.ovs, ports=ports))
+
+
+def test_a_port_that_holds_the_address_keeps_its_mac(node1, seed):
+    """Hand-built (adopted) or older hosts: peers know mgmt0's MAC; changing it would cut the host off until they ask again."""
+    st = _with_macs(converged(node1, seed), "52:54:00:00:00:01", None)
+    p = planner.diff(node1, st)
+    assert p.changes == (), [c.line() for c in p.changes]
+
+
+def test_a_port_still_to_take_the_address_takes_the_nics_mac(node1, seed):
+    st = _with_macs(converged(node1, seed), "52:54:00:00:00:01", None)
+    linux = st.linux
+    moved_back = tuple(replace(a, ifname="eth1") if a.ifname == "mgmt0" else a for a in linux.addresses)
+    st = replace(st, linux=replace(linux, addresses=moved_back))
+    p = planner.diff(node1, st)
+    (mac,) = [c for c in p.changes if c.resource == "port:br-ovs/mgmt0"]
+    assert mac.line() == "modify  port:br-ovs/mgmt0  MAC chosen by OVS -> MAC 52:54:00:00:00:01"
+    assert mac.phase is Phase.OVSDB and any(c.resource == "address:mgmt0/192.168.10.11/24" for c in p.changes)
+
+
 def test_foreign_bridge_is_a_blocker_unless_adopt(node1):
     st = from_nothing(node1)
     st = replace(st, ovs=OvsState({"br-ovs": OvsBridge("br-ovs", "system", (), {"other": "x"})}, {}))
