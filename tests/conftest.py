@@ -14,15 +14,28 @@ import shutil
 import pytest
 
 from ovsnet.lab import netns
+from tests.support import vm_background
 from tests.support.labhost import namespaces, private_ovs
 
 # The prefix stem of each suite, so a leftover says where it came from.
 STEMS = {"integration": "ovt", "hardening": "ohd", "unit": "ovu", "vm": "ovv"}
 ROOT_SUITES = ("integration", "hardening")
 TOOLS = ("ovsdb-server", "ovs-vswitchd", "ovsdb-tool", "ovs-vsctl", "ip")
+# OVSNET_VM_TESTS=background: the child pytest runs these (tests/support/vm_background.py).
+collect_ignore_glob = ["vm/test_vm_*.py"] if vm_background.BACKGROUND else []
 
 
 def pytest_collection_modifyitems(config, items):
+    if vm_background.BACKGROUND and not config.option.collectonly and any(item.path.name == vm_background.WAITER for item in items):
+        vm_background.start(config)
+    _require_root_tools(items)
+
+
+def pytest_unconfigure(config):
+    vm_background.stop(config)
+
+
+def _require_root_tools(items):
     """Tests against real namespaces and OVS need root and the OVS binaries: in CI a missing one is an error, not a skip."""
     missing = ([] if os.geteuid() == 0 else ["root"]) + [t for t in TOOLS if shutil.which(t) is None]
     if not missing:

@@ -187,7 +187,7 @@ def analyze(
     near_seen: Counter[int | None] = Counter()
     near_seen6: Counter[int | None] = Counter()
     for f in frames:
-        owner = macs.get(f.src_mac)
+        owner = None if _link_housekeeping(f) else macs.get(f.src_mac)
         outer = f.tags[0] if f.tags else None
         if owner is not None:
             known, vlan, who = True, owner.vlan, owner.name
@@ -232,6 +232,14 @@ def analyze(
         point.owner,
     )
     return result, findings
+
+
+def _link_housekeeping(f: Frame) -> bool:
+    """IPv6 from a link-local or the unspecified address: a link's own neighbour discovery and
+    MLD, not a station's traffic. The NIC in the bridge has the management port's MAC (the port
+    took it, so that peers never lose the host when its address moves), and the NIC itself still
+    sends these untagged: told by MAC alone they would look like the host's own, wrongly tagged."""
+    return f.ethertype == "IPv6" and not f.echo6 and (f.sender_ip is None or f.sender_ip.startswith("fe80") or f.sender_ip == "::")
 
 
 def _from_near(point: CapturePoint, owner: MacOwner | None) -> bool:

@@ -10,6 +10,7 @@ fail; the tests then check that nothing of it is left.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
@@ -111,6 +112,28 @@ def test_trunk_right_tags_pass_and_wrong_tags_are_named():
                      ("missing", 10, None), ("missing", 100, None)}
     wrong = next(f for f in findings if f.kind == "wrong-tag" and f.vlan == 100)
     assert wrong.frames == 2 and "h1-eth1" in wrong.text() and "tagged 200, expected tagged 100" in wrong.detail
+
+
+def test_the_nics_own_link_local_frames_are_not_the_hosts():
+    """node4-like: management VLAN 10 tagged, no native VLAN. The NIC shares the management port's MAC and
+    sends its own MLD and router solicitations untagged: not a wrong tag. The host's own frames still count."""
+    point = CapturePoint("switch", "sw", "h4-eth1", "trunk", frozenset({10, 100}), native=None, near=frozenset({"node4"}),
+                         required=frozenset({10}))
+    mac = "02:00:00:00:00:44"
+    macs = {mac: MacOwner("node4", 10, "node4")}
+    mld = parse_frame(f"08:00:00.000000 {mac} > 33:33:00:00:00:16, ethertype IPv6 (0x86dd), length 90: "
+                      "fe80::44 > ff02::16: HBH ICMP6, multicast listener report v2, 1 group record(s), length 28")
+    rs = parse_frame(f"08:00:00.000000 {mac} > 33:33:00:00:00:02, ethertype IPv6 (0x86dd), length 70: "
+                     ":: > ff02::2: ICMP6, router solicitation, length 16")
+    arp = parse_frame(f"08:00:00.000000 {mac} > ff:ff:ff:ff:ff:ff, ethertype 802.1Q (0x8100), length 46: vlan 10, p 0, "
+                      "ethertype ARP (0x0806), Request who-has 192.168.10.1 tell 192.168.10.14, length 28")
+    assert mld is not None and rs is not None and arp is not None
+    _, findings = analyze(point, [mld, rs, arp], macs, Subnets([("192.168.10.0/24", 10)]))
+    assert findings == []
+    # The host's own IPv4 untagged, though, is the wrong tag it always was.
+    untagged = replace(arp, tags=())
+    _, findings = analyze(point, [untagged], macs, Subnets([("192.168.10.0/24", 10)]))
+    assert [(f.kind, f.vlan, f.seen_tag) for f in findings] == [("wrong-tag", 10, None), ("missing", 10, None)]
 
 
 def test_endpoint_port_foreign_frames_but_routed_ones_pass():
