@@ -10,9 +10,9 @@ fail; the tests then check that nothing of it is left.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
