@@ -102,6 +102,16 @@ class DockerNetworks(Kind):
                 ctx.add(Action.CREATE, f"docker-network:{n.name}", Phase.DOCKER, f"Docker network on {n.bridge}, VLAN {n.vlan}", after=view(n.subnet, n.gateway, n.ip_range, n.bridge, n.mtu),
                         ops=(self._create(n, ctx),), undo=(DockerRemoveNetwork(n.name),))
             return
+        # Removals first: a network renamed on its bridge (a bridge retagged to
+        # another VLAN and network) is refused by Docker while the old one holds it.
+        wanted = {n.name for n in want}
+        for cur in nets.values():
+            if cur.owner == ctx.topology and cur.name not in wanted:
+                if cur.containers:
+                    ctx.block(f"docker-network:{cur.name}", f"Docker network {cur.name} is no longer in the topology but containers use it: {', '.join(cur.containers)}", "stop those containers, then run again")
+                    continue
+                ctx.add(Action.DELETE, f"docker-network:{cur.name}", Phase.DOCKER, "no longer in the topology", before=current_view(cur),
+                        ops=(DockerRemoveNetwork(cur.name),), undo=(restore_op(cur),))
         for n in want:
             res = f"docker-network:{n.name}"
             cur = nets.get(n.name)
@@ -121,14 +131,6 @@ class DockerNetworks(Kind):
                 continue
             ctx.add(Action.MODIFY, res, Phase.DOCKER, "Docker networks cannot be edited: recreated", before=before, after=after,
                     ops=(DockerRemoveNetwork(n.name), create), undo=(DockerRemoveNetwork(n.name), restore_op(cur)))
-        wanted = {n.name for n in want}
-        for cur in nets.values():
-            if cur.owner == ctx.topology and cur.name not in wanted:
-                if cur.containers:
-                    ctx.block(f"docker-network:{cur.name}", f"Docker network {cur.name} is no longer in the topology but containers use it: {', '.join(cur.containers)}", "stop those containers, then run again")
-                    continue
-                ctx.add(Action.DELETE, f"docker-network:{cur.name}", Phase.DOCKER, "no longer in the topology", before=current_view(cur),
-                        ops=(DockerRemoveNetwork(cur.name),), undo=(restore_op(cur),))
 
     def teardown(self, want: tuple[Any, ...], ctx: Context) -> None:
         for net in (ctx.current.docker or {}).values():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ovsnet import apply
 from ovsnet.apply import record
@@ -33,7 +33,7 @@ from ovsnet.lab.ledger import Ledger, load_lab
 from ovsnet.lab.names import DOCKER_DIR, LAB_OVS_TIMEOUT, Lab, LabNames, OvsRun, host_root, targets
 from ovsnet.lab.observe import Built, desired_for, observe
 from ovsnet.lab.ovs_instance import OvsInstance
-from ovsnet.plan.model import Action, Change
+from ovsnet.plan.model import Action, Change, Plan
 from ovsnet.topology import Checked
 
 Report = Callable[[str], None]
@@ -92,6 +92,15 @@ def converge(checked: Checked, built: Built, *, docker: bool = False, ssh: bool 
     p = diff(have, want, file=topo.source, fleet=built.fleet, broken=broken)
     if p.cannot:
         raise RefusedError(refusal_text(names.prefix, p))
+    # Every host the lab has is planned first: one that would refuse stops the run before anything changes.
+    planned: dict[str, tuple[Plan, float]] = {}
+    for h, t in targets(load_lab(topo, names.prefix, built.lab_dir)).items():
+        if h in have.hosts:
+            t0 = time.monotonic()
+            planned[h] = (apply.plan_live(checked, h, t), time.monotonic() - t0)
+    blocked = [f"  {h}: {b.resource}: {b.message}\n      fix: {b.hint}" for h, (hp, _) in planned.items() for b in hp.blockers]
+    if blocked:
+        raise RefusedError(f"lab {names.prefix}: hosts refuse the edit; nothing was changed:\n" + "\n".join(blocked))
     ledger = Ledger.reopen(built.lab_dir)
     if docker_on and not ledger.data.get("docker"):
         ledger.docker()
@@ -102,7 +111,10 @@ def converge(checked: Checked, built: Built, *, docker: bool = False, ssh: bool 
     run.docker(p, lab)
     outcomes: list[HostOutcome] = []
     if configure:
-        outcomes = _hosts(checked, lab, {c.key for c in p.stage(Stage.BEFORE, Part.HOST, Action.CREATE)}, report, after_change)
+        # A host whose plan was empty and that the lab's changes do not touch has nothing to do.
+        idle = {h: sec for h, (hp, sec) in planned.items() if hp.empty and h not in _touched(p)}
+        new = {c.key for c in p.stage(Stage.BEFORE, Part.HOST, Action.CREATE)}
+        outcomes = _hosts(checked, lab, new, idle, report, after_change)
     run.after(p, lab, configure)
     removed = tuple(c.key for c in p.stage(Stage.AFTER, Part.HOST, Action.DELETE))
     return Converged(load_lab(topo, names.prefix, built.lab_dir), p, tuple(outcomes), removed, time.monotonic() - start)
@@ -119,10 +131,25 @@ def host_hook(after_change: AfterChange | None, host: str) -> Callable[[Change],
     return one
 
 
-def _hosts(checked: Checked, lab: Lab, new: set[str], report: Report, after_change: AfterChange | None) -> list[HostOutcome]:
+def _touched(p: LabPlan) -> set[str]:
+    """Hosts whose NICs or dockerd the lab changes: their plan may change with them."""
+    out: set[str] = set()
+    for c in p.stage(Stage.BEFORE, Part.CABLE) + p.stage(Stage.BEFORE, Part.DOCKERD):
+        out.add(c.after.host if c.part is Part.CABLE else c.key)
+        if c.part is Part.CABLE and c.after.far_node and c.after.far_node != c.after.host:
+            out.add(c.after.far_node)
+    return out
+
+
+def _hosts(checked: Checked, lab: Lab, new: set[str], idle: Mapping[str, float], report: Report,
+           after_change: AfterChange | None) -> list[HostOutcome]:
     out: list[HostOutcome] = []
     hosts = list(targets(lab).items())
     for i, (host, target) in enumerate(hosts):
+        if host in idle:
+            out.append(HostOutcome(host, 0, idle[host]))
+            report(f"{host}: no change ({idle[host]:.2f} s)")
+            continue
         t = time.monotonic()
         try:
             result = apply.up(checked, host, target, apply.UpOptions(after_change=host_hook(after_change, host)), report)

@@ -38,17 +38,20 @@ def lab_plan_text(r: LabReview) -> str:
 
 
 def summary(r: LabReview) -> str:
-    same = sum(1 for h in r.hosts if not h.pending)
+    same = sum(1 for h in r.hosts if not h.pending and not h.plan.blockers)
     changed = [h for h in r.hosts if h.pending and not h.new]
     new = [h for h in r.hosts if h.new]
+    blocked = [h.host for h in r.hosts if h.plan.blockers]
     parts = [f"{len(r.hosts)} hosts: {same} no change"]
+    if blocked:
+        parts.append(f"{len(blocked)} refusing ({', '.join(blocked)})")
     if changed:
         parts.append(f"{len(changed)} with changes ({', '.join(f'{h.host} {len(h.plan.changes)}' for h in changed)})")
     if new:
         parts.append(f"{len(new)} new ({', '.join(h.host for h in new)})")
     if r.removed:
         parts.append(f"{len(r.removed)} removed ({', '.join(r.removed)})")
-    head = "in sync" if r.in_sync else "changes pending" if r.pending else "blocked"
+    head = "in sync" if r.in_sync else "blocked" if r.blocked else "changes pending"
     return f"{head}: " + ", ".join(parts) + f"; {len(r.lab.changes)} lab changes" + (f", {len(r.lab.cannot)} cannot change in place" if r.lab.cannot else "")
 
 
