@@ -19,6 +19,11 @@ def verify(
     lab: bool = typer.Option(False, "--lab", help="Verify the lab built by `ovsnet lab up FILE` (pings and captures inside it)."),
     prefix: Optional[str] = typer.Option(None, "--prefix", help="Name prefix of the lab (default: from the topology); with --lab."),
     all_pairs: bool = typer.Option(False, "--all-pairs", help="Ping every pair even above 64 stations (no sampling)."),
+    baseline: Optional[Path] = typer.Option(
+        None, "--baseline", metavar="FILE",
+        help="The JSON of an earlier `verify --json` (before an edit): also list the pairs that flipped (newly reachable, "
+             "newly blocked) and whether the edit explains each. Exit 1 on a flip it does not explain.",
+    ),
     probes: Optional[bool] = typer.Option(
         None, "--probes/--no-probes",
         help="Start a probe container per Docker network (from the topology's [verify] probe_image) and include it "
@@ -58,8 +63,11 @@ def verify(
     (exit 2): verify never pulls.
     """
     from ovsnet.render import verify as verify_text
+    from ovsnet.verify import baseline as base_mod
 
     c = checked(file)
+    # Read first: a bad baseline fails before minutes of pings.
+    base = base_mod.load(baseline) if baseline is not None else None
 
     def report(m: str) -> None:
         if not out.silent:
@@ -76,7 +84,13 @@ def verify(
         from ovsnet.verify.host import verify_host
 
         result = verify_host(c, probes=probes, report=report)
-    out.data(verify_text.to_json(result))
+    body = verify_text.to_json(result)
+    flips = base_mod.compare(base, result) if base is not None else None
+    if flips is not None:
+        body["baseline"] = base_mod.to_json(flips)
+    out.data(body)
     out.print(verify_text.render_matrix(result))
-    if not result.ok:
+    if flips is not None:
+        out.print(verify_text.render_flips(flips))
+    if not result.ok or (flips is not None and not flips.ok):
         raise typer.Exit(EXIT_DRIFT)
