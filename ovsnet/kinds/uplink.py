@@ -19,6 +19,7 @@ from ovsnet.backends.netlink.ops import (
     NlAddAddress,
     NlDelAddress,
     NlDelRoute,
+    NlPromoteSecondaries,
     NlReplaceRoute,
     NlSetLink,
 )
@@ -182,10 +183,14 @@ class Uplink(Kind):
                     before=addr, ops=(NlDelAddress(nic, addr),), undo=(NlAddAddress(nic, addr),))
         # An edit of the host's addresses after the first move: the old ones
         # leave the bridge side last, as they left the NIC the first time.
-        stale = [] if up.dhcp else [a for a in on_target if a not in up.addresses and not _dynamic(linux, target, a)]
+        stale = [] if up.dhcp else sorted(a for a in on_target if a not in up.addresses and not _dynamic(linux, target, a))
+        kept = {ipaddress.ip_interface(a).network for a in up.addresses}
         for addr in stale:
+            # Renumbered within its subnet: the old address may be the subnet's
+            # primary, whose removal takes the new one with it unless promoted.
+            same = ipaddress.ip_interface(addr).version == 4 and ipaddress.ip_interface(addr).network in kept
             ctx.add(Action.DELETE, f"address:{target}/{addr}", Phase.UPLINK, "no longer one of the host's addresses", before=addr,
-                    ops=(NlDelAddress(target, addr),), undo=(NlAddAddress(target, addr),))
+                    ops=((NlPromoteSecondaries(target),) if same else ()) + (NlDelAddress(target, addr),), undo=(NlAddAddress(target, addr),))
         if on_nic or routes_moved:
             ctx.keep[self.name] = SavedUplink(nic, tuple(on_nic), tuple(r for r in linux.routes if r.ifname == nic and r.proto != "kernel"),
                                               nic_link.master if up.flat else None)

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from ovsnet.backends.netlink.ops import NlAddAddress, NlDelAddress
+from ovsnet.backends.netlink.ops import NlAddAddress, NlDelAddress, NlPromoteSecondaries
 from ovsnet.current import Address, Route
 from ovsnet.kinds.docker_network import DockerCreateNetwork, DockerRemoveNetwork
 from ovsnet.plan import planner
@@ -48,7 +48,9 @@ def test_a_new_management_address_moves_the_host_again_safely(before):
     ]
     # The new address first, the old one last, and the same promise as the first move.
     add, remove = p.changes
-    assert add.ops == (NlAddAddress("mgmt0", "192.168.10.21/24"),) and remove.ops == (NlDelAddress("mgmt0", "192.168.10.11/24"),)
+    assert add.ops == (NlAddAddress("mgmt0", "192.168.10.21/24"),)
+    # Same subnet: the old address is the primary, whose removal would take the new one (a secondary) with it.
+    assert remove.ops == (NlPromoteSecondaries("mgmt0"), NlDelAddress("mgmt0", "192.168.10.11/24"))
     assert remove.undo == (NlAddAddress("mgmt0", "192.168.10.11/24"),)
     assert p.moves_from == ("mgmt0",)
     assert [c.describe() for c in p.checks] == ["the gateway check (192.168.10.1 on mgmt0, ARP)"]
@@ -69,6 +71,8 @@ def test_a_new_management_vlan_retags_the_port_then_checks_the_gateway(before):
     assert "create  address:mgmt0/10.100.0.50/24  10.100.0.50/24" in lines
     assert "move    route:default  via 192.168.10.1 dev mgmt0 -> via 10.100.0.1 dev mgmt0" in lines
     assert lines[-1] == "delete  address:mgmt0/192.168.10.11/24  192.168.10.11/24"
+    # Another subnet: nothing of the new one goes with the old address.
+    assert p.changes[-1].ops == (NlDelAddress("mgmt0", "192.168.10.11/24"),)
     assert p.moves_from == ("mgmt0",)
     assert [c.describe() for c in p.checks] == ["the gateway check (10.100.0.1 on mgmt0, ARP)"]
 

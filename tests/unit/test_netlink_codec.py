@@ -26,6 +26,7 @@ from ovsnet.backends.netlink.ops import (
     NlDeleteLink,
     NlDelRoute,
     NlMoveLink,
+    NlPromoteSecondaries,
     NlReplaceRoute,
     NlSetLink,
 )
@@ -161,3 +162,17 @@ def test_parse_address_and_route_read_what_pyroute2_wrote():
     r["attrs"] = [("RTA_DST", "10.0.0.0"), ("RTA_OIF", 3), ("RTA_GATEWAY", "192.168.10.254"), ("RTA_PRIORITY", 100), ("RTA_TABLE", 254)]
     got = codec.parse_route(_encoded(r))
     assert (got.dst, got.oif, got.gateway, got.metric, got.proto, got.table, got.rtype) == ("10.0.0.0/8", 3, "192.168.10.254", 100, 3, 254, 1)
+
+
+def test_promote_secondaries_is_one_ipv4_setting_nested_in_af_spec():
+    ((raw, made),) = NlPromoteSecondaries("mgmt0").messages(index_of)
+    assert made is None
+    (mtype, flags, _seq, payload), = codec.messages(raw)
+    assert mtype == codec.RTM_NEWLINK and flags & codec.F_ACK and not flags & codec.F_CREATE
+    top = codec.attrs(payload, 16)
+    assert bytes(top[codec.IFLA_IFNAME]) == b"mgmt0\0"
+    spec = codec.attrs(top[codec.IFLA_AF_SPEC], 0)
+    inet = codec.attrs(spec[socket.AF_INET], 0)
+    conf = codec.attrs(inet[codec.IFLA_INET_CONF], 0)
+    # net.ipv4.conf.mgmt0.promote_secondaries (IPV4_DEVCONF_PROMOTE_SECONDARIES, 20) = 1, and nothing else.
+    assert {k: struct.unpack("=I", bytes(v))[0] for k, v in conf.items()} == {20: 1}
