@@ -334,8 +334,8 @@ def _union(old: LabNames, new: LabNames) -> LabNames:
     hosts = new.hosts + tuple(h for h in old.hosts if h not in new.hosts)
     eps = new.endpoints + tuple(e for e in old.endpoints if e not in new.endpoints)
     return replace(new, hosts=hosts, endpoints=eps,
-                   host_numbers={**old.host_numbering(), **new.host_numbering()},
-                   endpoint_numbers={**old.endpoint_numbering(), **new.endpoint_numbering()})
+                   host_numbers={**old.all_host_numbers(), **new.all_host_numbers()},
+                   endpoint_numbers={**old.all_endpoint_numbers(), **new.all_endpoint_numbers()})
 
 
 def _merged(have: LabLayout, want: LabLayout) -> LabLayout:

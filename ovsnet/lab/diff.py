@@ -108,10 +108,21 @@ def diff(have: LabLayout, want: LabLayout, *, file: str = "FILE", fleet: bool = 
     changes += _legs(have.legs, want.legs)
     changes += _switch_ports(have, want)
     changes += _dockerds(have, want)
-    order = {s: i for i, s in enumerate(Stage)}
-    # Stable: within a stage the order above (hosts, endpoints, cables, legs, switch) is the order things run.
-    changes.sort(key=lambda c: order[c.stage])
+    # Listed in the order lab/converge.py makes them.
+    changes.sort(key=_rank)
     return LabPlan(tuple(changes), tuple(cannot))
+
+
+_BEFORE = (Part.HOST, Part.ENDPOINT, "unplug", Part.CABLE, Part.LEG, Part.SWITCH_PORT, Part.DOCKERD)
+_AFTER = (Part.SWITCH_PORT, Part.LEG, Part.CABLE, Part.HOST, Part.ENDPOINT)
+
+
+def _rank(c: LabChange) -> tuple[int, int]:
+    if c.stage is Stage.AFTER:
+        return 1, _AFTER.index(c.part)
+    # A switch port whose cable is re-plugged elsewhere goes before the cable moves.
+    unplug = c.part is Part.SWITCH_PORT and c.action is Action.DELETE
+    return 0, _BEFORE.index("unplug" if unplug else c.part)
 
 
 def _cannot(have: LabLayout, want: LabLayout, file: str, fleet: bool) -> list[Refusal]:
@@ -194,6 +205,7 @@ def _cables(have: LabLayout, want: LabLayout) -> list[LabChange]:
 
 
 def _legs(have: Mapping[int, RouterLeg], want: Mapping[int, RouterLeg]) -> list[LabChange]:
+    have, want = dict(sorted(have.items())), dict(sorted(want.items()))
     out = [LabChange(Action.CREATE, Part.LEG, f"v{v}", Stage.BEFORE, "the router joins this VLAN", after=leg)
            for v, leg in want.items() if v not in have]
     out += [LabChange(Action.MODIFY, Part.LEG, f"v{v}", Stage.BEFORE, "the VLAN's router address or MTU changed", before=have[v], after=leg)
@@ -209,7 +221,8 @@ def _switch_ports(have: LabLayout, want: LabLayout) -> list[LabChange]:
     out: list[LabChange] = []
     moved_away = {w.far for k, w in have.wires.items() if k in want.wires and w.far_node == have.switch
                   and want.wires[k].far != w.far}
-    for name, old in have.switch_ports.items():
+    # Ports in name order: what the switch's OVSDB lists comes in no order of its own.
+    for name, old in sorted(have.switch_ports.items()):
         if name in want.switch_ports and old != want.switch_ports[name]:
             why = "follows the VLAN" if old.mark.startswith("router:") else "follows the host's trunk"
             out.append(LabChange(Action.MODIFY, Part.SWITCH_PORT, name, Stage.BEFORE, why, before=old, after=want.switch_ports[name]))
@@ -218,7 +231,7 @@ def _switch_ports(have: LabLayout, want: LabLayout) -> list[LabChange]:
             stage = Stage.BEFORE if name in moved_away else Stage.AFTER
             out.append(LabChange(Action.DELETE, Part.SWITCH_PORT, name, stage, "nothing is plugged into it any more", before=old))
     out += [LabChange(Action.CREATE, Part.SWITCH_PORT, name, Stage.BEFORE, "for a new cable or router leg", after=new)
-            for name, new in want.switch_ports.items() if name not in have.switch_ports]
+            for name, new in sorted(want.switch_ports.items()) if name not in have.switch_ports]
     return out
 
 

@@ -119,8 +119,8 @@ def _names_json(names: LabNames) -> dict[str, Any]:
         "endpoints": list(names.endpoints),
         "switch": names.switch,
         "router": names.router,
-        "host_numbers": names.host_numbering(),
-        "endpoint_numbers": names.endpoint_numbering(),
+        "host_numbers": names.all_host_numbers(),
+        "endpoint_numbers": names.all_endpoint_numbers(),
     }
 
 

@@ -92,8 +92,8 @@ class LabNames:
             endpoints=endpoints,
             switch=switch,
             router=topo.router.name if topo.router and switch else None,
-            host_numbers=_numbered(hosts, before.host_numbering() if before else None),
-            endpoint_numbers=_numbered(endpoints, before.endpoint_numbering() if before else None),
+            host_numbers=_numbered(hosts, before.all_host_numbers() if before else None),
+            endpoint_numbers=_numbered(endpoints, before.all_endpoint_numbers() if before else None),
         )
 
     def host_number(self, host: str) -> int:
@@ -102,11 +102,12 @@ class LabNames:
     def endpoint_number(self, endpoint: str) -> int:
         return self.endpoint_numbers[endpoint] if self.endpoint_numbers else self.endpoints.index(endpoint) + 1
 
-    def host_numbering(self) -> dict[str, int]:
-        return {h: self.host_number(h) for h in self.hosts}
+    def all_host_numbers(self) -> dict[str, int]:
+        """Every number given out, those of hosts removed since included: none is given twice."""
+        return {**self.host_numbers, **{h: self.host_number(h) for h in self.hosts}}
 
-    def endpoint_numbering(self) -> dict[str, int]:
-        return {e: self.endpoint_number(e) for e in self.endpoints}
+    def all_endpoint_numbers(self) -> dict[str, int]:
+        return {**self.endpoint_numbers, **{e: self.endpoint_number(e) for e in self.endpoints}}
 
     @property
     def ns_prefix(self) -> str:
@@ -169,10 +170,14 @@ class LabNames:
 
 
 def _numbered(names: Sequence[str], before: Mapping[str, int] | None) -> dict[str, int]:
-    """Numbers from 1 in order; with the lab as built, its numbers kept and new names after its highest."""
+    """Numbers from 1 in order; with the lab as built, its numbers kept and new names after its highest.
+
+    The numbers of names gone are kept too, so that a name added later
+    never takes the namespace name of one removed.
+    """
     if before is None:
         return {}
-    out = {n: before[n] for n in names if n in before}
+    out = dict(before)
     top = max(before.values(), default=0)
     for n in names:
         if n not in out:

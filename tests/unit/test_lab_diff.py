@@ -92,8 +92,8 @@ def test_a_vlan_on_the_trunks_and_the_router(built):
     assert all(c.stage is Stage.BEFORE for c in p.changes) and not p.cannot
     # Taken out again: the ports shrink before the hosts, the leg and its port go after them.
     back = diff(lay(text, names)[1], have)
-    assert lines(back, Stage.AFTER) == ["delete  lab:router-leg:v300  VLAN 300, 10.30.0.1/24, mtu 1500",
-                                        "delete  lab:switch-port:r300  access tag 300"]
+    assert lines(back, Stage.AFTER) == ["delete  lab:switch-port:r300  access tag 300",
+                                        "delete  lab:router-leg:v300  VLAN 300, 10.30.0.1/24, mtu 1500"]
 
 
 def test_a_host_added_keeps_every_other_name(built):
@@ -125,8 +125,8 @@ def test_a_host_removed_goes_after_the_hosts_and_renames_nobody(built):
         "delete  lab:endpoint:db2  node2, VLAN 200, 10.200.0.12/24, bridge br-db",
     ]
     assert lines(p, Stage.AFTER) == [
-        "delete  lab:host:node2  namespace ab12-h2 and everything in it",
         "delete  lab:switch-port:h2-eth1  trunk 10,100,200, native 10 untagged",
+        "delete  lab:host:node2  namespace ab12-h2 and everything in it",
     ]
     # Its cable goes with its namespace: no change of its own.
     assert not [c for c in p.changes if c.part is Part.CABLE]
@@ -196,3 +196,14 @@ def test_the_layout_survives_the_ledger(built):
     assert layout.from_json(layout.to_json(have)) == have
     with pytest.raises(KeyError):
         layout.from_json({"switch": None})
+
+
+def test_a_number_is_never_given_twice():
+    first = LabNames.for_topology(topo(with_node3(seed_text())), PREFIX)
+    assert first.host_ns("node3") == "ab12-h3"
+    # node3, the highest, goes; a host added afterwards does not take its namespace's name.
+    gone = LabNames.for_topology(topo(seed_text()), PREFIX, before=first)
+    node4 = NODE3.replace("node3", "node4").replace("192.168.10.13", "192.168.10.14")
+    again = LabNames.for_topology(topo(seed_text().replace("# Test endpoints:", node4 + "\n# Test endpoints:", 1)), PREFIX, before=gone)
+    assert again.host_ns("node4") == "ab12-h4" and again.host_ns("node2") == "ab12-h2"
+    assert again.endpoint_ns("web1") == first.endpoint_ns("web1")
