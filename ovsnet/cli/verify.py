@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from ovsnet.cli.options import FileArg, Out, checked, command, err
+from ovsnet.cli.options import FileArg, Out, checked, command
 from ovsnet.errors import EXIT_DRIFT, UsageError
 
 app = typer.Typer()
@@ -68,22 +68,11 @@ def verify(
     c = checked(file)
     # Read first: a bad baseline fails before minutes of pings.
     base = base_mod.load(baseline) if baseline is not None else None
+    from ovsnet.render.plan import progress
 
-    def report(m: str) -> None:
-        if not out.silent:
-            err(m)
+    with progress(out.silent, "verifying") as report:
+        result = _run(c, lab, prefix, all_pairs, probes, report)
 
-    if lab:
-        from ovsnet.lab.ledger import load_lab
-        from ovsnet.verify.lab import verify_lab
-
-        result = verify_lab(c, load_lab(c.topology, prefix), all_pairs=all_pairs, probes=probes, report=report)
-    else:
-        if prefix:
-            raise UsageError("--prefix names a lab: use it with --lab")
-        from ovsnet.verify.host import verify_host
-
-        result = verify_host(c, probes=probes, report=report)
     body = verify_text.to_json(result)
     flips = base_mod.compare(base, result) if base is not None else None
     if flips is not None:
@@ -94,3 +83,16 @@ def verify(
         out.print(verify_text.render_flips(flips))
     if not result.ok or (flips is not None and not flips.ok):
         raise typer.Exit(EXIT_DRIFT)
+
+
+def _run(c: Any, lab: bool, prefix: str | None, all_pairs: bool, probes: bool | None, report: Any) -> Any:
+    if lab:
+        from ovsnet.lab.ledger import load_lab
+        from ovsnet.verify.lab import verify_lab
+
+        return verify_lab(c, load_lab(c.topology, prefix), all_pairs=all_pairs, probes=probes, report=report)
+    if prefix:
+        raise UsageError("--prefix names a lab: use it with --lab")
+    from ovsnet.verify.host import verify_host
+
+    return verify_host(c, probes=probes, report=report)
