@@ -102,10 +102,12 @@ def up(checked: Any, host: str, where: Any = None, *, adopt: bool = False, allow
                     report or (lambda _m: None))
 
 
-def down(checked: Any, host: str, where: Any = None, *, wait: float = 0.0, report: Callable[[str], None] | None = None) -> Any:
+def down(checked: Any, host: str, where: Any = None, *, wait: float = 0.0, report: Callable[[str], None] | None = None,
+         gateway_check: bool = True) -> Any:
+    """gateway_check=False: a host reached out of band, whose NIC had no in-band path before ovsnet either."""
     from ovsnet import apply
 
-    return apply.down(checked, host, where or target(checked, host), wait, report or (lambda _m: None))
+    return apply.down(checked, host, where or target(checked, host), wait, report or (lambda _m: None), gateway_check=gateway_check)
 
 
 def verify(checked: Any, *, probes: bool | None = None, docker_host: str | None = None, hosts: Any = None,

@@ -81,7 +81,7 @@ mkdir -p "$BUILD"
 # A private copy: pip writes build files into the tree, and the share may be read-only.
 tar -C "$SRC" --exclude=.git --exclude=.venv --exclude=__pycache__ --exclude=.hypothesis \
     --exclude=.pytest_cache --exclude='*.egg-info' --exclude=build --exclude=.vagrant -cf - . | tar -C "$BUILD" -xf -
-if "$VENV/bin/python" -c 'import ovs, pyroute2, networkx, typer, rich, docker, setuptools, wheel' 2>/dev/null; then
+if "$VENV/bin/python" -c 'import ovs, networkx, typer, rich, docker, setuptools, wheel' 2>/dev/null; then
   # The dependencies are in the box already (build-box.sh): no network needed.
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-index --no-deps --no-build-isolation "$BUILD"
 else

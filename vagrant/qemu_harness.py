@@ -577,7 +577,7 @@ def main(argv: list[str]) -> int:
             saved_path = f"/var/lib/ovsnet/{facts['TOPOLOGY_NAME']}/{vm.name}.json"
             code, out, err = vm.agent.run(f"cat {saved_path}", 30)
             try:
-                saved = json.loads(out).get("uplink") or {}
+                saved = (json.loads(out).get("parts") or {}).get("uplink") or {}
             except json.JSONDecodeError:
                 saved = {}
             checks.add(f"{vm.name}: ovsnet saved {nic} as it was before the move ({saved_path})",

@@ -146,14 +146,15 @@ def make_leg(kernel: Kernel, names: LabNames, leg: layout.RouterLeg, temps: Temp
     name, port = names.router_leg(leg.vlan), names.router_port(leg.vlan)
     kernel.veth(names.router_ns, name, names.switch_ns, port, temps.next(), leg.mtu)
     ops: list[NlOp] = [NlSetLink(name, up=True)]
-    if leg.address is not None:
-        ops.append(NlAddAddress(name, leg.address))
+    # Both families' router addresses; IPv6 ones without DAD, usable at once.
+    ops += [NlAddAddress(name, a, nodad=True) for a in leg.addresses]
     kernel.apply(names.router_ns, ops)
     kernel.apply(names.switch_ns, [NlSetLink(port, up=True)])
 
 
 def _make_switch(names: LabNames, ovs: Mapping[str, OvsRun], want: layout.LabLayout) -> None:
-    """The switch's bridge and all its ports in one transaction (one ovs-vswitchd reconfiguration)."""
+    """The switch's bridge and all its ports (a LAG for each host's LACP bond) in one transaction
+    (one ovs-vswitchd reconfiguration)."""
     if not names.switch:
         return
     ops: list[Any] = [OvsAddBridge(SWITCH_BRIDGE, want.datapath, {LAB_KEY: names.prefix})]
@@ -167,7 +168,7 @@ def _make_router(topo: Topology, names: LabNames, lab_dir: Path) -> None:
     if not routed:
         return
     write_sysctl(names.router_ns, "net/ipv4/ip_forward", "1")
-    if any(v.router is not None and v.router.version == 6 for v in routed):
+    if any(r.version == 6 for v in routed for r in v.routers):
         write_sysctl(names.router_ns, "net/ipv6/conf/all/forwarding", "1")
     for vlan in dhcp.served_vlans(topo):
         if vlan in routed:
@@ -194,7 +195,7 @@ def _before_ovsnet(host: Host) -> list[NlOp]:
     nic, m = host.uplink_nic, host.management
     if nic is None or m is None:
         return ops
-    ops += [NlAddAddress(nic, str(a)) for a in m.addresses]
-    if m.gateway is not None:
-        ops.append(NlReplaceRoute("default", nic, str(m.gateway)))
+    # A real host's IPv6 address passed duplicate address detection long ago: no DAD here either.
+    ops += [NlAddAddress(nic, str(a), nodad=True) for a in m.addresses]
+    ops += [NlReplaceRoute("default", nic, str(gw)) for gw in m.gateways]
     return ops

@@ -260,6 +260,8 @@ class _Run:
         if not netns.exists(rt):
             make_namespace(self.ledger, rt)
         write_sysctl(rt, "net/ipv4/ip_forward", "1")
+        if any(":" in a for c in changes for a in c.after.addresses):
+            write_sysctl(rt, "net/ipv6/conf/all/forwarding", "1")
         for c in changes:
             self._note(c)
             new = c.after
@@ -268,9 +270,8 @@ class _Run:
                 continue
             old, leg = c.before, self.names.router_leg(new.vlan)
             ops: list[Any] = []
-            if old.address != new.address:
-                ops += [NlDelAddress(leg, old.address)] if old.address else []
-                ops += [NlAddAddress(leg, new.address)] if new.address else []
+            ops += [NlDelAddress(leg, a) for a in old.addresses if a not in new.addresses]
+            ops += [NlAddAddress(leg, a, nodad=True) for a in new.addresses if a not in old.addresses]
             if old.mtu != new.mtu:
                 ops.append(NlSetLink(leg, mtu=new.mtu))
                 kernel.apply(self.names.switch_ns, [NlSetLink(self.names.router_port(new.vlan), mtu=new.mtu)])

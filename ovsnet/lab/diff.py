@@ -221,6 +221,9 @@ def _switch_ports(have: LabLayout, want: LabLayout) -> list[LabChange]:
     out: list[LabChange] = []
     moved_away = {w.far for k, w in have.wires.items() if k in want.wires and w.far_node == have.switch
                   and want.wires[k].far != w.far}
+    # Interfaces another port takes over (a plain port becoming a LAG's member, or a LAG split up).
+    reused = {i for name, p in want.switch_ports.items() for i in p.interfaces if name not in have.switch_ports or
+              have.switch_ports[name].interfaces != p.interfaces}
     # Ports in name order: what the switch's OVSDB lists comes in no order of its own.
     for name, old in sorted(have.switch_ports.items()):
         if name in want.switch_ports and old != want.switch_ports[name]:
@@ -228,7 +231,8 @@ def _switch_ports(have: LabLayout, want: LabLayout) -> list[LabChange]:
             out.append(LabChange(Action.MODIFY, Part.SWITCH_PORT, name, Stage.BEFORE, why, before=old, after=want.switch_ports[name]))
         elif name not in want.switch_ports:
             # A cable unplugged from the switch loses its port before its far end moves.
-            stage = Stage.BEFORE if name in moved_away else Stage.AFTER
+            # So does a port whose interfaces another port takes over.
+            stage = Stage.BEFORE if set(old.interfaces) & (moved_away | reused) else Stage.AFTER
             out.append(LabChange(Action.DELETE, Part.SWITCH_PORT, name, stage, "nothing is plugged into it any more", before=old))
     out += [LabChange(Action.CREATE, Part.SWITCH_PORT, name, Stage.BEFORE, "for a new cable or router leg", after=new)
             for name, new in sorted(want.switch_ports.items()) if name not in have.switch_ports]

@@ -127,9 +127,10 @@ def _legs(links: _Links, names: LabNames) -> dict[int, RouterLeg]:
         m = LEG.match(link.name)
         if m is None:
             continue
-        static = [a.cidr for a in state.addresses if a.ifname == link.name and not a.dynamic]
+        # Link-local IPv6 addresses are the kernel's: the read never shows them.
+        static = sorted(a.cidr for a in state.addresses if a.ifname == link.name and not a.dynamic)
         vlan = int(m.group(1))
-        out[vlan] = RouterLeg(vlan, static[0] if static else None, link.mtu)
+        out[vlan] = RouterLeg(vlan, tuple(static), link.mtu)
     return out
 
 
@@ -148,6 +149,11 @@ def _switch_ports(built: Built) -> dict[str, SwitchPort]:
         # Ports of hosts' cables ("node1:eth1") and router legs ("router:web");
         # the controller's (`lab up --ssh`) is not the layout's.
         if p.bridge != SWITCH_BRIDGE or ":" not in mark:
+            continue
+        if p.is_bond or p.bond_mode or p.lacp not in (None, "off"):
+            # A LAG facing a host's LACP bond.
+            out[p.name] = SwitchPort(p.name, mark, p.tag, frozenset(p.trunks), p.vlan_mode, tuple(sorted(i.name for i in p.interfaces)),
+                                     p.bond_mode, p.lacp, tuple(sorted(p.other_config.items())))
             continue
         out[p.name] = SwitchPort(p.name, mark, p.tag, frozenset(p.trunks), p.vlan_mode)
     return out

@@ -7,6 +7,8 @@ was reached then and is not now, or the other way round. A flip is
 same way (the edit opened or closed it); any other flip is something the
 edit does not explain (a change by hand, a fault). A pair whose expectation
 changed but whose traffic did not is listed too: the edit did not take.
+A dual-stack run is compared family by family (the JSON's top-level matrix
+and its "ipv6" one): a pair flips in IPv4, in IPv6, or in both.
 Pure: nothing here runs a command.
 """
 
@@ -39,7 +41,15 @@ class Baseline:
     topology: str
     mode: str
     stations: tuple[str, ...]
-    pairs: Mapping[tuple[str, str], Seen]
+    pairs: Mapping[tuple[str, str], Seen]  # of the first family (`family`)
+    family: int = 4
+    ipv6: Mapping[tuple[str, str], Seen] | None = None  # a dual-stack run's IPv6 pairs
+
+    def of(self, family: int) -> Mapping[tuple[str, str], Seen] | None:
+        """The pairs of one IP family, or None when the baseline has no matrix of it."""
+        if family == self.family:
+            return self.pairs
+        return self.ipv6 if family == 6 else None
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class Flip:
     dst: str
     before: Seen
     now: Seen
+    family: int = 4
 
     @property
     def opened(self) -> bool:
@@ -102,14 +113,22 @@ def parse(raw: Any, source: str = "<baseline>") -> Baseline:
         raise ValueError("no list of pairs")
     if int(raw.get("format", BASELINE_FORMAT)) > BASELINE_FORMAT:
         raise ValueError(f"format {raw['format']} is newer than this ovsnet reads ({BASELINE_FORMAT})")
+    six = raw.get("ipv6")
+    if six is not None and (not isinstance(six, dict) or not isinstance(six.get("pairs"), list)):
+        raise ValueError("no list of IPv6 pairs under ipv6")
+    stations = tuple(str(s["name"]) for s in raw.get("stations", []))
+    return Baseline(source, str(raw["topology"]), str(raw.get("mode", "lab")), stations, _pairs(raw["pairs"]),
+                    int(raw.get("family", 4)), _pairs(six["pairs"]) if six is not None else None)
+
+
+def _pairs(raw: list[Any]) -> dict[tuple[str, str], Seen]:
     pairs: dict[tuple[str, str], Seen] = {}
-    for p in raw["pairs"]:
+    for p in raw:
         reached = p["reached"]
         if reached is not None and not isinstance(reached, bool):
             raise ValueError(f"pair {p['src']} -> {p['dst']}: reached is {reached!r}")
         pairs[(str(p["src"]), str(p["dst"]))] = Seen(Expect(p["expect"]), reached)
-    stations = tuple(str(s["name"]) for s in raw.get("stations", []))
-    return Baseline(source, str(raw["topology"]), str(raw.get("mode", "lab")), stations, pairs)
+    return pairs
 
 
 def compare(base: Baseline, report: Report) -> Comparison:
@@ -121,16 +140,19 @@ def compare(base: Baseline, report: Report) -> Comparison:
                          f"this one is {'--lab' if report.mode == 'lab' else 'from a host'}: compare like with like")
     flips, missed = [], []
     compared = 0
-    for p in report.pairs:
-        old = base.pairs.get((p.src, p.dst))
-        if old is None or old.reached is None or p.reached is None:
-            continue
-        compared += 1
-        f = Flip(p.src, p.dst, old, Seen(p.expect, p.reached))
-        if old.reached != p.reached:
-            flips.append(f)
-        elif _reach(old.expect) != _reach(p.expect):
-            missed.append(f)
+    for half in report.halves:
+        # A family the baseline has no matrix of (IPv6 added by the edit) has nothing to flip against.
+        before = base.of(half.family) or {}
+        for p in half.pairs:
+            old = before.get((p.src, p.dst))
+            if old is None or old.reached is None or p.reached is None:
+                continue
+            compared += 1
+            f = Flip(p.src, p.dst, old, Seen(p.expect, p.reached), half.family)
+            if old.reached != p.reached:
+                flips.append(f)
+            elif _reach(old.expect) != _reach(p.expect):
+                missed.append(f)
     now = [s.name for s in report.stations]
     return Comparison(
         base, tuple(flips), tuple(missed),
@@ -142,7 +164,7 @@ def compare(base: Baseline, report: Report) -> Comparison:
 
 def to_json(c: Comparison) -> dict[str, Any]:
     def flip(f: Flip) -> dict[str, Any]:
-        return {"src": f.src, "dst": f.dst, "was": f.before.reached, "now": f.now.reached,
+        return {"src": f.src, "dst": f.dst, "family": f.family, "was": f.before.reached, "now": f.now.reached,
                 "expect_before": f.before.expect.value, "expect_now": f.now.expect.value, "expected": f.expected}
 
     return {

@@ -101,3 +101,32 @@ def test_silent_gateway_rolls_back_after_about_the_timeout(lab_host, tmp_path):
     assert 0.9 <= waited < 4.5, f"{waited:.2f} s from the gateway check to the end"
     assert snapshot(h) == before
     assert record.read(h.target.state_dir, f"t{h.tag}", "node1") is None
+
+
+def test_down_with_a_silent_gateway_rolls_back_unless_told_not_to_check(lab_host, tmp_path):
+    """The gateway stops answering ARP after up: down rolls itself back (the host keeps its
+    working path through mgmt0); `down --no-gateway-check` (a host reached out of band) restores
+    the NIC exactly and says that nothing proved the gateway answers."""
+    h = lab_host
+    f = tmp_path / "t.toml"
+    f.write_text(node1(f"t{h.tag}"))
+    before = snapshot(h)
+    code, _, lines, _ = ovsnet_timed("up", str(f), *where(h))
+    assert code == 0, "".join(text for _, text in lines)
+    configured = snapshot(h)
+    sh("ip", "-n", h.gw, "link", "set", "gw0", "arp", "off")
+
+    code, out, lines, _ = ovsnet_timed("down", str(f), *where(h), "--gateway-timeout", "1")
+    err = "".join(text for _, text in lines)
+    assert code == 4, err
+    assert "did not answer on eth1 within 1 s" in err and "rolled back" in err and "Traceback" not in err
+    assert snapshot(h) == configured
+    assert record.read(h.target.state_dir, f"t{h.tag}", "node1") is not None, "the record survives a rolled-back down"
+
+    code, out, lines, _ = ovsnet_timed("down", str(f), *where(h), "--no-gateway-check")
+    err = "".join(text for _, text in lines)
+    assert code == 0, err
+    assert "gateway check skipped as told (192.168.10.1 on eth1)" in out + err
+    assert WAITING not in err
+    assert snapshot(h) == before
+    assert record.read(h.target.state_dir, f"t{h.tag}", "node1") is None

@@ -112,3 +112,19 @@ def test_inventory_plugin_refuses_a_host_the_topology_does_not_have(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode != 0
     assert "hosts node9 are not in" in proc.stderr and "hosts: node1, node2" in proc.stderr
+
+
+def test_apply_module_refuses_skipping_the_gateway_check_on_up(tmp_path):
+    """gateway_check: false is for a teardown only; with state: present the module fails before reading anything."""
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "topology": str(REPO / "topologies" / "seed.toml"), "host": "node1", "state": "present", "gateway_check": False}}))
+    module = REPO / "ansible" / "collections" / "ansible_collections" / "ovsnet" / "fleet" / "plugins" / "modules" / "ovsnet_apply.py"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "ansible" / "collections")}
+    proc = subprocess.run([sys.executable, str(module), str(args)], capture_output=True, text=True, env=env, timeout=120)
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 1 and result["failed"] is True
+    assert result["msg"] == ("ovsnet bad input (exit 2): gateway_check: false applies to state: absent only "
+                             "(on up, the gateway check is what rolls a bad move back)")
+    assert result["exit_code"] == 2 and result["reason"] == "bad input"
+

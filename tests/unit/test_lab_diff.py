@@ -207,3 +207,56 @@ def test_a_number_is_never_given_twice():
     again = LabNames.for_topology(topo(seed_text().replace("# Test endpoints:", node4 + "\n# Test endpoints:", 1)), PREFIX, before=gone)
     assert again.host_ns("node4") == "ab12-h4" and again.host_ns("node2") == "ab12-h2"
     assert again.endpoint_ns("web1") == first.endpoint_ns("web1")
+
+
+# --- with the bonded uplinks and dual stack of integ ------------------------------------------------
+
+BONDED = SEED.parent / "bonded.toml"
+DUAL = SEED.parent / "dualstack.toml"
+
+
+def test_a_hosts_lacp_bond_faces_a_lag_on_the_switch():
+    t = parse(BONDED.read_text(), str(BONDED))
+    names = LabNames.for_topology(t, PREFIX)
+    want = layout.desired(t, names)
+    lag = want.switch_ports[names.switch_port("node1", "bond0")]
+    assert lag.members == (names.switch_port("node1", "eth1"), names.switch_port("node1", "eth2"))
+    assert (lag.bond_mode, lag.lacp, lag.mark) == ("balance-tcp", "active", "node1:bond0")
+    assert dict(lag.config) == {"lacp-fallback-ab": "true", "bond-primary": names.switch_port("node1", "eth1"), "lacp-time": "fast"}
+    # Both member cables are wired to the switch; their ends are the LAG's interfaces, not ports of their own.
+    assert {w.key for w in want.wires.values() if w.far_node == "switch"} == {"node1:eth1", "node1:eth2", "node2:eth1", "node2:eth2"}
+    assert names.switch_port("node1", "eth1") not in want.switch_ports
+    assert lag.describe() == (f"trunk 10,100,200, native 10 untagged, LAG of {', '.join(lag.members)} (balance-tcp, lacp active)")
+    assert layout.from_json(layout.to_json(want)) == want
+
+
+def test_a_second_nic_bonded_turns_the_plain_port_into_a_lag_freed_first():
+    text = seed_text()
+    names, have = lay(text)
+    bonded = text.replace('[[hosts.node1.uplinks]]\nnic = "eth1"', '[[hosts.node1.uplinks]]\nnics = ["eth1", "eth2"]\nbond = "bond0"\nlacp = "active"', 1)
+    bonded += '\n[[lab.cables]]\nends = ["node1:eth2", "switch"]\n'
+    _, want = lay(bonded, names)
+    p = diff(have, want)
+    port1, port2 = names.switch_port("node1", "eth1"), names.switch_port("node1", "eth2")
+    # The plain port leaves before the LAG takes its interface, in the stage before the hosts.
+    assert [(c.action, c.key) for c in p.stage(Stage.BEFORE, Part.SWITCH_PORT)] == [
+        (Action.DELETE, port1), (Action.CREATE, names.switch_port("node1", "bond0"))]
+    assert [(c.action, c.key) for c in p.stage(Stage.BEFORE, Part.CABLE)] == [(Action.CREATE, "node1:eth2")]
+    assert p.changes[[c.key for c in p.changes].index(port1)].stage is Stage.BEFORE
+    assert (port1, port2) == p.stage(Stage.BEFORE, Part.SWITCH_PORT, Action.CREATE)[0].after.members
+
+
+def test_dual_stack_legs_and_endpoints_carry_both_families():
+    t = parse(DUAL.read_text(), str(DUAL))
+    names = LabNames.for_topology(t, PREFIX)
+    want = layout.desired(t, names)
+    assert want.legs[100].addresses == ("10.100.0.1/24", "fd00:100::1/64")
+    assert want.legs[100].describe() == "VLAN 100, 10.100.0.1/24, fd00:100::1/64, mtu 1500"
+    web1 = want.endpoints["web1"]
+    assert (web1.address, web1.gateway, web1.address6, web1.gateway6) == ("10.100.0.11/24", "10.100.0.1", "fd00:100::11/64", "fd00:100::1")
+    assert layout.from_json(layout.to_json(want)) == want
+    # The router's IPv6 address edited: the leg is modified in place.
+    _, edited = lay(DUAL.read_text().replace('router6 = "fd00:100::1"', 'router6 = "fd00:100::fe"'), names)
+    (c,) = diff(want, edited).stage(Stage.BEFORE, Part.LEG)
+    assert c.line() == ("modify  lab:router-leg:v100  VLAN 100, 10.100.0.1/24, fd00:100::1/64, mtu 1500 -> "
+                        "VLAN 100, 10.100.0.1/24, fd00:100::fe/64, mtu 1500")

@@ -92,3 +92,24 @@ def test_a_baseline_of_another_topology_or_mode_is_refused(tmp_path):
     host = build_report("seed", list(r.stations), {("a", "b"): SAME}, {("a", "b"): True}, mode="host")
     with pytest.raises(UsageError, match="compare like with like"):
         baseline.compare(base, host)
+
+
+def test_a_dual_stack_run_is_compared_family_by_family(tmp_path):
+    from dataclasses import replace
+
+    def dual(expected, seen4, seen6):
+        r = report(expected, seen4)
+        six = replace(report(expected, seen6), family=6)
+        return replace(r, ipv6=six)
+
+    before = dual({("a", "b"): SAME, ("b", "a"): SAME}, {("a", "b"): True, ("b", "a"): True}, {("a", "b"): True, ("b", "a"): True})
+    # IPv6 breaks from a to b only (a fault: the topology still expects same-vlan in both families).
+    after = dual({("a", "b"): SAME, ("b", "a"): SAME}, {("a", "b"): True, ("b", "a"): True}, {("a", "b"): False, ("b", "a"): True})
+    c = baseline.compare(saved(before, tmp_path), after)
+    assert [(f.src, f.dst, f.family, f.expected) for f in c.flips] == [("a", "b", 6, False)]
+    assert c.compared == 4 and not c.ok
+    assert "newly blocked    a -> b (IPv6)  UNEXPECTED: both topologies expect same-vlan" in render_flips(c)
+    assert baseline.to_json(c)["flips"][0]["family"] == 6
+    # A baseline of IPv4 alone: the IPv6 matrix has nothing to flip against.
+    c = baseline.compare(saved(report({("a", "b"): SAME}, {("a", "b"): True}), tmp_path, "v4.json"), after)
+    assert c.flips == () and c.compared == 1

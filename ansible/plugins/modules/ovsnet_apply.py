@@ -72,6 +72,13 @@ options:
   gateway_timeout:
     description: Seconds the gateway may take to answer after the move before it is rolled back (default 5, at most 300).
     type: float
+  gateway_check:
+    description:
+      - With C(state=absent), C(false) restores the NIC without asking its gateway to answer afterwards.
+      - Only for a host reached out of band, whose NIC had no in-band path before ovsnet either (its
+        management VLAN tagged on a switch port with no native VLAN). Refused with C(state=present).
+    type: bool
+    default: true
   ovs_timeout:
     description: Seconds ovs-vswitchd may take to apply a transaction (default 10).
     type: float
@@ -142,11 +149,15 @@ def main():
             allow_uplink_move=dict(type="bool", default=False),
             adopt=dict(type="bool", default=False),
             wait=dict(type="float", default=0.0),
+            gateway_check=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
-    checked, where = load(module)
     p = module.params
+    if not p["gateway_check"] and p["state"] == "present":
+        module.fail_json(msg="ovsnet bad input (exit 2): gateway_check: false applies to state: absent only "
+                             "(on up, the gateway check is what rolls a bad move back)", exit_code=2, reason="bad input")
+    checked, where = load(module)
     host, present = p["host"], p["state"] == "present"
     log = []
     started, began = time.monotonic(), time.time()
@@ -163,7 +174,7 @@ def main():
                             wait=p["wait"], report=log.append)
             plan, body, applied = result.plan, api.as_data(result), [c.resource for c in result.applied]
         else:
-            result = api.down(checked, host, where, wait=p["wait"], report=log.append)
+            result = api.down(checked, host, where, wait=p["wait"], report=log.append, gateway_check=p["gateway_check"])
             plan, body, applied = result.plan, api.as_data(result), [c.resource for c in result.applied]
     except OvsnetError as exc:
         fail(module, exc, log=log, seconds=round(time.monotonic() - started, 3))

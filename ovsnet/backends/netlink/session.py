@@ -160,21 +160,12 @@ class Netlink:
 
     def route_to(self, ip: str) -> str | None:
         """The interface the kernel would send a packet to ip out of, or None."""
-        from pyroute2.netlink import NLM_F_REQUEST
-        from pyroute2.netlink.rtnl import RTM_GETROUTE
-        from pyroute2.netlink.rtnl.rtmsg import rtmsg
-
         try:
-            addr = ipaddress.ip_address(ip)
+            req = codec.get_route(ip)
         except ValueError:
             return None
-        m = rtmsg()
-        m["family"], m["dst_len"] = socket.AF_INET if addr.version == 4 else socket.AF_INET6, addr.max_prefixlen
-        m["attrs"] = [("RTA_DST", str(addr))]
-        m["header"]["type"], m["header"]["flags"] = RTM_GETROUTE, NLM_F_REQUEST
-        m.encode()
         try:
-            msgs = codec.request(self.socket(), bytes(m.data))
+            msgs = codec.request(self.socket(), req)
         except OSError:
             return None
         for p in msgs:
@@ -249,6 +240,8 @@ def _link_of(r: Any, names: dict[int, str]) -> Link:
 
 def _addresses(payloads: Iterable[memoryview], names: dict[int, str]) -> Iterable[Address]:
     for p in payloads:
+        if codec.link_local6_address(p):
+            continue
         a = codec.parse_address(p)
         if a is None:
             continue
@@ -262,7 +255,7 @@ def _routes(payloads: Iterable[memoryview], names: dict[int, str]) -> Iterable[R
     for p in payloads:
         # The header says the table and type: the local table's thousands of
         # routes (a host with 1,000 ports) are skipped before any decoding.
-        if not codec.maybe_main_unicast(p):
+        if not codec.maybe_main_unicast(p) or codec.link_local6_route(p):
             continue
         r = codec.parse_route(p)
         if r.table != MAIN_TABLE or r.rtype != RTN_UNICAST:
