@@ -90,7 +90,7 @@ class Live:
         if "managers" in reads:
             from ovsnet import managers
 
-            managed = managers.detect(self.target.root, linux.links)
+            managed = managers.detect(self.target.files_root, linux.links, self.target.netns, self.target.shared_files)
         return Current(ovs, linux, self.files.nameservers(), docker, managed)
 
     # --- applying ---------------------------------------------------------------
@@ -144,7 +144,7 @@ class Live:
         if backend == "dhcp":
             from ovsnet.backends.dhcp import Dhclient
 
-            return Dhclient(self.target.root, self.target.netns)
+            return Dhclient(self.target.files_root, self.target.netns)
         if backend == "ethtool":
             if self._ethtool is None:
                 from ovsnet.backends.ethtool import Ethtool

@@ -4,7 +4,14 @@ On a real host every field keeps its default. The lab, and anyone driving a
 namespace, points the same apply code at a namespace and a private OVS
 instance by filling these in. A namespace run uses the namespace's own files
 (/etc/netns/NAME/..., the iproute2 convention that `ip netns exec` bind-mounts
-over /etc), so it can never touch this machine's.
+over /etc), so it can never touch this machine's /etc: its resolv.conf, and
+a network manager's configuration, are read there. What lives outside /etc
+(/run, /var/lib) is shared by every namespace under that convention: a
+namespace run reads only a DHCP client's pid file there, and takes the
+client for the namespace's only if the process lives in that namespace
+(managers/dhclient.py); the machine's network managers' state is never read
+for a namespace. `root` (--root) puts all of the host's files under one
+directory instead (the lab gives each simulated host one).
 """
 
 from __future__ import annotations
@@ -31,12 +38,24 @@ class Target:
     gateway_timeout: float = 5.0
     # The host's filesystem, for its network manager's state and configuration
     # (/run/systemd/netif, /etc/network/interfaces, dhclient's pid and lease
-    # files): "/" on a real host; the lab gives each simulated host a directory.
-    root: str = "/"
+    # files), and its /etc/resolv.conf: None is "/" with the namespace's own
+    # /etc (see above); the lab gives each simulated host a directory.
+    root: str | None = None
+
+    @property
+    def files_root(self) -> str:
+        return self.root or "/"
+
+    @property
+    def shared_files(self) -> bool:
+        """A namespace without a root of its own: outside /etc, its files are the machine's."""
+        return self.netns is not None and self.root is None
 
     @property
     def etc(self) -> str:
-        """The host's /etc, or the namespace's own."""
+        """The host's /etc: under its root, the namespace's own, or this machine's."""
+        if self.root:
+            return f"{self.root.rstrip('/')}{ETC}"
         return f"{ETC_NETNS}/{self.netns}" if self.netns else ETC
 
     @property

@@ -40,14 +40,14 @@ class Dhclient:
         self.pidfile(iface).parent.mkdir(parents=True, exist_ok=True)
         processes.run(["dhclient", "-4", "-nw", "-pf", str(self.pidfile(iface)), "-lf", str(self.leases(iface)), iface], self.netns)
         deadline = time.monotonic() + STOP_WAIT
-        while pid_of(self.root, iface) is None:
+        while pid_of(self.root, iface, self.netns) is None:
             if time.monotonic() > deadline:
                 raise BackendError(f"dhclient on {iface} did not start (no live pid in {self.pidfile(iface)})")
             time.sleep(0.05)
 
     def stop(self, iface: str) -> None:
         """Stop the client of `iface` without releasing its lease; nothing to do when none runs."""
-        pid = pid_of(self.root, iface)
+        pid = pid_of(self.root, iface, self.netns)
         if pid is None:
             return
         os.kill(pid, signal.SIGTERM)

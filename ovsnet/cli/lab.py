@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ovsnet.cli.options import FileArg, Out, PrefixOpt, checked, command, err
-from ovsnet.errors import EXIT_BAD_INPUT, EXIT_EXEC_CANNOT_RUN, EXIT_EXEC_NOT_FOUND, EXIT_EXEC_OWN, OvsnetError
+from ovsnet.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_EXEC_CANNOT_RUN, EXIT_EXEC_NOT_FOUND, EXIT_EXEC_OWN, OvsnetError
 
 app = typer.Typer(help="Simulate every host of a topology on this machine (namespaces + private OVS).", no_args_is_help=True)
 
@@ -22,23 +22,67 @@ def lab_up(
     apply: bool = typer.Option(True, "--apply/--no-apply", help="--no-apply: leave the hosts as fresh machines (address on the NIC), for Ansible to configure."),
     *, out: Out,
 ) -> None:
-    """Build the lab and configure each simulated host with `ovsnet up`'s own code."""
+    """Build the lab and configure each simulated host with `ovsnet up`'s own code.
+
+    On a lab already built, converge it to the (edited) file instead: the
+    lab's own changes (cables, switch ports, router legs, hosts and endpoints
+    added or removed), then each host through `ovsnet up`'s code (a host with
+    nothing to do says "no change"), then the removals. What cannot change in
+    place is refused before anything changes (exit 5), with how to do it;
+    `ovsnet lab plan FILE` shows it all first.
+    """
     from ovsnet.lab import run
     from ovsnet.render.plan import progress
 
     c = checked(file)
     with progress(out.silent) as report:
-        lab = run.up(c, prefix, None, report, docker=docker, ssh=ssh, configure=apply)
-    body: dict[str, object] = {"prefix": lab.prefix, "namespaces": lab.namespaces, "configured": apply}
-    if ssh:
+        outcome = run.lab_up(c, prefix, None, report, docker=docker, ssh=ssh, configure=apply)
+    lab, done = outcome.lab, outcome.converged
+    body: dict[str, object] = {"prefix": lab.prefix, "namespaces": lab.namespaces, "configured": apply, "converged": done is not None}
+    if done is not None:
+        from ovsnet.lab.diff import for_json
+
+        body["lab_changes"] = for_json(done.plan)["changes"]
+        body["hosts"] = {h.host: {"applied": h.applied, "seconds": round(h.seconds, 3), "new": h.new} for h in done.hosts}
+        body["removed"] = list(done.removed)
+        body["seconds"] = round(done.seconds, 3)
+    if ssh or (lab.lab_dir / "inventory.ovsnet.yml").exists():
         from ovsnet.lab.fleet import INVENTORY_FILE
 
         body["inventory"] = str(lab.lab_dir / INVENTORY_FILE)
     out.data(body)
+    if done is not None:
+        changed = [h for h in done.hosts if h.applied]
+        out.print(f"lab {lab.prefix} converged in {done.seconds:.2f} s: {len(done.plan.changes)} lab changes, "
+                  f"{len(changed)} of {len(done.hosts)} hosts changed ({sum(h.applied for h in changed)} changes), "
+                  f"{len(done.hosts) - len(changed)} no change" + (f", removed {', '.join(done.removed)}" if done.removed else ""))
+        return
     out.print(f"lab {lab.prefix} is up: {len(lab.namespaces)} namespaces; `ovsnet lab exec {file} NODE -- CMD` to look inside, `ovsnet lab down {file}` to remove it")
     if ssh:
         out.print(f"inventory: {body['inventory']}; run Ansible from the controller: "
                   f"ovsnet lab exec {file} controller -- ansible-playbook -i {body['inventory']} ovsnet.fleet.rollout")
+
+
+@command(app, "plan")
+def lab_plan(
+    file: Path = FileArg,
+    prefix: Optional[str] = PrefixOpt,
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 1 when `lab up` has something to do (0: in sync)."),
+    *, out: Out,
+) -> None:
+    """Show what `lab up` would change in a built lab: each host's plan (as `ovsnet plan`), the lab's own changes.
+
+    Nothing is changed. Exit 0 (with --detailed-exitcode: 0 in sync, 1
+    changes pending), 2 bad input or no lab, 3 a backend error.
+    """
+    from ovsnet.lab.review import review
+    from ovsnet.render.labplan import lab_plan_text, lab_review_json
+
+    r = review(checked(file), prefix)
+    out.data(lab_review_json(r))
+    out.print(lab_plan_text(r))
+    if detailed_exitcode and r.pending:
+        raise typer.Exit(EXIT_DRIFT)
 
 
 @command(app, "down")
@@ -81,21 +125,38 @@ def lab_attach(file: Path = FileArg, prefix: Optional[str] = PrefixOpt, *, out: 
 
 @command(app, "status")
 def lab_status(file: Path = FileArg, prefix: Optional[str] = PrefixOpt, *, out: Out) -> None:
-    """What of the lab exists: namespaces and daemons (exit 2 when there is no lab)."""
+    """What of the lab exists (namespaces, daemons) and its drift from the file, per host and of the lab itself.
+
+    Exit 0 in sync, 1 drift (or a lab not completely built), 2 when there is no lab.
+    """
     from ovsnet.lab import teardown
     from ovsnet.lab.names import LabNames
 
     c = checked(file)
     st = teardown.status(LabNames.for_topology(c.topology, prefix).prefix)
     state = "complete" if st.complete else "incomplete" if st.exists else "absent"
-    out.data({"prefix": st.prefix, "state": state, "namespaces": list(st.namespaces), "daemons": [str(d) for d in st.daemons]})
+    body: dict[str, object] = {"prefix": st.prefix, "state": state, "namespaces": list(st.namespaces), "daemons": [str(d) for d in st.daemons]}
+    r = None
+    if st.complete:
+        from ovsnet.lab.review import review
+        from ovsnet.render.labplan import lab_review_json
+
+        r = review(c, prefix)
+        body.update({"in_sync": r.in_sync, "drift": lab_review_json(r)})
+    out.data(body)
     out.print(f"lab {st.prefix}: {state}")
     for ns in st.namespaces:
         out.print(f"  namespace {ns}")
     for d in st.daemons:
         out.print(f"  daemon {d}")
+    if r is not None:
+        from ovsnet.render.labplan import lab_drift_text
+
+        out.print(lab_drift_text(r))
     if not st.exists:
         raise typer.Exit(EXIT_BAD_INPUT)
+    if r is None or not r.in_sync:
+        raise typer.Exit(EXIT_DRIFT)
 
 
 @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from ovsnet.cli.options import FileArg, Out, checked, command, err
+from ovsnet.cli.options import FileArg, Out, checked, command
 from ovsnet.errors import EXIT_DRIFT, UsageError
 
 app = typer.Typer()
@@ -19,6 +19,11 @@ def verify(
     lab: bool = typer.Option(False, "--lab", help="Verify the lab built by `ovsnet lab up FILE` (pings and captures inside it)."),
     prefix: Optional[str] = typer.Option(None, "--prefix", help="Name prefix of the lab (default: from the topology); with --lab."),
     all_pairs: bool = typer.Option(False, "--all-pairs", help="Ping every pair even above 64 stations (no sampling)."),
+    baseline: Optional[Path] = typer.Option(
+        None, "--baseline", metavar="FILE",
+        help="The JSON of an earlier `verify --json` (before an edit): also list the pairs that flipped (newly reachable, "
+             "newly blocked) and whether the edit explains each. Exit 1 on a flip it does not explain.",
+    ),
     probes: Optional[bool] = typer.Option(
         None, "--probes/--no-probes",
         help="Start a probe container per Docker network (from the topology's [verify] probe_image) and include it "
@@ -58,25 +63,36 @@ def verify(
     (exit 2): verify never pulls.
     """
     from ovsnet.render import verify as verify_text
+    from ovsnet.verify import baseline as base_mod
 
     c = checked(file)
+    # Read first: a bad baseline fails before minutes of pings.
+    base = base_mod.load(baseline) if baseline is not None else None
+    from ovsnet.render.plan import progress
 
-    def report(m: str) -> None:
-        if not out.silent:
-            err(m)
+    with progress(out.silent, "verifying") as report:
+        result = _run(c, lab, prefix, all_pairs, probes, report)
 
+    body = verify_text.to_json(result)
+    flips = base_mod.compare(base, result) if base is not None else None
+    if flips is not None:
+        body["baseline"] = base_mod.to_json(flips)
+    out.data(body)
+    out.print(verify_text.render_matrix(result))
+    if flips is not None:
+        out.print(verify_text.render_flips(flips))
+    if not result.ok or (flips is not None and not flips.ok):
+        raise typer.Exit(EXIT_DRIFT)
+
+
+def _run(c: Any, lab: bool, prefix: str | None, all_pairs: bool, probes: bool | None, report: Any) -> Any:
     if lab:
         from ovsnet.lab.ledger import load_lab
         from ovsnet.verify.lab import verify_lab
 
-        result = verify_lab(c, load_lab(c.topology, prefix), all_pairs=all_pairs, probes=probes, report=report)
-    else:
-        if prefix:
-            raise UsageError("--prefix names a lab: use it with --lab")
-        from ovsnet.verify.host import verify_host
+        return verify_lab(c, load_lab(c.topology, prefix), all_pairs=all_pairs, probes=probes, report=report)
+    if prefix:
+        raise UsageError("--prefix names a lab: use it with --lab")
+    from ovsnet.verify.host import verify_host
 
-        result = verify_host(c, probes=probes, report=report)
-    out.data(verify_text.to_json(result))
-    out.print(verify_text.render_matrix(result))
-    if not result.ok:
-        raise typer.Exit(EXIT_DRIFT)
+    return verify_host(c, probes=probes, report=report)

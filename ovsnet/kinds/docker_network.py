@@ -138,6 +138,16 @@ class DockerNetworks(Kind):
                         ops=(self._create(n, ctx),), undo=(DockerRemoveNetwork(n.name),))
                 self._ipv6_off(n, ctx, made=True)
             return
+        # Removals first: a network renamed on its bridge (a bridge retagged to
+        # another VLAN and network) is refused by Docker while the old one holds it.
+        wanted = {n.name for n in want}
+        for old in nets.values():
+            if old.owner == ctx.topology and old.name not in wanted:
+                if old.containers:
+                    ctx.block(f"docker-network:{old.name}", f"Docker network {old.name} is no longer in the topology but containers use it: {', '.join(old.containers)}", "stop those containers, then run again")
+                    continue
+                ctx.add(Action.DELETE, f"docker-network:{old.name}", Phase.DOCKER, "no longer in the topology", before=current_view(old),
+                        ops=(DockerRemoveNetwork(old.name),), undo=(restore_op(old),))
         for n in want:
             res = f"docker-network:{n.name}"
             cur = nets.get(n.name)
@@ -160,14 +170,6 @@ class DockerNetworks(Kind):
             ctx.add(Action.MODIFY, res, Phase.DOCKER, "Docker networks cannot be edited: recreated", before=before, after=after,
                     ops=(DockerRemoveNetwork(n.name), create), undo=(DockerRemoveNetwork(n.name), restore_op(cur)))
             self._ipv6_off(n, ctx, made=True)
-        wanted = {n.name for n in want}
-        for cur in nets.values():
-            if cur.owner == ctx.topology and cur.name not in wanted:
-                if cur.containers:
-                    ctx.block(f"docker-network:{cur.name}", f"Docker network {cur.name} is no longer in the topology but containers use it: {', '.join(cur.containers)}", "stop those containers, then run again")
-                    continue
-                ctx.add(Action.DELETE, f"docker-network:{cur.name}", Phase.DOCKER, "no longer in the topology", before=current_view(cur),
-                        ops=(DockerRemoveNetwork(cur.name),), undo=(restore_op(cur),))
 
     def teardown(self, want: tuple[Any, ...], ctx: Context) -> None:
         for net in (ctx.current.docker or {}).values():

@@ -28,6 +28,7 @@ from ovsnet.backends.netlink.ops import (
     NlAddAddress,
     NlDelAddress,
     NlDelRoute,
+    NlPromoteSecondaries,
     NlReplaceRoute,
     NlSetLink,
 )
@@ -52,6 +53,7 @@ class UplinkWant:
     dhcp: bool = False  # the address is a lease: which one, and its router, are read from the host
     bond: tuple[str, ...] = ()  # the NICs of its bond, when `nic` is one of several
     gateway6: str | None = None  # the IPv6 default route's next hop
+    vlan: int | None = None  # the management port's VLAN (its OVS tag); None: untagged, or flat
 
     @property
     def gateways(self) -> tuple[str, ...]:
@@ -118,8 +120,10 @@ class Uplink(Kind):
         target = host.flat.bridge if flat and host.flat else m.port
         up = host.uplink_of(nic)
         bond = up.members if up is not None and up.bond else ()
+        mvlan = host.management_vlan
+        vlan = topo.vlans[mvlan].id if mvlan and not flat else None
         return (UplinkWant(nic, target, tuple(str(a) for a in m.addresses), str(m.gateway) if m.gateway else None, flat, m.dhcp, bond,
-                           str(m.gateway6) if m.gateway6 else None),)
+                           str(m.gateway6) if m.gateway6 else None, vlan),)
 
     def presume(self, want: tuple[Any, ...], before: Presumed) -> None:
         for up in want:
@@ -186,10 +190,12 @@ class Uplink(Kind):
             ctx.add(Action.MOVE, route_resource(r.dst, r.gateway), Phase.UPLINK, f"leaves by {target} now that {nic} is a bridge port", before=f"via {r.gateway} dev {nic}", after=f"via {r.gateway} dev {target}",
                     ops=(NlReplaceRoute(r.dst, target, r.gateway, r.metric),), undo=(NlReplaceRoute(r.dst, nic, r.gateway, r.metric, r.proto),))
             routes_moved.append(r)
+        gateway_moved = False
         for gateway in up.gateways:
             fam = family(gateway)
             fam_defaults = [r for r in linux.default_routes() if r.gateway and family(r.gateway) == fam]
             right = any(r.ifname == target and r.gateway == gateway for r in fam_defaults)
+            gateway_moved = gateway_moved or (not right and any(r.ifname == target for r in fam_defaults))
             if not right and not any(r.dst == "default" and family(r.gateway) == fam for r in routes_moved):
                 old = fam_defaults[0] if fam_defaults else None
                 metric = old.metric if old else 0
@@ -200,12 +206,35 @@ class Uplink(Kind):
         for addr in on_nic:
             ctx.add(Action.DELETE, f"address:{nic}/{addr}", Phase.UPLINK, f"{nic} is a bridge port now; its address lives on {target}" if addr in up.addresses else f"{nic} is a bridge port now (kept in the state file, restored by down)",
                     before=addr, ops=(NlDelAddress(nic, addr),), undo=(NlAddAddress(nic, addr, nodad=is_v6(addr)),))
+        # An edit of the host's addresses after the first move: the old ones
+        # leave the bridge side last, as they left the NIC the first time.
+        stale = [] if up.dhcp else sorted(a for a in on_target if a not in up.addresses and not _dynamic(linux, target, a))
+        kept = {ipaddress.ip_interface(a).network for a in up.addresses}
+        for addr in stale:
+            # Renumbered within its subnet: the old address may be the subnet's
+            # primary, whose removal takes the new one with it unless promoted.
+            same = not is_v6(addr) and ipaddress.ip_interface(addr).network in kept
+            ctx.add(Action.DELETE, f"address:{target}/{addr}", Phase.UPLINK, "no longer one of the host's addresses", before=addr,
+                    ops=((NlPromoteSecondaries(target),) if same else ()) + (NlDelAddress(target, addr),),
+                    undo=(NlAddAddress(target, addr, nodad=is_v6(addr)),))
         if on_nic or routes_moved:
             ctx.keep[self.name] = SavedUplink(nic, tuple(on_nic), tuple(r for r in linux.routes if r.ifname == nic and r.proto != "kernel"),
                                               nic_link.master if up.flat else None)
             ctx.moves_from.append(nic)
             for gateway in up.gateways:
                 ctx.checks.append(GatewayAnswers(target, gateway))
+        elif cur_target is not None and (stale or gateway_moved or self._retagged(up, ctx) or (on_target and set(up.addresses) - set(on_target))):
+            # The host moves again (new addresses, gateway or VLAN): the same
+            # promise as the first time, a gateway that answers or everything back.
+            ctx.moves_from.append(target)
+            for gateway in up.gateways:
+                ctx.checks.append(GatewayAnswers(target, gateway))
+
+    @staticmethod
+    def _retagged(up: UplinkWant, ctx: Context) -> bool:
+        """The management port changes VLAN in this plan (the OVSDB phase retags it)."""
+        port = ctx.current.ovs.ports.get(up.target)
+        return not up.flat and port is not None and port.owner == ctx.topology and port.tag != up.vlan
 
     @staticmethod
     def _lease(up: UplinkWant, ctx: Context) -> UplinkWant | None:
@@ -217,7 +246,7 @@ class Uplink(Kind):
                       f"start the host's DHCP client on {up.nic} (or check its server), then run up again")
             return None
         router = next((r.gateway for r in linux.default_routes() if r.ifname in (up.nic, up.target) and r.gateway and ":" not in r.gateway), None)
-        return UplinkWant(up.nic, up.target, tuple(dict.fromkeys(a.cidr for a in leases)), router, up.flat, True, up.bond)
+        return UplinkWant(up.nic, up.target, tuple(dict.fromkeys(a.cidr for a in leases)), router, up.flat, True, up.bond, vlan=up.vlan)
 
     def teardown(self, want: tuple[Any, ...], ctx: Context) -> None:
         """The NIC's addresses and routes come back *before* the OVS transaction takes the bridge side away."""
@@ -295,6 +324,12 @@ class Uplink(Kind):
             routes=tuple(Route(**r) for r in routes),
             nic_master=raw.get("nic_master"),
         )
+
+
+def _dynamic(linux: Any, ifname: str, cidr: str) -> bool:
+    """A lease or an autoconfigured address: its own client owns it, not the topology."""
+    held = linux.address(ifname, cidr)
+    return held is not None and held.dynamic
 
 
 def _holder(up: UplinkWant, linux: LinuxState) -> str:

@@ -105,6 +105,12 @@ def runs(lab: Lab) -> dict[str, DockerRun]:
     return out
 
 
+def running(lab_dir: str | os.PathLike[str], namespace: str) -> bool:
+    """A lab dockerd was started for this namespace and still runs."""
+    root = Path(lab_dir) / DOCKER_DIR / namespace
+    return (root / RUN_FILE).exists() and bool(_dockerd_pids(root))
+
+
 def docker_host(lab: Lab, host: str) -> str | None:
     """DOCKER_HOST for a lab host's dockerd, or None when it has none."""
     run = runs(lab).get(host)

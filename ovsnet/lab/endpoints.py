@@ -31,10 +31,10 @@ def attach_endpoints(lab: Lab) -> None:
                 continue
             host = topo.hosts[ep.host]
             host_ns, link = names.host_ns(host.name), names.endpoint_link(ep.name)
-            mtu = _endpoint_mtu(topo, host, ep)
-            kernel.veth(ns, "eth0", host_ns, link, names.temp_link(names.endpoints.index(ep.name) + 1), mtu)
+            mtu = endpoint_mtu(topo, host, ep)
+            kernel.veth(ns, "eth0", host_ns, link, names.temp_link(names.endpoint_number(ep.name)), mtu)
             kernel.apply(ns, _endpoint_ops(topo, ep))
-            bridge = _endpoint_bridge(host, ep)
+            bridge = endpoint_bridge(host, ep)
             if bridge is None:
                 vid = topo.vlans[ep.vlan].id
                 ovs_ports.setdefault(host.name, []).append(
@@ -47,7 +47,7 @@ def attach_endpoints(lab: Lab) -> None:
             db.transact(ops)
 
 
-def _endpoint_bridge(host: Host, ep: Endpoint) -> str | None:
+def endpoint_bridge(host: Host, ep: Endpoint) -> str | None:
     """The Linux bridge the endpoint joins, or None for an OVS access port."""
     if host.layout is Layout.FLAT:
         if host.flat is None:
@@ -61,7 +61,7 @@ def _endpoint_bridge(host: Host, ep: Endpoint) -> str | None:
     return docker.bridge
 
 
-def _endpoint_mtu(topo: Topology, host: Host, ep: Endpoint) -> int:
+def endpoint_mtu(topo: Topology, host: Host, ep: Endpoint) -> int:
     # A port below the bridge's MTU would pull the whole bridge down to it.
     docker = next((d for d in host.docker if d.vlan == ep.vlan), None)
     if ep.attach is Attach.DOCKER and docker is not None and docker.mtu:

@@ -66,6 +66,11 @@ class LabNames:
     endpoints: tuple[str, ...] = ()
     switch: str | None = None
     router: str | None = None
+    # The number in each host's and endpoint's names, when the lab was converged
+    # to an edited file: kept from the lab as built, so adding or removing a
+    # host renames no other one (empty: numbered in the topology's order).
+    host_numbers: Mapping[str, int] = field(default_factory=dict)
+    endpoint_numbers: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # At most 8 characters: "<prefix>-e<n>" and "<prefix>t<n>" then fit in
@@ -76,15 +81,33 @@ class LabNames:
             )
 
     @classmethod
-    def for_topology(cls, topo: Topology, prefix: str | None = None) -> LabNames:
+    def for_topology(cls, topo: Topology, prefix: str | None = None, before: LabNames | None = None) -> LabNames:
+        """The names of the topology's nodes; `before`: the lab as built, whose numbers are kept."""
         switch = topo.lab.switch if topo.lab else None
+        hosts = tuple(topo.hosts)
+        endpoints = tuple(ep.name for ep in topo.endpoints)
         return cls(
             prefix=prefix or default_prefix(topo),
-            hosts=tuple(topo.hosts),
-            endpoints=tuple(ep.name for ep in topo.endpoints),
+            hosts=hosts,
+            endpoints=endpoints,
             switch=switch,
             router=topo.router.name if topo.router and switch else None,
+            host_numbers=_numbered(hosts, before.all_host_numbers() if before else None),
+            endpoint_numbers=_numbered(endpoints, before.all_endpoint_numbers() if before else None),
         )
+
+    def host_number(self, host: str) -> int:
+        return self.host_numbers[host] if self.host_numbers else self.hosts.index(host) + 1
+
+    def endpoint_number(self, endpoint: str) -> int:
+        return self.endpoint_numbers[endpoint] if self.endpoint_numbers else self.endpoints.index(endpoint) + 1
+
+    def all_host_numbers(self) -> dict[str, int]:
+        """Every number given out, those of hosts removed since included: none is given twice."""
+        return {**self.host_numbers, **{h: self.host_number(h) for h in self.hosts}}
+
+    def all_endpoint_numbers(self) -> dict[str, int]:
+        return {**self.endpoint_numbers, **{e: self.endpoint_number(e) for e in self.endpoints}}
 
     @property
     def ns_prefix(self) -> str:
@@ -94,7 +117,7 @@ class LabNames:
         return name.startswith(self.ns_prefix)
 
     def host_ns(self, host: str) -> str:
-        return f"{self.prefix}-h{self.hosts.index(host) + 1}"
+        return f"{self.prefix}-h{self.host_number(host)}"
 
     @property
     def switch_ns(self) -> str:
@@ -110,18 +133,18 @@ class LabNames:
         return f"{self.prefix}-x"
 
     def endpoint_ns(self, endpoint: str) -> str:
-        return f"{self.prefix}-e{self.endpoints.index(endpoint) + 1}"
+        return f"{self.prefix}-e{self.endpoint_number(endpoint)}"
 
     def endpoint_link(self, endpoint: str) -> str:
         """The endpoint's veth end on the host side; prefixed so apply never mistakes it for its own."""
-        return f"{self.prefix}e{self.endpoints.index(endpoint) + 1}"
+        return f"{self.prefix}e{self.endpoint_number(endpoint)}"
 
     def temp_link(self, n: int) -> str:
         """A veth end's name until it moves to its namespace; unique in the lab."""
         return f"{self.prefix}t{n}"
 
     def switch_port(self, host: str, nic: str) -> str:
-        index = self.hosts.index(host) + 1
+        index = self.host_number(host)
         name = f"h{index}-{nic}"
         return name if _fits(name) else f"h{index}-{hashlib.sha256(nic.encode()).hexdigest()[:8]}"
 
@@ -144,6 +167,23 @@ class LabNames:
         for e in self.endpoints:
             out.setdefault(e, self.endpoint_ns(e))
         return out
+
+
+def _numbered(names: Sequence[str], before: Mapping[str, int] | None) -> dict[str, int]:
+    """Numbers from 1 in order; with the lab as built, its numbers kept and new names after its highest.
+
+    The numbers of names gone are kept too, so that a name added later
+    never takes the namespace name of one removed.
+    """
+    if before is None:
+        return {}
+    out = dict(before)
+    top = max(before.values(), default=0)
+    for n in names:
+        if n not in out:
+            top += 1
+            out[n] = top
+    return out
 
 
 # --- what a built lab is ---------------------------------------------------------
@@ -218,11 +258,17 @@ def host_root(lab_dir: Path | str, ns: str) -> Path:
 
 
 def targets(lab: Lab) -> dict[str, Target]:
-    """Each host's Target: what `ovsnet up`'s own code is pointed at to configure it."""
+    """Each host's Target: what `ovsnet up`'s own code is pointed at to configure it.
+
+    Only the hosts the lab has: a host an edited file adds has none until
+    `lab up` makes it.
+    """
     datapath = lab.topology.lab.datapath.value if lab.topology.lab else "netdev"
     out = {}
     for host in lab.topology.hosts:
         ns = lab.names.host_ns(host)
+        if ns not in lab.ovs:
+            continue
         out[host] = Target(
             ovsdb=lab.ovs[ns].remote,
             netns=ns,

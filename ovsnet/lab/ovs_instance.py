@@ -27,6 +27,13 @@ class OvsInstance:
         self.netns: str | None = None
         self.rundir: Path | None = None
 
+    @classmethod
+    def running(cls, netns_name: str, rundir: str | os.PathLike[str]) -> OvsInstance:
+        """An instance started earlier (by another process), to stop it."""
+        inst = cls()
+        inst.netns, inst.rundir = netns_name, Path(rundir).resolve()
+        return inst
+
     @property
     def remote(self) -> str:
         return f"unix:{self._dir() / 'db.sock'}"

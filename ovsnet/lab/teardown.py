@@ -79,6 +79,13 @@ def destroy(prefix: str, lab_dir: str | os.PathLike[str] | None = None) -> None:
         shutil.rmtree(where, ignore_errors=True)
 
 
+def remove_namespace(ns: str) -> None:
+    """One namespace of a lab, with the processes in it and its /etc/netns files (a host or endpoint an edit removed)."""
+    _stop(_pids_in([ns]))
+    _quietly(netns.remove, ns)
+    shutil.rmtree(ETC_NETNS / ns, ignore_errors=True)
+
+
 def _is_lab_dir(names: LabNames, where: Path, data: Mapping[str, Any]) -> bool:
     """Only a directory that is this lab's is removed: a mistyped --lab-dir must not cost a tree."""
     return data.get("prefix") == names.prefix or where.name == names.prefix

@@ -39,8 +39,15 @@ class Managed:
         return f"{self.link} is managed by {LABELS[self.manager]}{how}{extra}: {self.evidence}"
 
 
-def detect(root: str | Path, links: Mapping[str, Link]) -> dict[str, Managed]:
-    """The managed links, among those that are not ovsnet's own (its bridges and patch links never are)."""
+def detect(root: str | Path, links: Mapping[str, Link], netns: str | None = None, shared: bool = False) -> dict[str, Managed]:
+    """The managed links, among those that are not ovsnet's own (its bridges and patch links never are).
+
+    netns: the links are that namespace's (a DHCP client counts only if it
+    runs there). shared: the namespace has no files of its own outside /etc
+    (see ovsnet.apply.target): the machine's networkd, NetworkManager and
+    ifupdown state describes the machine's links, never the namespace's, and
+    is not read; only a DHCP client inside the namespace is found.
+    """
     from ovsnet.managers import dhclient, ifupdown, networkd, networkmanager
 
     base = Path(root)
@@ -48,11 +55,20 @@ def detect(root: str | Path, links: Mapping[str, Link]) -> dict[str, Managed]:
     for link in links.values():
         if link.owner is not None or link.kind == "bridge" or link.name == "lo":
             continue
-        for module in (networkd, networkmanager, ifupdown, dhclient):
+        if shared:
+            found = dhclient.detect(base, link, netns)
+            if found is not None:
+                out[link.name] = found
+            continue
+        for module in (networkd, networkmanager, ifupdown):
             found = module.detect(base, link)
             if found is not None:
                 out[link.name] = found
                 break
+        else:
+            found = dhclient.detect(base, link, netns)
+            if found is not None:
+                out[link.name] = found
     return out
 
 

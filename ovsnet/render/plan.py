@@ -67,7 +67,7 @@ def drift_text(p: Plan) -> str:
 
 
 @contextmanager
-def progress(quiet: bool) -> Iterator[Callable[[str], None]]:
+def progress(quiet: bool, title: str = "applying") -> Iterator[Callable[[str], None]]:
     """A live status line on a terminal (rich), plain lines otherwise, nothing when quiet."""
     if quiet:
         yield lambda _msg: None
@@ -81,7 +81,7 @@ def progress(quiet: bool) -> Iterator[Callable[[str], None]]:
     from rich.console import Console
 
     console = Console(stderr=True)
-    with console.status("applying") as status:
+    with console.status(title) as status:
         def report(msg: str) -> None:
             console.log(msg)
             status.update(msg)

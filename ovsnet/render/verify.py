@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any, Callable, Mapping
 
+from ovsnet.verify.baseline import BASELINE_FORMAT, Comparison
 from ovsnet.verify.frames import describe_tag, describe_vlan
 from ovsnet.verify.matrix import Peer
 from ovsnet.verify.report import (
@@ -183,6 +184,43 @@ def render_matrix(report: Report, max_grid: int = MAX_GRID, max_lines: int = MAX
     return "\n".join(lines)
 
 
+def render_flips(c: Comparison, max_lines: int = MAX_MISMATCH_LINES) -> str:
+    """What flipped against the baseline: newly reachable, newly blocked, each expected from the edit or not."""
+    n_exp = sum(1 for f in c.flips if f.expected)
+    lines = [f"against baseline {c.baseline.source}: {len(c.flips)} pair{'s' if len(c.flips) != 1 else ''} flipped "
+             f"({n_exp} expected from the edit, {len(c.flips) - n_exp} not), {c.compared} pairs compared"]
+    def pair(f: Any) -> str:
+        # An IPv6 pair says so (a dual-stack run has the same names in both matrices).
+        return f"{f.src} -> {f.dst}" + (" (IPv6)" if f.family == 6 else "")
+
+    width = max([len(pair(f)) for f in (*c.flips, *c.missed)] or [0])
+    for f in c.flips[:max_lines]:
+        how = "newly reachable" if f.opened else "newly blocked  "
+        if f.expected:
+            why = f"expected: the edit made it {f.before.expect.value} -> {f.now.expect.value}"
+        elif f.before.expect == f.now.expect or _reaches(f.before.expect) == _reaches(f.now.expect):
+            why = f"UNEXPECTED: both topologies expect {f.now.expect.value}"
+        else:
+            why = f"UNEXPECTED: the edit made it {f.before.expect.value} -> {f.now.expect.value}, the other way"
+        lines.append(f"  {how}  {pair(f).ljust(width)}  {why}")
+    if len(c.flips) > max_lines:
+        lines.append(f"  ... and {len(c.flips) - max_lines} more flips (--json lists them all)")
+    for f in c.missed[:max_lines]:
+        lines.append(f"  NOT FLIPPED      {pair(f).ljust(width)}  the edit made it {f.before.expect.value} -> "
+                     f"{f.now.expect.value}, still {'reached' if f.now.reached else 'not reached'}")
+    if c.added:
+        lines.append(f"  stations new since the baseline: {', '.join(c.added)}")
+    if c.removed:
+        lines.append(f"  stations gone since the baseline: {', '.join(c.removed)}")
+    return "\n".join(lines)
+
+
+def _reaches(e: Any) -> bool:
+    from ovsnet.verify.matrix import REACHABLE
+
+    return e in REACHABLE
+
+
 def _half_json(report: Report) -> dict[str, Any]:
     return {
         "family": report.family,
@@ -210,6 +248,7 @@ def to_json(report: Report) -> dict[str, Any]:
     """The first family's matrix at the top (as for a single-family run), the IPv6 one under "ipv6";
     "mismatches" and "problems" list those of both families."""
     body = {
+        "format": BASELINE_FORMAT,
         "topology": report.topology,
         "mode": report.mode,
         "seconds": round(report.seconds, 3),

@@ -28,6 +28,7 @@ from ovsnet.lab import endpoints, run, teardown
 from ovsnet.lab import names as lab_names
 from ovsnet.lab import netns as netns_mod
 from ovsnet.lab.names import LAB_OVS_TIMEOUT
+from ovsnet.lab.review import review
 from ovsnet.render.verify import render_matrix
 from ovsnet.topology import load_checked
 from ovsnet.verify.lab import verify_lab
@@ -171,6 +172,36 @@ def test_verify_lab_passes_over_the_bonds(bonded):
     assert report.probed == len(report.pairs) > 0
     trunks = [c for c in report.captures if c.role == "trunk"]
     assert sorted(c.interface for c in trunks) == ["h1-eth1", "h1-eth2", "h2-eth1", "h2-eth2"]
+
+
+def test_a_vlan_added_to_a_bond_converges_the_switchs_lag_in_place(bonded):
+    """`lab up` on the built lab (#13): node1's bond and the switch's LAG facing it carry the new VLAN; nothing is recreated."""
+    text = bonded.file.read_text()
+    edited = text.replace("[router]", '[vlans.app]\nid = 300\nsubnet = "10.30.0.0/24"\n\n[router]', 1).replace(
+        'lacp_time = "fast"\nvlans = ["mgmt", "web", "db"]', 'lacp_time = "fast"\nvlans = ["mgmt", "web", "db", "app"]', 1)
+    assert edited.count('"app"') == 1
+
+    def lag(column: str) -> str:
+        return subprocess.run(["ovs-vsctl", f"--db={bonded.switch_remote}", "get", "Port", "h1-bond0", column],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    uuids = (lag("_uuid"), lag("interfaces"))
+    try:
+        bonded.file.write_text(edited)
+        r = review(load_checked(bonded.file), bonded.prefix, bonded.lab_dir)
+        assert [c.line() for c in r.lab.changes] == [
+            "modify  lab:switch-port:h1-bond0  trunk 10,100,200, native 10 untagged, LAG of h1-eth1, h1-eth2 (balance-tcp, lacp active)"
+            " -> trunk 10,100,200,300, native 10 untagged, LAG of h1-eth1, h1-eth2 (balance-tcp, lacp active)"]
+        assert [c.resource for c in r.hosts[0].plan.changes] == ["port:br-ovs/bond0"] and r.hosts[1].plan.empty
+        done = run.lab_up(load_checked(bonded.file), bonded.prefix, bonded.lab_dir).converged
+        assert {h.host: h.applied for h in done.hosts} == {"node1": 1, "node2": 0}
+        assert lag("trunks") == "[10, 100, 200, 300]" and (lag("_uuid"), lag("interfaces")) == uuids
+        assert review(load_checked(bonded.file), bonded.prefix, bonded.lab_dir).in_sync
+    finally:
+        bonded.file.write_text(text)
+        run.lab_up(load_checked(bonded.file), bonded.prefix, bonded.lab_dir)
+    assert lag("trunks") == "[10, 100, 200]"
+    assert review(load_checked(bonded.file), bonded.prefix, bonded.lab_dir).in_sync
 
 
 def rx_packets(ns: str, port: str) -> int:

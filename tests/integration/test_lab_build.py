@@ -311,7 +311,7 @@ def test_destroy_after_a_build_that_failed_halfway(seed, prefix, lab_dir, cleanu
     def broken(*args, **kwargs):
         raise RuntimeError("injected failure after the switch is up")
 
-    monkeypatch.setattr(lab_build, "_prepare_hosts", broken)
+    monkeypatch.setattr(lab_build, "prepare_host", broken)  # the first host: after the switch and router
     with pytest.raises(RuntimeError, match="injected"):
         lab_build.build(seed, prefix, lab_dir)
     # Half a lab is there: the switch runs with its ports.

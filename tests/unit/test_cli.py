@@ -26,7 +26,7 @@ def test_every_command_that_prints_has_json_and_quiet():
     for name in commands:
         text = run(name, "--help").stdout
         assert "--json" in text and "--quiet" in text, name
-    for sub in ("up", "down", "status"):
+    for sub in ("up", "down", "status", "plan"):
         text = run("lab", sub, "--help").stdout
         assert "--json" in text and "--quiet" in text, sub
 
@@ -47,6 +47,20 @@ def test_offline_plan_refuses_target_options_instead_of_ignoring_them():
 def test_detailed_exit_code_tells_pending_changes():
     assert run("plan", SEED, "--host", "node1", "--offline").exit_code == 0
     assert run("plan", SEED, "--host", "node1", "--offline", "--detailed-exitcode", "-q").exit_code == EXIT_DRIFT
+
+
+def test_lab_plan_of_a_lab_that_is_not_there_is_bad_input():
+    r = run("lab", "plan", SEED, "--prefix", "ovunone", "--detailed-exitcode")
+    assert r.exit_code == EXIT_BAD_INPUT
+    assert "no lab ovunone at /run/ovsnet-lab/ovunone: `ovsnet lab up" in r.stderr
+
+
+def test_a_bad_baseline_is_refused_before_any_ping(tmp_path):
+    bad = tmp_path / "before.json"
+    bad.write_text('{"pairs": "none"}')
+    r = run("verify", SEED, "--lab", "--prefix", "ovunone", "--baseline", str(bad))
+    assert r.exit_code == EXIT_BAD_INPUT
+    assert f"--baseline {bad}: not the output of `ovsnet verify --json` (ValueError: no list of pairs)" in r.stderr
 
 
 def test_validate_json_and_quiet(tmp_path):

@@ -27,6 +27,7 @@ from ovsnet.backends.netlink.ops import (
     NlDeleteLink,
     NlDelRoute,
     NlMoveLink,
+    NlPromoteSecondaries,
     NlReplaceRoute,
     NlSetLink,
 )
@@ -223,3 +224,17 @@ def test_parse_neighbour_reads_what_pyroute2_wrote(ip):
     m["family"], m["ifindex"], m["state"] = (socket.AF_INET if "." in ip else socket.AF_INET6), 7, 0x02
     m["attrs"] = [("NDA_DST", ip), ("NDA_LLADDR", "02:00:00:00:00:01")]
     assert codec.parse_neighbour(_encoded(m)) == codec.RawNeighbour(7, 0x02, ip)
+
+
+def test_promote_secondaries_is_one_ipv4_setting_nested_in_af_spec():
+    ((raw, made),) = NlPromoteSecondaries("mgmt0").messages(index_of)
+    assert made is None
+    (mtype, flags, _seq, payload), = codec.messages(raw)
+    assert mtype == codec.RTM_NEWLINK and flags & codec.F_ACK and not flags & codec.F_CREATE
+    top = codec.attrs(payload, 16)
+    assert bytes(top[codec.IFLA_IFNAME]) == b"mgmt0\0"
+    spec = codec.attrs(top[codec.IFLA_AF_SPEC], 0)
+    inet = codec.attrs(spec[socket.AF_INET], 0)
+    conf = codec.attrs(inet[codec.IFLA_INET_CONF], 0)
+    # net.ipv4.conf.mgmt0.promote_secondaries (IPV4_DEVCONF_PROMOTE_SECONDARIES, 20) = 1, and nothing else.
+    assert {k: struct.unpack("=I", bytes(v))[0] for k, v in conf.items()} == {20: 1}

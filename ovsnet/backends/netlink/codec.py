@@ -44,6 +44,8 @@ F_REPLACE, F_EXCL, F_CREATE = 0x100, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_IFALIAS, IFLA_LINK_NETNSID = 18, 28, 20, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
+IFLA_AF_SPEC, IFLA_INET_CONF = 26, 1
+IPV4_DEVCONF_PROMOTE_SECONDARIES = 20  # linux/ip.h
 IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO, IFA_FLAGS = 1, 2, 6, 8
 IFA_F_NODAD = 0x02  # linux/if_addr.h; in IFA_FLAGS, as pyroute2 sends it
 INFINITY_LIFE = 0xFFFFFFFF  # a static address: no lifetime
@@ -121,6 +123,17 @@ def set_link(name: str, up: bool | None = None, mtu: int | None = None, master: 
     if alias is not None:
         attrs += _str(IFLA_IFALIAS, alias)
     return message(RTM_NEWLINK, F_ACK, _IFINFO.pack(0, 0, 0, flags, change) + attrs)
+
+
+def set_inet_conf(name: str, conf: dict[int, int]) -> bytes:
+    """Per-interface IPv4 settings (net.ipv4.conf.NAME.*), by their IPV4_DEVCONF_* numbers.
+
+    The kernel takes them nested in IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF,
+    any subset, each a u32 whose type is the setting's number.
+    """
+    values = b"".join(_u32(k, v) for k, v in sorted(conf.items()))
+    spec = _attr(IFLA_AF_SPEC, _attr(socket.AF_INET, _attr(IFLA_INET_CONF, values)))
+    return message(RTM_NEWLINK, F_ACK, _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name) + spec)
 
 
 def move_link(index: int, netns_fd: int, new_name: str) -> bytes:

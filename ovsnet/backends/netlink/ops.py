@@ -163,6 +163,28 @@ class NlDelAddress(NlOp):
 
 
 @dataclass(frozen=True)
+class NlPromoteSecondaries(NlOp):
+    """net.ipv4.conf.NAME.promote_secondaries=1, through netlink.
+
+    With it off (the kernel's default, and a fresh namespace's), removing a
+    subnet's primary IPv4 address removes every secondary address of that
+    subnet too, and the routes through them. Renumbering a host within its
+    subnet adds the new address (a secondary) before the old one leaves:
+    without this the new one would leave with it. Left on afterwards: it is
+    what systemd's defaults set on most hosts, and it only changes what an
+    address removal takes with it.
+    """
+
+    ifname: str
+
+    def messages(self, index_of: IndexOf) -> list[Message]:
+        return [(codec.set_inet_conf(self.ifname, {codec.IPV4_DEVCONF_PROMOTE_SECONDARIES: 1}), None)]
+
+    def describe(self) -> str:
+        return f"set net.ipv4.conf.{self.ifname}.promote_secondaries=1"
+
+
+@dataclass(frozen=True)
 class NlReplaceRoute(NlOp):
     """`ip route replace`: atomic, so the host is never without the route."""
 
