@@ -13,9 +13,14 @@
 #      that router answers over the trunk;
 #   5. `ovsnet up TOPOLOGY --host HOST --allow-uplink-move`;
 #   6. the endpoint namespaces, on the Docker bridges ovsnet made.
-# With OVSNET_PROVISION=install, steps 1, 2 and the trunk NIC's name only: the
-# host stays as a fresh machine whose NIC a scenario hands to a network
-# manager (or to Ansible) before ovsnet runs.
+# OVSNET_PROVISION selects less:
+#   install  steps 1, 2 and the trunk NIC's name only: the host stays as a
+#            fresh machine whose NIC a scenario hands to a network manager (or
+#            to Ansible) before ovsnet runs;
+#   network  no ovsnet at all, on the router's host: the router namespace with
+#            its DHCP server, plugged into a plain OVS bridge (br-testbed) that
+#            trunks the NIC as the topology says (testbed.py switch): the
+#            network for a scenario whose subject is another host.
 # The management NIC (eth0, Vagrant's SSH) is never touched, except that a
 # metric-0 default route on it is demoted to metric 1024 in step 3 so that the
 # trunk NIC holds the host's default route, as in the seed.
@@ -25,7 +30,7 @@
 #   $OVSNET_SRC/vagrant/topology.toml), OVSNET_TRUNK_MAC (the trunk NIC's MAC:
 #   it is renamed to the topology's NIC name if the guest named it otherwise),
 #   OVSNET_GATEWAY_WAIT (seconds to wait for the router, default 900),
-#   OVSNET_PROVISION (full, the default, or install: see above).
+#   OVSNET_PROVISION (full, the default, install or network: see above).
 set -euo pipefail
 
 HOST="${1:?usage: provision.sh HOST}"
@@ -34,7 +39,7 @@ TOPO="${OVSNET_TOPOLOGY:-$SRC/vagrant/topology.toml}"
 TRUNK_MAC="$(echo "${OVSNET_TRUNK_MAC:-}" | tr 'A-F' 'a-f')"
 GATEWAY_WAIT="${OVSNET_GATEWAY_WAIT:-900}"
 MODE="${OVSNET_PROVISION:-full}"
-case "$MODE" in full|install) ;; *) echo "provision: OVSNET_PROVISION must be full or install, not $MODE" >&2; exit 2 ;; esac
+case "$MODE" in full|install|network) ;; *) echo "provision: OVSNET_PROVISION must be full, install or network, not $MODE" >&2; exit 2 ;; esac
 VENV=/opt/ovsnet
 TESTBED="$SRC/vagrant/testbed.py"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -83,6 +88,34 @@ ovs-vsctl --timeout=5 show >/dev/null || die "Open vSwitch does not answer"
 # The topology's facts (testbed.py needs only the standard library).
 eval "$(python3 "$TESTBED" facts "$TOPO" "$HOST")"   # NIC BRIDGE ADDRESSES GATEWAY ROUTER_HOST ROUTER_LEGS DOCKER_NETWORKS PROBE_IMAGE ...
 
+# The trunk NIC, by its MAC, under the topology's name.
+if [ -n "$TRUNK_MAC" ]; then
+  cur=""
+  for d in /sys/class/net/*; do
+    [ "$(cat "$d/address" 2>/dev/null)" = "$TRUNK_MAC" ] && cur="$(basename "$d")" && break
+  done
+  [ -n "$cur" ] || die "no NIC with MAC $TRUNK_MAC (the trunk)"
+  if [ "$cur" != "$NIC" ] && [ "$(ovs-vsctl --timeout=5 port-to-br "$cur" 2>/dev/null)" = "" ]; then
+    [ -e "/sys/class/net/$NIC" ] && die "the trunk NIC is $cur but $NIC, the topology's name for it, is another NIC"
+    say "renaming the trunk NIC $cur to $NIC"
+    ip link set dev "$cur" down
+    ip link set dev "$cur" name "$NIC"
+    mkdir -p /etc/systemd/network
+    printf '[Match]\nMACAddress=%s\n\n[Link]\nName=%s\n' "$TRUNK_MAC" "$NIC" > /etc/systemd/network/10-ovsnet-trunk.link
+  fi
+fi
+[ -e "/sys/class/net/$NIC" ] || die "no NIC $NIC (the trunk)"
+
+if [ "$MODE" = network ]; then
+  # The world around the other hosts without ovsnet: the router (with DHCP) on
+  # a plain OVS bridge that trunks this host's NIC.
+  [ -n "$ROUTER_LEGS" ] || die "OVSNET_PROVISION=network: $HOST has no router legs (rtr-* access ports)"
+  say "the network without ovsnet (OVSNET_PROVISION=network): router and switch"
+  python3 "$TESTBED" router "$TOPO" "$HOST"
+  python3 "$TESTBED" switch "$TOPO" "$HOST"
+  exit 0
+fi
+
 # Docker, if the box has it and this host has Docker networks, starts now in the
 # background (enabled too: a host with Docker networks starts it at boot; the box
 # of build-box.sh leaves it off for VMs that do not need it): under emulation it
@@ -111,7 +144,7 @@ if "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(any(u.find_s
   # the 28 s of installing the wheel, under emulation).
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-index --no-deps --no-build-isolation --no-compile "$BUILD"
 else
-  "$VENV/bin/pip" install -q --disable-pip-version-check "$BUILD[docker]"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "$BUILD"
 fi
 ln -sf "$VENV/bin/ovsnet" /usr/local/bin/ovsnet
 ovsnet validate -q "$TOPO"
@@ -138,24 +171,7 @@ if [ -n "$DOCKER_NETWORKS" ]; then
   fi
 fi
 
-# --- 3. the trunk NIC and the seed's starting state ------------------------------------------
-if [ -n "$TRUNK_MAC" ]; then
-  cur=""
-  for d in /sys/class/net/*; do
-    [ "$(cat "$d/address" 2>/dev/null)" = "$TRUNK_MAC" ] && cur="$(basename "$d")" && break
-  done
-  [ -n "$cur" ] || die "no NIC with MAC $TRUNK_MAC (the trunk)"
-  if [ "$cur" != "$NIC" ] && [ "$(ovs-vsctl --timeout=5 port-to-br "$cur" 2>/dev/null)" = "" ]; then
-    [ -e "/sys/class/net/$NIC" ] && die "the trunk NIC is $cur but $NIC, the topology's name for it, is another NIC"
-    say "renaming the trunk NIC $cur to $NIC"
-    ip link set dev "$cur" down
-    ip link set dev "$cur" name "$NIC"
-    mkdir -p /etc/systemd/network
-    printf '[Match]\nMACAddress=%s\n\n[Link]\nName=%s\n' "$TRUNK_MAC" "$NIC" > /etc/systemd/network/10-ovsnet-trunk.link
-  fi
-fi
-[ -e "/sys/class/net/$NIC" ] || die "no NIC $NIC (the trunk)"
-
+# --- 3. the seed's starting state ------------------------------------------------------
 if [ "$MODE" = install ]; then
   say "installed (OVSNET_PROVISION=install): $NIC left as it is, ovsnet not run"
   exit 0

@@ -7,11 +7,16 @@ It reads the same topology file as ovsnet and builds only what stands in for
 the world around the hosts: the router (a network namespace on the host whose
 access ports are named rtr-<VLAN>) and the endpoints (a network namespace per
 endpoint, plugged into its VLAN's Docker bridge like a container). It never
-configures anything ovsnet configures.
+configures anything ovsnet configures, except `switch`: an OVS bridge that
+stands in for ovsnet on the router's host when a scenario's subject is another
+host (provision.sh's OVSNET_PROVISION=network).
 
   testbed.py facts FILE HOST       shell assignments: NIC, ADDRESSES, GATEWAY, ...
   testbed.py router FILE HOST      (re)make the router namespace, if HOST has one,
                                    with its DHCP server on the management VLAN
+  testbed.py switch FILE HOST      without ovsnet: a plain OVS bridge (br-testbed)
+                                   trunking HOST's uplink NIC, the router's legs
+                                   on it as access ports (after `router`)
   testbed.py endpoints FILE HOST   (re)make HOST's endpoint namespaces
   testbed.py pings FILE HOST       ping from HOST's members to every member: JSON lines
   testbed.py matrix FILE [RESULTS...]   print the matrix of the pings' JSON lines
@@ -35,6 +40,7 @@ from dataclasses import dataclass
 
 ROUTER_NS = "router"
 ROUTER_PREFIX = "rtr-"
+SWITCH_BRIDGE = "br-testbed"  # not the topology's bridge name: ovsnet would refuse it as not its own
 # The router's DHCP server (dnsmasq) on the management VLAN: hosts .100 to .150
 # of its subnet, short leases so that a test sees renewals within minutes
 # (two minutes is dnsmasq's shortest). Its files, per VLAN name:
@@ -242,6 +248,27 @@ def cmd_endpoints(topo: Topo, host: str) -> None:
         print(f"testbed: endpoint {m.name} {m.address}/{m.prefix} in netns {m.namespace} on {bridge} (VLAN {m.vlan})" + (f", default via {m.gateway}" if m.gateway else ""))
 
 
+def cmd_switch(topo: Topo, host: str) -> None:
+    """What ovsnet would make for the router's host, minus the host itself: the
+    uplink NIC as a trunk of the topology's VLANs (the native one untagged) and
+    each router leg on its VLAN, on the kernel datapath. ovs-vsctl, not ovsnet:
+    this is the network a scenario's subject host meets, not the product."""
+    h = topo.host(host)
+    up = h["uplinks"][0]
+    ids = sorted(int(topo.vlans[topo.vlan_name(v)]["id"]) for v in up["vlans"])
+    vsctl = ["ovs-vsctl", "--timeout=30", "--may-exist", "add-br", SWITCH_BRIDGE, "--", "set", "bridge", SWITCH_BRIDGE, "datapath_type=system",
+             "--", "--may-exist", "add-port", SWITCH_BRIDGE, up["nic"], "--", "set", "port", up["nic"], f"trunks={','.join(map(str, ids))}"]
+    if "native_vlan" in up:
+        native = topo.vlans[topo.vlan_name(up["native_vlan"])]["id"]
+        vsctl += [f"tag={native}", "vlan_mode=native-untagged"]
+    for iface, vlan, _ in topo.router_legs(host):
+        vsctl += ["--", "--may-exist", "add-port", SWITCH_BRIDGE, iface, "--", "set", "port", iface, f"tag={topo.vlans[vlan]['id']}"]
+    sh(*vsctl)
+    sh("ip", "link", "set", up["nic"], "up")
+    legs = ", ".join(f"{i} (VLAN {v})" for i, v, _ in topo.router_legs(host))
+    print(f"testbed: switch {SWITCH_BRIDGE}: {up['nic']} trunks VLANs {ids}" + (f", native {up['native_vlan']}" if "native_vlan" in up else "") + f"; {legs}")
+
+
 # --- pinging -----------------------------------------------------------------------------
 
 
@@ -389,6 +416,9 @@ def main(argv: list[str]) -> int:
         return 0
     if cmd == "endpoints":
         cmd_endpoints(topo, host)
+        return 0
+    if cmd == "switch":
+        cmd_switch(topo, host)
         return 0
     if cmd == "pings":
         return cmd_pings(topo, host)
