@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO / "vagrant") not in sys.path:
     sys.path.insert(0, str(REPO / "vagrant"))
 
-from vmbed import Bed, Cable, find_image  # noqa: E402
+from vmbed import Bed, Cable, Vm, find_image, log  # noqa: E402
+
+# What a scenario module needs from the library, from here: this module puts
+# vagrant/ on the import path first.
+__all__ = ["ENABLED", "SKIP_REASON", "TIMINGS", "Bed", "Cable", "Vm", "log", "require_vm_tools", "timed", "two_vm_bed"]
 
 ENABLED = os.environ.get("OVSNET_VM_TESTS") == "1"
 SKIP_REASON = "boots QEMU VMs (minutes under emulation); set OVSNET_VM_TESTS=1"
@@ -50,16 +54,17 @@ def timed(module: str, what: str) -> Iterator[None]:
 
 
 @contextmanager
-def two_vm_bed(module: str, failed: Callable[[], bool]) -> Iterator[Bed]:
+def two_vm_bed(module: str, failed: Callable[[], bool], captures: Sequence[tuple[str, str]] = ()) -> Iterator[Bed]:
     """node2 and node1 of vagrant/topology.toml, joined by two cables (trunk: eth1,
-    trunk2: eth2), booted, the tree at /ovsnet, SSH set up for root and vagrant.
+    trunk2: eth2), booted, the tree at /ovsnet, SSH set up for root and vagrant;
+    captures: (host, cable) pairs whose frames QEMU records (Vm.capture_path).
     The work directory (consoles, ssh_config, captures) is kept when failed()
     says so at the end, or with OVSNET_VM_KEEP=1. OVSNET_VM_IMAGE names an image
     directory to use instead of build-box.sh's cache."""
     require_vm_tools()
     image = find_image(os.environ.get("OVSNET_VM_IMAGE"))
     work = Path(tempfile.mkdtemp(prefix=f"ovsnet-vm-{module}."))
-    bed = Bed(image, work, ("node2", "node1"), (Cable("trunk", "node2", "node1"), Cable("trunk2", "node2", "node1")))
+    bed = Bed(image, work, ("node2", "node1"), (Cable("trunk", "node2", "node1"), Cable("trunk2", "node2", "node1")), captures)
     broken = False
     try:
         bed.boot()
