@@ -22,11 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO / "vagrant") not in sys.path:
     sys.path.insert(0, str(REPO / "vagrant"))
 
-from vmbed import Bed, Cable, Vm, find_image, log  # noqa: E402
+from vmbed import Agent, Bed, Cable, HarnessError, Qmp, Vm, find_image, log  # noqa: E402
 
 # What a scenario module needs from the library, from here: this module puts
 # vagrant/ on the import path first.
-__all__ = ["ENABLED", "SKIP_REASON", "TIMINGS", "Bed", "Cable", "Vm", "log", "require_vm_tools", "timed", "two_vm_bed"]
+__all__ = ["ENABLED", "SKIP_REASON", "TIMINGS", "Agent", "Bed", "Cable", "HarnessError", "Qmp", "Vm", "log", "require_vm_tools", "timed", "two_vm_bed"]
 
 ENABLED = os.environ.get("OVSNET_VM_TESTS") == "1"
 SKIP_REASON = "boots QEMU VMs (minutes under emulation); set OVSNET_VM_TESTS=1"
