@@ -27,6 +27,10 @@ class OvsInterface:
     error: str | None = None
     external_ids: Mapping[str, str] = field(default_factory=dict)
     mac: str | None = None  # the MAC asked for (Interface.mac; internal ports only)
+    # What ovs-vswitchd reports (ephemeral columns): the carrier, and for a port
+    # with LACP whether this interface's partner is current (None: no LACP).
+    link_state: str | None = None  # "up", "down", or None before ovs-vswitchd has looked
+    lacp_current: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,11 @@ class OvsPort:
     vlan_mode: str | None = None
     interfaces: tuple[OvsInterface, ...] = ()
     external_ids: Mapping[str, str] = field(default_factory=dict)
+    # Bonds (a port of several interfaces): Port.bond_mode, Port.lacp, and
+    # other_config (lacp-time among others); None when unset.
+    bond_mode: str | None = None
+    lacp: str | None = None
+    other_config: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def owner(self) -> str | None:
@@ -46,6 +55,10 @@ class OvsPort:
     @property
     def role(self) -> str | None:
         return self.external_ids.get(ROLE_KEY)
+
+    @property
+    def is_bond(self) -> bool:
+        return len(self.interfaces) > 1
 
     @property
     def iface_type(self) -> str:
@@ -143,6 +156,10 @@ class DockerNetwork:
     mtu: int | None
     labels: Mapping[str, str] = field(default_factory=dict)
     containers: tuple[str, ...] = ()  # names of attached containers
+    # The IPv6 pool of a network with IPv6 enabled; subnet/gateway/ip_range are the IPv4 one.
+    subnet6: str | None = None
+    gateway6: str | None = None
+    ip_range6: str | None = None
 
     @property
     def owner(self) -> str | None:

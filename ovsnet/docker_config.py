@@ -73,6 +73,8 @@ def docker_config(topo: Topology, host_name: str) -> DockerConfig:
         if vlan.router is not None:
             settings["default-gateway"] = str(vlan.router)
         settings["mtu"] = vlan.mtu
+        if vlan.subnet6 is not None:
+            notes.append(f"VLAN {vlan.name}'s IPv6 subnet is not written here: a flat host's dockerd gets IPv4 keys only")
     else:
         settings["mtu"] = DEFAULT_MTU
         notes.append(f"the flat bridge names no VLAN (hosts.{host_name}.flat.vlan): no fixed-cidr or gateway can be computed")

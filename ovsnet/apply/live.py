@@ -151,6 +151,10 @@ class Live:
 
                 self._ethtool = Ethtool(self.target.netns)
             return self._ethtool
+        if backend == "sysctl":
+            from ovsnet.backends.sysctl import Sysctl
+
+            return Sysctl(self.target.netns)
         if backend == "docker":
             d = self.docker()
             if d is None:

@@ -48,6 +48,10 @@ class NetworkSpec:
     ip_range: str | None
     mtu: int
     labels: Mapping[str, str] = field(default_factory=dict)
+    # IPv6 (the network is created with IPv6 enabled when subnet6 is set); the three above are IPv4.
+    subnet6: str | None = None
+    gateway6: str | None = None
+    ip_range6: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,16 @@ class ContainerAddress:
     ip: str  # "" when Docker gave no IPv4 address
     prefixlen: int
     mac: str | None = None
+    ip6: str = ""  # "" when Docker gave no IPv6 address (a network without IPv6)
+    prefixlen6: int = 0
 
     @property
     def interface(self) -> str:
         return f"{self.ip}/{self.prefixlen}"
+
+    @property
+    def interface6(self) -> str | None:
+        return f"{self.ip6}/{self.prefixlen6}" if self.ip6 else None
 
 
 @dataclass(frozen=True)
@@ -157,15 +167,20 @@ class Docker:
         if op.bridge:
             options[OPT_BRIDGE] = op.bridge
         labels = dict(op.labels)
-        ipam = None
+        pools = []
         if op.subnet:
-            ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=op.subnet, iprange=op.ip_range, gateway=op.gateway)])
+            pools.append(IPAMPool(subnet=op.subnet, iprange=op.ip_range, gateway=op.gateway))
             labels.pop(AUTO_SUBNET_LABEL, None)
         else:
+            # Docker picks an IPv4 pool of its own (also beside an IPv6 one): not the topology's.
             labels[AUTO_SUBNET_LABEL] = "true"
+        if op.subnet6:
+            pools.append(IPAMPool(subnet=op.subnet6, iprange=op.ip_range6, gateway=op.gateway6))
+        ipam = IPAMConfig(pool_configs=pools) if pools else None
         try:
             self._client.api.create_network(
-                op.name, driver="bridge", options=options, ipam=ipam, labels=labels, check_duplicate=True
+                op.name, driver="bridge", options=options, ipam=ipam, labels=labels, check_duplicate=True,
+                enable_ipv6=bool(op.subnet6),
             )
         except Exception as exc:
             where = f" on bridge {op.bridge}" if op.bridge else ""
@@ -267,12 +282,16 @@ def network_from_inspect(info: Mapping[str, Any]) -> DockerNetwork:
     options = info.get("Options") or {}
     labels = dict(info.get("Labels") or {})
     configs = (info.get("IPAM") or {}).get("Config") or []
-    # IPv4 first: the topology's subnets are what ovsnet compares, and Docker
-    # lists an IPv6 pool after the IPv4 one.
+    # One pool per family; Docker lists an IPv6 pool after the IPv4 one, but
+    # each is told by its subnet, not by its place.
     cfg = next((c for c in configs if ":" not in (c.get("Subnet") or "")), configs[0] if configs else {})
+    cfg6: Mapping[str, Any] = next((c for c in configs if ":" in (c.get("Subnet") or "")), {})
+    if cfg is cfg6:
+        cfg = {}
     subnet, gateway = cfg.get("Subnet") or None, cfg.get("Gateway") or None
     if labels.get(AUTO_SUBNET_LABEL) == "true":
         subnet = gateway = None  # Docker's choice, not the topology's
+        cfg = {}
     mtu = options.get(OPT_MTU)
     try:
         mtu_value = int(mtu) if mtu not in (None, "") else None
@@ -290,6 +309,9 @@ def network_from_inspect(info: Mapping[str, Any]) -> DockerNetwork:
         mtu=mtu_value,
         labels=labels,
         containers=containers,
+        subnet6=cfg6.get("Subnet") or None,
+        gateway6=cfg6.get("Gateway") or None,
+        ip_range6=cfg6.get("IPRange") or None,
     )
 
 
@@ -304,6 +326,8 @@ def container_from_inspect(info: Mapping[str, Any]) -> Container:
             ip=attach.get("IPAddress") or "",
             prefixlen=int(attach.get("IPPrefixLen") or 0),
             mac=attach.get("MacAddress") or None,
+            ip6=attach.get("GlobalIPv6Address") or "",
+            prefixlen6=int(attach.get("GlobalIPv6PrefixLen") or 0),
         )
     return Container(
         id=info.get("Id", ""),
@@ -318,7 +342,10 @@ def container_from_inspect(info: Mapping[str, Any]) -> Container:
 
 
 def _pool(op: NetworkSpec) -> str:
-    return f"subnet {op.subnet or 'chosen by Docker'}, gateway {op.gateway or '-'}, ip_range {op.ip_range or '-'}"
+    text = f"subnet {op.subnet or 'chosen by Docker'}, gateway {op.gateway or '-'}, ip_range {op.ip_range or '-'}"
+    if op.subnet6:
+        text += f"; subnet6 {op.subnet6}, gateway6 {op.gateway6 or '-'}, ip_range6 {op.ip_range6 or '-'}"
+    return text
 
 
 def _explain(exc: BaseException) -> str:

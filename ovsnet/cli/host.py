@@ -152,24 +152,41 @@ def status(file: Path = FileArg, host: str = HostOpt, *, where: Where, out: Out)
     c = checked(file)
     p = drift(c, host, where.target(c, host))
     body = to_json(p)
-    body["in_sync"] = p.empty and not p.blockers
+    body["in_sync"] = p.empty and not p.blockers and not p.health
     out.data(body)
     out.print(drift_text(p))
-    if p.changes or p.blockers:
+    if p.changes or p.blockers or p.health:
         raise typer.Exit(EXIT_DRIFT)
 
 
 @command(app)
 def addresses(file: Path = FileArg, *, out: Out) -> None:
-    """Show each host's container address slice per VLAN (Docker's --ip-range)."""
+    """Show each host's container address slices per VLAN (Docker's --ip-range; a dual-stack VLAN's IPv6 one too)."""
     from ovsnet.topology import addressing
 
     c = checked(file)
     slices, _ = addressing.plan(c.topology)
-    rows = sorted(slices.values(), key=lambda s: (s.vlan, s.network))
-    out.data([{"host": s.host, "vlan": s.vlan, "ip_range": str(s.network), "explicit": s.explicit} for s in rows])
-    for s in rows:
-        out.print(f"{s.vlan:12} {s.host:16} {str(s.network):20}{'  (explicit)' if s.explicit else ''}")
+    slices6 = addressing.plan6(c.topology)
+    def order(k: tuple[str, str]) -> tuple[str, int, int]:
+        net = (slices.get(k) or slices6[k]).network
+        return k[1], net.version, int(net.network_address)
+
+    keys = sorted(set(slices) | set(slices6), key=order)
+    data = []
+    for k in keys:
+        s, s6 = slices.get(k), slices6.get(k)
+        row: dict[str, object] = {"host": k[0], "vlan": k[1]}
+        if s is not None:
+            row.update(ip_range=str(s.network), explicit=s.explicit)
+        if s6 is not None:
+            row.update(ip_range6=str(s6.network), explicit6=s6.explicit)
+        data.append(row)
+        text = f"{k[1]:12} {k[0]:16} {str(s.network) if s else '-':20}{'  (explicit)' if s and s.explicit else ''}"
+        if s6 is not None:
+            # The IPv6 slice in a column of its own, after the IPv4 one and its "(explicit)".
+            text = f"{text:64}  {s6.network}{'  (explicit)' if s6.explicit else ''}"
+        out.print(text)
+    out.data(data)
 
 
 @command(app)

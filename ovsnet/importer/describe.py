@@ -14,23 +14,28 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from ovsnet.current import Current, DockerNetwork, Link, OvsBridge, OvsPort
 from ovsnet.importer import flat as flat_mod
 from ovsnet.importer.facts import Facts, Note
+from ovsnet.kinds.bond import bond_settings
 from ovsnet.live.snapshot import docker_bridge, is_trunk
 from ovsnet.marks import DOCKER_VLAN_LABEL, LAB_KEY
 from ovsnet.topology.addressing import slice_prefix
 from ovsnet.topology.model import (
     DEFAULT_MTU,
     AccessPort,
+    Bond,
+    BondMode,
     Datapath,
     DockerBridge,
     Host,
     IPAddress,
     IPNetwork,
+    Lacp,
+    LacpTime,
     Layout,
     Management,
     OvsBridgeSpec,
@@ -50,6 +55,7 @@ class Imported:
     ranges: Mapping[str, str]  # Docker bridge (or flat bridge) -> the ip_range Docker hands out from
     guesses: tuple[Note, ...] = ()
     left_out: tuple[str, ...] = ()
+    ranges6: Mapping[str, str] = field(default_factory=dict)  # Docker bridge -> its IPv6 network's ip_range
 
 
 @dataclass
@@ -99,7 +105,7 @@ def describe(host: str, current: Current, known: Mapping[int, Vlan] | None = Non
         name=host,
         layout=Layout.VLAN,
         bridge=OvsBridgeSpec(bridge.name, datapath),
-        uplinks=tuple(Uplink(p.name, tuple(name[v] for v in sorted(vl)), name[nat] if nat is not None else None, mtu) for p, vl, nat, mtu in uplinks),
+        uplinks=tuple(_uplink(p, tuple(name[v] for v in sorted(vl)), name[nat] if nat is not None else None, mtu, facts) for p, vl, nat, mtu in uplinks),
         management=_with_vlan(mgmt, st.mgmt, name, uplinks),
         docker=tuple(
             DockerBridge(d.bridge, name[d.vid], d.patch_ovs, d.patch_bridge, d.network.name if d.network else None, None,
@@ -109,8 +115,14 @@ def describe(host: str, current: Current, known: Mapping[int, Vlan] | None = Non
         access_ports=tuple(AccessPort(p.name, name[vid]) for p, vid in st.access),
     )
     ranges = {d.bridge: d.network.ip_range for d in st.docker if d.network and d.network.ip_range}
+    ranges6 = {d.bridge: d.network.ip_range6 for d in st.docker if d.network and d.network.ip_range6}
     _left_over(st, current)
-    return Imported(topology, h, vlans, frozenset(new), ranges, tuple(facts.guesses), tuple(facts.left_out))
+    return Imported(topology, h, vlans, frozenset(new), ranges, tuple(facts.guesses), tuple(facts.left_out), ranges6)
+
+
+def _uplink(p: OvsPort, vlans: tuple[str, ...], native: str | None, mtu: int | None, facts: Facts) -> Uplink:
+    bond = _bond_of(p, facts)
+    return Uplink(bond.nics[0] if bond else p.name, vlans, native, mtu, bond)
 
 
 # --- whose, and which bridge ----------------------------------------------------------------
@@ -169,7 +181,7 @@ def _sort_ports(st: _State, bridge: OvsBridge, current: Current) -> None:
             facts.leave(f"port {p.name}: a test endpoint of ovsnet's lab ({p.external_ids[LAB_KEY]}); endpoints are [[endpoints]] entries, left out")
             continue
         if len(p.interfaces) != 1:
-            facts.leave(f"port {p.name} has {len(p.interfaces)} interfaces (a bond): a topology has no bonds yet; left out")
+            _bond(st, p, links)
             continue
         itype = p.interfaces[0].type
         if itype == "internal":
@@ -190,6 +202,32 @@ def _sort_ports(st: _State, bridge: OvsBridge, current: Current) -> None:
         else:
             st.access.append((p, p.tag or 0))
     _pick_management(st, internal)
+
+
+def _bond(st: _State, p: OvsPort, links: Mapping[str, Link]) -> None:
+    """A port of several NICs: a bonded uplink (`nics = [...]`), when it trunks."""
+    facts = st.facts
+    odd = [i.name for i in p.interfaces if i.type or i.name not in links]
+    if odd or not p.interfaces:
+        facts.leave(f"port {p.name} has {len(p.interfaces)} interfaces, {', '.join(odd) or 'none'} not a NIC of the host: "
+                    "a topology's bond is of NICs; left out")
+        return
+    if not is_trunk(p):
+        facts.leave(f"port {p.name} is a bond on one VLAN (tag {p.tag}): a topology's bonds are uplink trunks; left out")
+        return
+    st.covered |= {i.name for i in p.interfaces}
+    st.uplinks.append((p, links[sorted(i.name for i in p.interfaces)[0]]))
+
+
+def _bond_of(p: OvsPort, facts: Facts) -> Bond | None:
+    """The Bond of a bond port (None for a port of one interface), in the file's terms."""
+    if not p.is_bond:
+        return None
+    members, mode, lacp, time = bond_settings(p)
+    if mode == BondMode.BALANCE_TCP.value and lacp == Lacp.OFF.value:
+        facts.leave(f"bond {p.name} is balance-tcp without LACP, which OVS runs as active-backup: written as active-backup")
+        mode = BondMode.ACTIVE_BACKUP.value
+    return Bond(p.name, members, BondMode(mode), Lacp(lacp), LacpTime(time))
 
 
 def _docker(st: _State, p: OvsPort, peer: Link, master: Link, current: Current) -> None:
@@ -216,6 +254,12 @@ def _check_network(st: _State, net: DockerNetwork, bridge: Link) -> None:
     if net.gateway and any(a.split("/")[0] == net.gateway for a in on_bridge):
         facts.leave(f"Docker network {net.name} has its gateway {net.gateway} on {bridge.name} (created without inhibit_ipv4): "
                     f"ovsnet's Docker networks leave the bridge without an address, and up --adopt recreates it so")
+    if net.gateway6 and any(a.split("/")[0] == net.gateway6 for a in on_bridge):
+        facts.leave(f"Docker network {net.name} has its IPv6 gateway {net.gateway6} on {bridge.name} (Docker puts it there): "
+                    f"ovsnet turns IPv6 off on the bridges of its IPv6 networks, so up --adopt takes it away")
+    if net.subnet6 and not net.ip_range6:
+        facts.leave(f"Docker network {net.name} hands out its whole IPv6 subnet {net.subnet6} (no ip_range): "
+                    "ovsnet gives each host its own slice, so up --adopt recreates it with one")
     if net.subnet and not net.ip_range:
         facts.leave(f"Docker network {net.name} hands out its whole subnet {net.subnet} (no ip_range): "
                     "ovsnet gives each host its own slice, so up --adopt recreates it with one")
@@ -243,19 +287,19 @@ def _management(st: _State) -> Management | None:
     facts.holder = p.name
     addresses = tuple(ipaddress.ip_interface(a) for a in facts.addresses[p.name])
     routes = facts.defaults.get(p.name, [])
-    gateway = _first_gateway(routes, facts)
+    gateway, gateway6 = (_first_gateway(routes, facts, version) for version in (4, 6))
     if p.tag is None:
         facts.leave(f"internal port {p.name} has no tag (OVS makes it a trunk of every VLAN): the file puts it on the uplink's native VLAN")
-    return Management(addresses, gateway, facts.dns(), None, p.name)
+    if gateway is None and gateway6 is not None and not any(a.version == 4 for a in addresses):
+        gateway, gateway6 = gateway6, None  # an IPv6-only host: its one gateway is written as gateway
+    return Management(addresses, gateway, facts.dns(), None, p.name, gateway6=gateway6)
 
 
-def _first_gateway(routes: list[str], facts: Facts) -> IPAddress | None:
-    gateways = [ipaddress.ip_address(r) for r in routes]
+def _first_gateway(routes: list[str], facts: Facts, version: int) -> IPAddress | None:
+    """The default route's next hop in one family (a topology has one per family)."""
+    gateways = [g for g in map(ipaddress.ip_address, routes) if g.version == version]
     if len(gateways) > 1:
-        v4 = [g for g in gateways if g.version == 4]
-        chosen = (v4 or gateways)[0]
-        facts.leave(f"default routes via {', '.join(map(str, gateways))}: a topology has one gateway, {chosen}")
-        return chosen
+        facts.leave(f"IPv{version} default routes via {', '.join(map(str, gateways))}: a topology has one gateway per family, {gateways[0]}")
     return gateways[0] if gateways else None
 
 
@@ -266,7 +310,7 @@ def _with_vlan(m: Management | None, port: OvsPort | None, name: Mapping[int, st
     native = uplinks[0][2] if uplinks else None
     if port.tag is None or port.tag == native:
         return m
-    return Management(m.addresses, m.gateway, m.dns, name[port.tag], m.port, m.from_nic)
+    return replace(m, vlan=name[port.tag])
 
 
 def _uplinks(st: _State, used: set[int]) -> list[tuple[OvsPort, frozenset[int], int | None, int | None]]:
@@ -311,28 +355,50 @@ def _vlans(st: _State, vids: list[int], mgmt: Management | None) -> tuple[dict[i
         path = f"vlans.{name}"
         if not label:
             facts.guess(path, f"name guessed: nothing on the host names VLAN {vid}")
-        subnet, router = _subnet_router(st, vid, net, mgmt, path)
+        subnet, router = _subnet_router(st, vid, net, mgmt, path, 4)
+        subnet6, router6 = _subnet_router(st, vid, net, mgmt, path, 6)
+        if subnet is None and subnet6 is not None:
+            # An IPv6-only VLAN: its one subnet is written as subnet.
+            subnet, router, subnet6, router6 = subnet6, router6, None, None
+            _moved_guess(facts, f"{path}.router6", f"{path}.router")
         mtu = max([d.mtu for d in nets] or [DEFAULT_MTU])
-        host_slice = None
-        if net and net.ip_range and subnet is not None:
-            size = ipaddress.ip_network(net.ip_range).prefixlen
-            if size != slice_prefix(subnet, None):
-                host_slice = size
-        out[vid] = Vlan(name, vid, subnet, router, mtu, host_slice)
+        host_slice = _host_slice(subnet, net.ip_range6 if net and subnet and subnet.version == 6 else net.ip_range if net else None)
+        host_slice6 = _host_slice(subnet6, net.ip_range6 if net else None)
+        out[vid] = Vlan(name, vid, subnet, router, mtu, host_slice, subnet6, router6, host_slice6)
         new.add(vid)
     return out, new
 
 
-def _subnet_router(st: _State, vid: int, net: DockerNetwork | None, mgmt: Management | None, path: str) -> tuple[IPNetwork | None, IPAddress | None]:
+def _host_slice(subnet: IPNetwork | None, ip_range: str | None) -> int | None:
+    """The slice size to write: only where Docker's range is not the default size."""
+    if subnet is None or not ip_range:
+        return None
+    size = ipaddress.ip_network(ip_range).prefixlen
+    return size if size != slice_prefix(subnet, None) else None
+
+
+def _moved_guess(facts: Facts, old: str, new: str) -> None:
+    facts.guesses[:] = [Note(new, n.text) if n.path == old else n for n in facts.guesses]
+
+
+def _subnet_router(st: _State, vid: int, net: DockerNetwork | None, mgmt: Management | None, path: str,
+                   version: int) -> tuple[IPNetwork | None, IPAddress | None]:
+    """A VLAN's subnet and router in one family: its Docker network's pool, else the host's own address there."""
     facts = st.facts
-    if net is not None and net.subnet:
-        return ipaddress.ip_network(net.subnet), ipaddress.ip_address(net.gateway) if net.gateway else None
+    suffix = "6" if version == 6 else ""
+    if net is not None:
+        subnet, gateway = (net.subnet6, net.gateway6) if version == 6 else (net.subnet, net.gateway)
+        if subnet:
+            return ipaddress.ip_network(subnet), ipaddress.ip_address(gateway) if gateway else None
     if mgmt is not None and st.mgmt is not None and (st.mgmt.tag == vid or st.mgmt.tag is None and _native(st) == vid):
-        subnet = mgmt.addresses[0].network
-        if mgmt.gateway is not None and mgmt.gateway in subnet:
-            facts.guess(f"{path}.router", "guessed: the host's default gateway")
-            return subnet, mgmt.gateway
-        return subnet, None
+        mine = next((a for a in mgmt.addresses if a.version == version), None)
+        if mine is None:
+            return None, None
+        gw = next((g for g in mgmt.gateways if g.version == version), None)
+        if gw is not None and gw in mine.network:
+            facts.guess(f"{path}.router{suffix}", f"guessed: the host's {'IPv6 ' if version == 6 else ''}default gateway")
+            return mine.network, gw
+        return mine.network, None
     return None, None
 
 
@@ -341,8 +407,12 @@ def _native(st: _State) -> int | None:
 
 
 def _agree(facts: Facts, v: Vlan, net: DockerNetwork | None) -> None:
-    if net is not None and net.subnet and v.subnet is not None and ipaddress.ip_network(net.subnet) != v.subnet:
-        facts.leave(f"Docker network {net.name} has subnet {net.subnet}, but VLAN {v.name} in the file has {v.subnet}: the file's is kept")
+    if net is None:
+        return
+    for version, subnet in ((4, net.subnet), (6, net.subnet6)):
+        st = v.stack(version)
+        if subnet and st is not None and ipaddress.ip_network(subnet) != st.subnet:
+            facts.leave(f"Docker network {net.name} has subnet {subnet}, but VLAN {v.name} in the file has {st.subnet}: the file's is kept")
 
 
 def unique(name: str, taken: set[str]) -> str:

@@ -44,7 +44,9 @@ def describe(host: str, facts: Facts, known: Mapping[int, Vlan]) -> FlatFound:
     addresses = tuple(ipaddress.ip_interface(a) for a in facts.addresses.get(bridge.name, []))
     gateways = [ipaddress.ip_address(g) for g in facts.defaults.get(bridge.name, [])]
     gateway = ([g for g in gateways if g.version == 4] or gateways or [None])[0]
-    management = Management(addresses, gateway, facts.dns(), None, "mgmt0") if addresses else None
+    # Beside an IPv4 one, the IPv6 default route's gateway is gateway6.
+    gateway6 = next((g for g in gateways if g.version == 6), None) if gateway is not None and gateway.version == 4 else None
+    management = Management(addresses, gateway, facts.dns(), None, "mgmt0", gateway6=gateway6) if addresses else None
     net = next((n for n in sorted((facts.current.docker or {}).values(), key=lambda n: n.name) if docker_bridge(n) == bridge.name), None)
     vlan, new = _vlan(facts, known, bridge, management, net)
     covered = {bridge.name, nic.name} | set(facts.members.get(bridge.name, []))
@@ -95,6 +97,10 @@ def _vlan(facts: Facts, known: Mapping[int, Vlan], bridge: Link, m: Management |
     name = FLAT_VLAN_NAME if FLAT_VLAN_NAME not in taken else f"{FLAT_VLAN_NAME}{vid}"
     subnet = addr.network
     router = m.gateway if m.gateway is not None and m.gateway in subnet else None
+    # A dual-stack segment: the first IPv6 address beside an IPv4 one gives subnet6 (and router6).
+    six = next((a for a in m.addresses if a.version == 6), None) if addr.version == 4 else None
+    subnet6 = six.network if six is not None else None
+    router6 = m.gateway6 if m.gateway6 is not None and subnet6 is not None and m.gateway6 in subnet6 else None
     host_slice = None
     if net is not None and net.ip_range:
         size = ipaddress.ip_network(net.ip_range).prefixlen
@@ -102,5 +108,7 @@ def _vlan(facts: Facts, known: Mapping[int, Vlan], bridge: Link, m: Management |
     facts.guess(f"vlans.{name}", f"guessed: a flat segment carries no tag, so id {vid} and the name only name it in the file")
     if router is not None:
         facts.guess(f"vlans.{name}.router", "guessed: the host's default gateway")
+    if router6 is not None:
+        facts.guess(f"vlans.{name}.router6", "guessed: the host's IPv6 default gateway")
     mtu = bridge.mtu if bridge.mtu != DEFAULT_MTU else DEFAULT_MTU
-    return Vlan(name, vid, subnet, router, mtu, host_slice), True
+    return Vlan(name, vid, subnet, router, mtu, host_slice, subnet6, router6), True

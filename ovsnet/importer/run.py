@@ -23,7 +23,7 @@ from ovsnet.importer import write
 from ovsnet.importer.describe import Imported, describe
 from ovsnet.topology import Checked, addressing, check
 from ovsnet.topology.load import parse
-from ovsnet.topology.model import Host, Topology
+from ovsnet.topology.model import DockerBridge, Host, IPNetwork, Topology
 
 
 @dataclass(frozen=True)
@@ -118,31 +118,48 @@ def _file_name(imp: Imported, into: Into | None, raw: dict[str, Any], name: str 
     return None
 
 
-def _pin(imp: Imported, h: Host, topo: Topology, left: list[str]) -> Host:
-    """Pin each Docker network's range where the address plan would hand this host another slice."""
+def _slices(topo: Topology) -> dict[tuple[str, str, str], addressing.Slice]:
+    """Every slice of the file, of both families: (host, VLAN, key suffix) -> slice."""
     slices, _ = addressing.plan(topo)
+    out = {(h, v, ""): s for (h, v), s in slices.items()}
+    out.update({(h, v, "6"): s for (h, v), s in addressing.plan6(topo).items()})
+    return out
+
+
+def _with_range(d: DockerBridge, suffix: str, net: IPNetwork | None) -> DockerBridge:
+    return replace(d, ip_range6=net) if suffix == "6" else replace(d, ip_range=net)
+
+
+def _pin(imp: Imported, h: Host, topo: Topology, left: list[str]) -> Host:
+    """Pin each Docker network's ranges (each family's) where the address plan would hand this host another slice."""
+    slices = _slices(topo)
     docker = list(h.docker)
-    pinned: dict[int, str] = {}
+    pinned: dict[tuple[int, str], str] = {}
     for i, d in enumerate(docker):
-        actual = imp.ranges.get(d.bridge)
-        if not d.network or actual is None:
+        vlan = topo.vlans.get(d.vlan)
+        if not d.network or vlan is None:
             continue
-        planned = slices.get((h.name, d.vlan))
-        if planned is None or str(planned.network) != actual:
-            docker[i] = replace(d, ip_range=ipaddress.ip_network(actual))
-            pinned[i] = actual
+        for st in vlan.stacks:
+            # Docker's ranges are read by family; the file's keys by suffix (an IPv6-only VLAN's is ip_range).
+            actual = (imp.ranges6 if st.version == 6 else imp.ranges).get(d.bridge)
+            if actual is None:
+                continue
+            planned = slices.get((h.name, d.vlan, st.suffix))
+            if planned is None or str(planned.network) != actual:
+                docker[i] = _with_range(docker[i], st.suffix, ipaddress.ip_network(actual))
+                pinned[(i, st.suffix)] = actual
     if not pinned:
         return h
     others = {k: s.network for k, s in slices.items() if k[0] != h.name}
     _, findings = addressing.plan(replace(topo, hosts={**topo.hosts, h.name: replace(h, docker=tuple(docker))}))
-    for i, actual in pinned.items():
+    for (i, suffix), actual in pinned.items():
         why = [f.message for f in findings if f.path.startswith(f"hosts.{h.name}.docker[{i}]")]
         if why:
-            docker[i] = h.docker[i]
+            docker[i] = _with_range(docker[i], suffix, h.docker[i].explicit(suffix))
             left.append(f"Docker network {h.docker[i].network} hands out {actual}, which cannot be this host's slice in the file "
                         f"({'; '.join(why)}): the file gives it the address plan's slice, and up --adopt would recreate the network")
     final = replace(h, docker=tuple(docker))
-    after, _ = addressing.plan(replace(topo, hosts={**topo.hosts, h.name: final}))
+    after = _slices(replace(topo, hosts={**topo.hosts, h.name: final}))
     moved = [f"{k[0]} on VLAN {k[1]} ({net} -> {after[k].network})" for k, net in others.items() if k in after and after[k].network != net]
     if moved:
         raise UsageError(f"pinning host {h.name}'s Docker ranges would move other hosts' slices: {', '.join(moved)}; "

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 from ovsnet.importer.describe import Imported
 from ovsnet.importer.facts import Note
-from ovsnet.topology.model import DEFAULT_MTU, Host, Layout, Vlan
+from ovsnet.topology.model import DEFAULT_MTU, Host, LacpTime, Layout, Vlan
 
 HEADER = """\
 # Written by `ovsnet import --host {host}`: what the host has, as a topology file.
@@ -64,6 +64,12 @@ def vlan_lines(lines: _Lines, v: Vlan) -> None:
         lines.key(path, "mtu", v.mtu)
     if v.host_slice is not None:
         lines.key(path, "host_slice", v.host_slice)
+    if v.subnet6 is not None:
+        lines.key(path, "subnet6", str(v.subnet6))
+    if v.router6 is not None:
+        lines.key(path, "router6", str(v.router6))
+    if v.host_slice6 is not None:
+        lines.key(path, "host_slice6", v.host_slice6)
 
 
 def host_lines(lines: _Lines, h: Host) -> None:
@@ -76,7 +82,15 @@ def host_lines(lines: _Lines, h: Host) -> None:
     for i, up in enumerate(h.uplinks):
         p = f"{path}.uplinks[{i}]"
         lines.table(f"[[{path}.uplinks]]", p)
-        lines.key(p, "nic", up.nic)
+        if up.bond is None:
+            lines.key(p, "nic", up.nic)
+        else:
+            lines.key(p, "nics", list(up.bond.nics))
+            lines.key(p, "bond", up.bond.name)
+            lines.key(p, "bond_mode", up.bond.mode.value)
+            lines.key(p, "lacp", up.bond.lacp.value)
+            if up.bond.lacp_time is not LacpTime.SLOW:
+                lines.key(p, "lacp_time", up.bond.lacp_time.value)
         lines.key(p, "vlans", list(up.vlans))
         if up.native_vlan:
             lines.key(p, "native_vlan", up.native_vlan)
@@ -91,6 +105,8 @@ def host_lines(lines: _Lines, h: Host) -> None:
         lines.key(p, "addresses", [str(a) for a in m.addresses])
         if m.gateway is not None:
             lines.key(p, "gateway", str(m.gateway))
+        if m.gateway6 is not None:
+            lines.key(p, "gateway6", str(m.gateway6))
         if m.dns:
             lines.key(p, "dns", [str(d) for d in m.dns])
         if m.vlan:
@@ -104,6 +120,8 @@ def host_lines(lines: _Lines, h: Host) -> None:
             lines.key(p, "network", d.network)
         if d.ip_range is not None:
             lines.key(p, "ip_range", str(d.ip_range))
+        if d.ip_range6 is not None:
+            lines.key(p, "ip_range6", str(d.ip_range6))
         if d.mtu is not None:
             lines.key(p, "mtu", d.mtu)
         if d.patch_ovs != f"ovs-{d.bridge}":
@@ -164,12 +182,18 @@ def known_vlans(raw: Mapping[str, Any]) -> dict[int, Vlan]:
     for name, body in vlans.items():
         if not isinstance(body, dict) or not isinstance(body.get("id"), int):
             continue
-        try:
-            subnet = ipaddress.ip_network(body["subnet"]) if isinstance(body.get("subnet"), str) else None
-            router = ipaddress.ip_address(body["router"]) if isinstance(body.get("router"), str) else None
-        except ValueError:
-            subnet, router = None, None
+        subnet, router = _lenient(body, "subnet", ipaddress.ip_network), _lenient(body, "router", ipaddress.ip_address)
+        subnet6, router6 = _lenient(body, "subnet6", ipaddress.ip_network), _lenient(body, "router6", ipaddress.ip_address)
         mtu = body["mtu"] if isinstance(body.get("mtu"), int) else DEFAULT_MTU
         host_slice = body.get("host_slice") if isinstance(body.get("host_slice"), int) else None
-        out.setdefault(body["id"], Vlan(name, body["id"], subnet, router, mtu, host_slice))
+        host_slice6 = body.get("host_slice6") if isinstance(body.get("host_slice6"), int) else None
+        out.setdefault(body["id"], Vlan(name, body["id"], subnet, router, mtu, host_slice, subnet6, router6, host_slice6))
     return out
+
+
+def _lenient(body: Mapping[str, Any], key: str, conv: Any) -> Any:
+    """One address value of a VLAN, or None when it is missing or not one (validation says why later)."""
+    try:
+        return conv(body[key]) if isinstance(body.get(key), str) else None
+    except ValueError:
+        return None

@@ -10,6 +10,7 @@ below.
 from __future__ import annotations
 
 from ovsnet.kinds.base import Context, Desired, Kind, Presumed, Settings
+from ovsnet.kinds.bond import Bonds
 from ovsnet.kinds.dns import Dns
 from ovsnet.kinds.docker_network import DockerNetworks
 from ovsnet.kinds.handover import Handovers
@@ -25,6 +26,7 @@ KINDS: tuple[Kind, ...] = (
     Veths(),
     OvsBridges(),
     OvsPorts(),
+    Bonds(),
     Uplink(),
     Nics(),
     Dns(),

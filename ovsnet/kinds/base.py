@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Mapping
 from ovsnet.backends.netlink.ops import NlSetLink
 from ovsnet.current import Current, Link
 from ovsnet.marks import alias_for
-from ovsnet.plan.model import Action, Blocker, Change, Phase
+from ovsnet.plan.model import Action, Blocker, Change, Health, Phase
 from ovsnet.topology.model import Host, Topology
 
 ADOPT_HINT = "pass --adopt to let ovsnet take it over"
@@ -61,6 +61,7 @@ class Context:
         self.checks: list[Any] = []
         self.keep: dict[str, Any] = {}
         self.moves_from: list[str] = []
+        self.health: list[Health] = []
 
     def add(self, action: Action, resource: str, phase: Phase, reason: str, *, before: str | None = None,
             after: str | None = None, ops: tuple[Any, ...] = (), undo: tuple[Any, ...] = ()) -> None:
@@ -68,6 +69,10 @@ class Context:
 
     def block(self, resource: str, message: str, hint: str = ADOPT_HINT) -> None:
         self.blockers.append(Blocker(resource, message, hint))
+
+    def unhealthy(self, resource: str, message: str) -> None:
+        """Declared and present, but not working (status reports it as drift; up cannot fix it)."""
+        self.health.append(Health(resource, message))
 
     def saved(self, kind: str) -> Any:
         """What `kind` remembered about this host before ovsnet's first change, or None."""

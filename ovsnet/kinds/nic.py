@@ -36,7 +36,7 @@ class Nics(Kind):
     def desire(self, topo: Topology, host: Host, settings: Settings) -> tuple[NicMtu, ...]:
         if host.layout is Layout.FLAT:
             return ()  # access ports and the flat NIC have no mtu in the topology
-        return tuple(NicMtu(up.nic, up.mtu) for up in host.uplinks if up.mtu is not None)
+        return tuple(NicMtu(nic, up.mtu) for up in host.uplinks if up.mtu is not None for nic in up.members)
 
     def plan(self, want: tuple[Any, ...], ctx: Context) -> None:
         before: dict[str, int] = {}

@@ -183,6 +183,8 @@ class OvsPorts(Kind):
         vid = {v.name: v.id for v in topo.vlans.values()}
         ports: list[PortWant] = []
         for up in host.uplinks:
+            if up.bond:
+                continue  # a port of several NICs: ovsnet.kinds.bond
             tag, trunks, mode = trunk_of(topo, up.vlans, up.native_vlan)
             reason = f"uplink trunk, {up.native_vlan} untagged" if up.native_vlan else "uplink trunk"
             ports.append(PortWant(br, up.nic, ROLE_UPLINK, "", tag, trunks, mode, reason))

@@ -6,13 +6,22 @@ management port comes up and gets the addresses first, routes leaving by the
 NIC are replaced (atomically) to leave by the port, and only then do the
 addresses leave the NIC; the gateway must answer afterwards or the run is
 rolled back. What the NIC had is remembered before the first change, and
-`down` puts it back.
+`down` puts it back. For a bonded uplink the addresses move off whichever
+of its NICs holds them, or off the Linux bond its NICs are members of
+(ovsnet.kinds.bond frees them from it).
+
+Both families move the same way: IPv4 and IPv6 addresses, a default route
+per family (gateway, gateway6), each gateway checked (ARP, or neighbour
+discovery for IPv6). A moved IPv6 address skips duplicate address detection
+(it is the host's own already), so it is usable the moment it lands. The
+kernel's link-local (fe80::) addresses are not ovsnet's: the snapshot never
+shows them, so they are neither copied nor removed.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 from ovsnet.backends.netlink.ops import (
@@ -22,9 +31,10 @@ from ovsnet.backends.netlink.ops import (
     NlReplaceRoute,
     NlSetLink,
 )
-from ovsnet.current import Route
+from ovsnet.current import LinuxState, Route
 from ovsnet.errors import VerificationError
 from ovsnet.kinds.base import Context, Kind, Presumed, Settings
+from ovsnet.kinds.bond import ROLE_BOND, fallback_seconds
 from ovsnet.kinds.ovs_port import ROLE_UPLINK
 from ovsnet.plan.model import Action, Phase
 from ovsnet.topology.model import Host, Layout, Topology
@@ -40,6 +50,12 @@ class UplinkWant:
     gateway: str | None
     flat: bool = False
     dhcp: bool = False  # the address is a lease: which one, and its router, are read from the host
+    bond: tuple[str, ...] = ()  # the NICs of its bond, when `nic` is one of several
+    gateway6: str | None = None  # the IPv6 default route's next hop
+
+    @property
+    def gateways(self) -> tuple[str, ...]:
+        return tuple(g for g in (self.gateway, self.gateway6) if g)
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,9 @@ class GatewayAnswers:
     iface: str
     gateway: str
     after: Phase = Phase.UPLINK
+    # Seconds the gateway may need whatever --gateway-timeout says: a switch whose side of an
+    # LACP bond falls back to plain ports only once the bond's LACP has timed out.
+    at_least: float = 0.0
 
     def describe(self) -> str:
         how = "neighbour discovery" if ipaddress.ip_address(self.gateway).version == 6 else "ARP"
@@ -80,7 +99,7 @@ class GatewayAnswers:
 
     def run(self, live: Any) -> None:
         live.report(f"uplink: waiting for gateway {self.gateway} to answer on {self.iface}")
-        timeout = live.target.gateway_timeout
+        timeout = max(live.target.gateway_timeout, self.at_least)
         if not live.netlink.answers(self.iface, self.gateway, timeout=timeout):
             raise VerificationError(
                 f"gateway {self.gateway} did not answer on {self.iface} within {timeout:g} s "
@@ -97,7 +116,10 @@ class Uplink(Kind):
             return ()
         flat = host.layout is Layout.FLAT and host.flat is not None
         target = host.flat.bridge if flat and host.flat else m.port
-        return (UplinkWant(nic, target, tuple(str(a) for a in m.addresses), str(m.gateway) if m.gateway else None, flat, m.dhcp),)
+        up = host.uplink_of(nic)
+        bond = up.members if up is not None and up.bond else ()
+        return (UplinkWant(nic, target, tuple(str(a) for a in m.addresses), str(m.gateway) if m.gateway else None, flat, m.dhcp, bond,
+                           str(m.gateway6) if m.gateway6 else None),)
 
     def presume(self, want: tuple[Any, ...], before: Presumed) -> None:
         for up in want:
@@ -106,14 +128,17 @@ class Uplink(Kind):
             for a in up.addresses:
                 before.addresses.append((up.nic, a))
                 before.routes.append((str(ipaddress.ip_interface(a).network), up.nic, None, "kernel"))
-            if up.gateway:
-                before.routes.append(("default", up.nic, up.gateway, "boot"))
+            for gw in up.gateways:
+                before.routes.append(("default", up.nic, gw, "boot"))
 
     def plan(self, want: tuple[Any, ...], ctx: Context) -> None:
         for up in want:
             self._plan(up, ctx)
 
     def _plan(self, up: UplinkWant, ctx: Context) -> None:
+        source = _holder(up, ctx.current.linux)
+        if source != up.nic:
+            up = replace(up, nic=source)
         if up.dhcp:
             leased = self._lease(up, ctx)
             if leased is None:
@@ -147,7 +172,7 @@ class Uplink(Kind):
                 valid = held.valid if held is not None else None
                 ctx.add(Action.CREATE, f"address:{target}/{addr}", Phase.UPLINK, f"the host's own address, moved from {nic}" if addr in on_nic else "the host's own address",
                         after=addr + (f" (a lease: {valid} s left)" if valid is not None else ""),
-                        ops=(NlAddAddress(target, addr, valid),), undo=(NlDelAddress(target, addr),))
+                        ops=(NlAddAddress(target, addr, valid, nodad=held is not None and is_v6(addr)),), undo=(NlDelAddress(target, addr),))
         if up.flat and nic_link.master != target:
             ctx.add(Action.MODIFY, f"link:{nic}", Phase.UPLINK, f"the NIC joins {target} (the seed's brctl addif)", before=f"master {nic_link.master or 'none'}", after=f"master {target}",
                     ops=(NlSetLink(nic, master=target),), undo=(NlSetLink(nic, master=nic_link.master or ""),))
@@ -158,29 +183,29 @@ class Uplink(Kind):
         for r in linux.routes:
             if r.ifname != nic or r.proto == "kernel" or not r.gateway:
                 continue
-            ctx.add(Action.MOVE, f"route:{r.dst}", Phase.UPLINK, f"leaves by {target} now that {nic} is a bridge port", before=f"via {r.gateway} dev {nic}", after=f"via {r.gateway} dev {target}",
+            ctx.add(Action.MOVE, route_resource(r.dst, r.gateway), Phase.UPLINK, f"leaves by {target} now that {nic} is a bridge port", before=f"via {r.gateway} dev {nic}", after=f"via {r.gateway} dev {target}",
                     ops=(NlReplaceRoute(r.dst, target, r.gateway, r.metric),), undo=(NlReplaceRoute(r.dst, nic, r.gateway, r.metric, r.proto),))
             routes_moved.append(r)
-        if up.gateway:
-            fam = ipaddress.ip_address(up.gateway).version
-            fam_defaults = [r for r in linux.default_routes() if r.gateway and ipaddress.ip_address(r.gateway).version == fam]
-            right = any(r.ifname == target and r.gateway == up.gateway for r in fam_defaults)
-            if not right and not any(r.dst == "default" for r in routes_moved):
+        for gateway in up.gateways:
+            fam = family(gateway)
+            fam_defaults = [r for r in linux.default_routes() if r.gateway and family(r.gateway) == fam]
+            right = any(r.ifname == target and r.gateway == gateway for r in fam_defaults)
+            if not right and not any(r.dst == "default" and family(r.gateway) == fam for r in routes_moved):
                 old = fam_defaults[0] if fam_defaults else None
                 metric = old.metric if old else 0
-                undo = (NlReplaceRoute("default", old.ifname, old.gateway, old.metric, old.proto),) if old else (NlDelRoute("default", target, up.gateway, metric),)
-                ctx.add(Action.MOVE if old else Action.CREATE, "route:default", Phase.UPLINK, "the host's default route",
-                        before=f"via {old.gateway} dev {old.ifname}" if old else None, after=f"via {up.gateway} dev {target}",
-                        ops=(NlReplaceRoute("default", target, up.gateway, metric),), undo=undo)
+                undo = (NlReplaceRoute("default", old.ifname, old.gateway, old.metric, old.proto),) if old else (NlDelRoute("default", target, gateway, metric),)
+                ctx.add(Action.MOVE if old else Action.CREATE, route_resource("default", gateway), Phase.UPLINK, "the host's default route",
+                        before=f"via {old.gateway} dev {old.ifname}" if old else None, after=f"via {gateway} dev {target}",
+                        ops=(NlReplaceRoute("default", target, gateway, metric),), undo=undo)
         for addr in on_nic:
             ctx.add(Action.DELETE, f"address:{nic}/{addr}", Phase.UPLINK, f"{nic} is a bridge port now; its address lives on {target}" if addr in up.addresses else f"{nic} is a bridge port now (kept in the state file, restored by down)",
-                    before=addr, ops=(NlDelAddress(nic, addr),), undo=(NlAddAddress(nic, addr),))
+                    before=addr, ops=(NlDelAddress(nic, addr),), undo=(NlAddAddress(nic, addr, nodad=is_v6(addr)),))
         if on_nic or routes_moved:
             ctx.keep[self.name] = SavedUplink(nic, tuple(on_nic), tuple(r for r in linux.routes if r.ifname == nic and r.proto != "kernel"),
                                               nic_link.master if up.flat else None)
             ctx.moves_from.append(nic)
-            if up.gateway:
-                ctx.checks.append(GatewayAnswers(target, up.gateway))
+            for gateway in up.gateways:
+                ctx.checks.append(GatewayAnswers(target, gateway))
 
     @staticmethod
     def _lease(up: UplinkWant, ctx: Context) -> UplinkWant | None:
@@ -192,14 +217,15 @@ class Uplink(Kind):
                       f"start the host's DHCP client on {up.nic} (or check its server), then run up again")
             return None
         router = next((r.gateway for r in linux.default_routes() if r.ifname in (up.nic, up.target) and r.gateway and ":" not in r.gateway), None)
-        return UplinkWant(up.nic, up.target, tuple(dict.fromkeys(a.cidr for a in leases)), router, up.flat, True)
+        return UplinkWant(up.nic, up.target, tuple(dict.fromkeys(a.cidr for a in leases)), router, up.flat, True, up.bond)
 
     def teardown(self, want: tuple[Any, ...], ctx: Context) -> None:
         """The NIC's addresses and routes come back *before* the OVS transaction takes the bridge side away."""
         linux = ctx.current.linux
         saved: SavedUplink | None = ctx.saved(self.name)
         restore = saved or next((_fallback(up) for up in want), None)
-        trunked = any(p.owner == ctx.topology and p.role == ROLE_UPLINK for p in ctx.current.ovs.ports.values())
+        trunks = [p for p in ctx.current.ovs.ports.values() if p.owner == ctx.topology and p.role in (ROLE_UPLINK, ROLE_BOND)]
+        trunked = bool(trunks)
         if restore is None or not (trunked or self._flat_enslaved(ctx, restore.nic)):
             if trunked:
                 ctx.notes.append("no saved uplink state and no management section: the NIC is released without addresses")
@@ -214,15 +240,16 @@ class Uplink(Kind):
                 # A lease comes back with the time it has left on the port; the NIC's DHCP client renews it.
                 held = next((a for a in linux.addresses if a.ifname in targets and a.cidr == addr and a.dynamic), None)
                 valid = held.valid if held is not None else None
+                moved = any(a.ifname in targets and a.cidr == addr for a in linux.addresses)
                 ctx.add(Action.RESTORE, f"address:{nic}/{addr}", Phase.UPLINK, "as it was before the first up", after=addr,
-                        ops=(NlAddAddress(nic, addr, valid),), undo=(NlDelAddress(nic, addr),))
+                        ops=(NlAddAddress(nic, addr, valid, nodad=moved and is_v6(addr)),), undo=(NlDelAddress(nic, addr),))
         if self._flat_enslaved(ctx, nic):
             master = linux.links[nic].master or ""
             ctx.add(Action.RESTORE, f"link:{nic}", Phase.UPLINK, "leaves the flat bridge", before=f"master {master}", after="master none",
                     ops=(NlSetLink(nic, master=""),), undo=(NlSetLink(nic, master=master),))
         for r in sorted(restore.routes, key=lambda r: r.dst != "default"):
             if r not in linux.routes:
-                ctx.add(Action.RESTORE, f"route:{r.dst}", Phase.UPLINK, "as it was before the first up", after=f"via {r.gateway} dev {nic}",
+                ctx.add(Action.RESTORE, route_resource(r.dst, r.gateway), Phase.UPLINK, "as it was before the first up", after=f"via {r.gateway} dev {nic}",
                         ops=(NlReplaceRoute(r.dst, nic, r.gateway, r.metric, r.proto),), undo=(_route_back(r, linux.routes),))
         # The bridge side's addresses leave it explicitly (they would go with the
         # port anyway): undoing this down must put them back, and up again.
@@ -230,13 +257,19 @@ class Uplink(Kind):
             if up.target == nic:
                 continue
             for addr in linux.addresses_of(up.target):
-                ops_back = (NlSetLink(up.target, up=True), NlAddAddress(up.target, addr))
+                ops_back = (NlSetLink(up.target, up=True), NlAddAddress(up.target, addr, nodad=is_v6(addr)))
                 ctx.add(Action.DELETE, f"address:{up.target}/{addr}", Phase.UPLINK, f"the host's address is back on {nic}", before=addr,
                         ops=(NlDelAddress(up.target, addr),), undo=ops_back)
-        gateway = next((r.gateway for r in restore.routes if r.dst == "default" and r.gateway), None)
-        if gateway and not self._flat_enslaved(ctx, nic):
+        # One default route per family: each gateway must answer.
+        gateways = {family(r.gateway): r.gateway for r in reversed(restore.routes) if r.dst == "default" and r.gateway}
+        if not self._flat_enslaved(ctx, nic):
             # The NIC answers for the host again once OVS lets it go: prove it, or undo the down.
-            ctx.checks.append(GatewayAnswers(nic, gateway, after=Phase.OVSDB))
+            # A Linux bond answers once its members are back in it (the bond kind's cleanup).
+            link = linux.links.get(nic)
+            lacp = max((fallback_seconds(p) for p in trunks if p.role == ROLE_BOND), default=0.0)
+            after = Phase.CLEANUP if link and link.kind == "bond" else Phase.OVSDB
+            for fam in sorted(gateways):
+                ctx.checks.append(GatewayAnswers(nic, gateways[fam], after=after, at_least=lacp))
 
     @staticmethod
     def _flat_enslaved(ctx: Context, nic: str) -> bool:
@@ -264,6 +297,39 @@ class Uplink(Kind):
         )
 
 
+def _holder(up: UplinkWant, linux: LinuxState) -> str:
+    """Where the host's addresses are before the move: `nic`, or for a bond the Linux bond
+    its NICs are in, or the member that holds them (or the default route, or a lease)."""
+    if not up.bond:
+        return up.nic
+    link = linux.links.get(up.nic)
+    master = linux.links.get(link.master) if link is not None and link.master else None
+    if master is not None and master.kind == "bond":
+        return master.name
+    wanted = set(up.addresses)
+
+    def holds(name: str) -> bool:
+        if any(a.ifname == name and (a.cidr in wanted or up.dhcp and a.dynamic) for a in linux.addresses):
+            return True
+        return any(r.ifname == name and r.dst == "default" for r in linux.routes)
+
+    return next((n for n in (up.nic, *up.bond) if holds(n)), up.nic)
+
+
+def family(ip: str | None) -> int:
+    return 6 if ip and ":" in ip else 4
+
+
+def is_v6(cidr: str) -> bool:
+    # The NODAD flag means nothing to IPv4: set it only where it means something.
+    return ":" in cidr
+
+
+def route_resource(dst: str, gateway: str | None) -> str:
+    """route:DST for IPv4, route6:DST for IPv6 (both families have a "default")."""
+    return f"route6:{dst}" if ":" in dst or family(gateway) == 6 else f"route:{dst}"
+
+
 def _route_back(r: Route, now: tuple[Route, ...]) -> Any:
     """Undo of a route put back on the NIC by `replace`: the route it replaced (same destination and metric), or none."""
     fam = 6 if ":" in (r.gateway or r.dst) else 4
@@ -275,5 +341,5 @@ def _route_back(r: Route, now: tuple[Route, ...]) -> Any:
 
 def _fallback(up: UplinkWant) -> SavedUplink:
     """Without a record: the topology's management addresses, and a default route via its gateway."""
-    routes = (Route("default", up.nic, up.gateway, 0, "static"),) if up.gateway else ()
+    routes = tuple(Route("default", up.nic, gw, 0, "static") for gw in up.gateways)
     return SavedUplink(up.nic, up.addresses, routes, None)

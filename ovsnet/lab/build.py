@@ -22,8 +22,9 @@ from typing import Any, Mapping
 from ovsnet.backends.netlink.ops import NlAddAddress, NlOp, NlReplaceRoute, NlSetLink
 from ovsnet.backends.ovsdb import Ovsdb
 from ovsnet.errors import UsageError
+from ovsnet.kinds.bond import OvsAddBond, other_config
 from ovsnet.kinds.ovs_bridge import OvsAddBridge
-from ovsnet.kinds.ovs_port import OvsAddPort
+from ovsnet.kinds.ovs_port import OvsAddPort, trunk_of
 from ovsnet.lab import dhcp, netns
 from ovsnet.lab.kernel import Kernel, write_sysctl
 from ovsnet.lab.ledger import STATE_FILE, Ledger, pidfile_pids
@@ -38,7 +39,7 @@ from ovsnet.lab.names import (
     resolv_conf_path,
 )
 from ovsnet.lab.ovs_instance import OvsInstance
-from ovsnet.topology.model import DEFAULT_MTU, Host, Layout, Topology, Vlan
+from ovsnet.topology.model import DEFAULT_MTU, Host, Lacp, Layout, Topology, Vlan
 
 SWITCH_BRIDGE = "br-lab"
 
@@ -124,7 +125,7 @@ def _host_nics(host: Host) -> list[tuple[str, int]]:
     NIC), and the existing interfaces the topology attaches as access ports."""
     if host.layout is Layout.FLAT:
         return [(host.flat.nic, DEFAULT_MTU)] if host.flat else []
-    return [(u.nic, u.assumed_mtu) for u in host.uplinks] + [(ap.interface, DEFAULT_MTU) for ap in host.access_ports]
+    return [(n, u.assumed_mtu) for u in host.uplinks for n in u.members] + [(ap.interface, DEFAULT_MTU) for ap in host.access_ports]
 
 
 def _cable(topo: Topology, names: LabNames, kernel: Kernel, temps: _Temps, ledger: Ledger) -> dict[str, str]:
@@ -165,8 +166,8 @@ def _router_legs(topo: Topology, names: LabNames, kernel: Kernel, temps: _Temps)
         leg, port = names.router_leg(vlan.id), names.router_port(vlan.id)
         kernel.veth(names.router_ns, leg, names.switch_ns, port, temps.next(), vlan.mtu)
         ops: list[NlOp] = [NlSetLink(leg, up=True)]
-        if vlan.router is not None and vlan.subnet is not None:
-            ops.append(NlAddAddress(leg, f"{vlan.router}/{vlan.subnet.prefixlen}"))
+        # Both families' router addresses; IPv6 ones without DAD, usable at once.
+        ops += [NlAddAddress(leg, f"{st.router}/{st.subnet.prefixlen}", nodad=True) for st in vlan.stacks if st.router is not None]
         kernel.apply(names.router_ns, ops)
         kernel.apply(names.switch_ns, [NlSetLink(port, up=True)])
 
@@ -175,7 +176,7 @@ def _switch_port_op(topo: Topology, host: Host, nic: str, port: str) -> OvsAddPo
     """The switch's port for a host's NIC: the same VLANs as the host's side (see topology/graph.py)."""
     ids = {v.name: v.id for v in topo.vlans.values()}
     marks = {"ovsnet-lab": f"{host.name}:{nic}"}
-    uplink = next((u for u in host.uplinks if u.nic == nic), None)
+    uplink = host.uplink_of(nic)
     if uplink is not None:
         native = ids[uplink.native_vlan] if uplink.native_vlan else None
         trunks = frozenset(ids[v] for v in uplink.vlans) | ({native} if native else frozenset())
@@ -186,15 +187,43 @@ def _switch_port_op(topo: Topology, host: Host, nic: str, port: str) -> OvsAddPo
     return OvsAddPort(SWITCH_BRIDGE, port, tag=tag, external_ids=marks)
 
 
+def _switch_lag_op(topo: Topology, names: LabNames, host: Host, bond: str, ports: list[str]) -> Any:
+    """The switch's side of a host's LACP bond: one bond of the member cables' ports, LACP active,
+    so the host's bond negotiates with a real partner (a bond without LACP faces plain ports, as
+    on a switch without a LAG). Until the host's bond answers LACP (a host before ovsnet, or
+    after `down`), it falls back to active-backup over the port of the NIC that holds the
+    host's address then (bond-primary), as switches' "LACP fallback" serves a host that boots."""
+    up = next(u for u in host.uplinks if u.bond is not None and u.bond.name == bond)
+    assert up.bond is not None
+    tag, trunks, mode = trunk_of(topo, up.vlans, up.native_vlan)
+    name = names.switch_port(host.name, bond)
+    if name in ports:  # a NIC named like the bond: keep the LAG's name apart from its ports'
+        name = names.switch_port(host.name, f"lag-{bond}")
+    if len(ports) == 1:
+        return OvsAddPort(SWITCH_BRIDGE, ports[0], tag=tag, trunks=trunks, vlan_mode=mode, external_ids={"ovsnet-lab": f"{host.name}:{up.nic}"})
+    holder = host.uplink_nic if host.uplink_nic in up.members else up.nic
+    primary = names.switch_port(host.name, holder)
+    config = other_config({"lacp-fallback-ab": "true", "bond-primary": primary}, up.bond.lacp_time.value)
+    return OvsAddBond(SWITCH_BRIDGE, name, tuple(ports), up.bond.mode.value, Lacp.ACTIVE.value, config,
+                      tag, trunks, mode, {"ovsnet-lab": f"{host.name}:{bond}"})
+
+
 def _make_switch(topo: Topology, names: LabNames, ovs: Mapping[str, OvsRun], switch_ports: Mapping[str, str]) -> None:
     """The switch's bridge and all its ports in one transaction (one ovs-vswitchd reconfiguration)."""
     if not names.switch:
         return
     datapath = topo.lab.datapath.value if topo.lab else "netdev"
     ops: list[Any] = [OvsAddBridge(SWITCH_BRIDGE, datapath, {"ovsnet-lab": names.prefix})]
+    lags: dict[tuple[str, str], list[str]] = {}
     for end, port in switch_ports.items():
         host, _, nic = end.partition(":")
+        up = topo.hosts[host].uplink_of(nic)
+        if up is not None and up.bond is not None and up.bond.lacp is not Lacp.OFF:
+            lags.setdefault((host, up.bond.name), []).append(port)
+            continue
         ops.append(_switch_port_op(topo, topo.hosts[host], nic, port))
+    for (host, bond), ports in lags.items():
+        ops.append(_switch_lag_op(topo, names, topo.hosts[host], bond, ports))
     for vlan in _routed(topo):
         ops.append(OvsAddPort(SWITCH_BRIDGE, names.router_port(vlan.id), tag=vlan.id,
                               external_ids={"ovsnet-lab": f"router:{vlan.name}"}))
@@ -207,7 +236,7 @@ def _make_router(topo: Topology, names: LabNames, lab_dir: Path) -> None:
     if not routed:
         return
     write_sysctl(names.router_ns, "net/ipv4/ip_forward", "1")
-    if any(v.router is not None and v.router.version == 6 for v in routed):
+    if any(r.version == 6 for v in routed for r in v.routers):
         write_sysctl(names.router_ns, "net/ipv6/conf/all/forwarding", "1")
     for vlan in dhcp.served_vlans(topo):
         if vlan in routed:
@@ -234,7 +263,7 @@ def _before_ovsnet(host: Host) -> list[NlOp]:
     nic, m = host.uplink_nic, host.management
     if nic is None or m is None:
         return ops
-    ops += [NlAddAddress(nic, str(a)) for a in m.addresses]
-    if m.gateway is not None:
-        ops.append(NlReplaceRoute("default", nic, str(m.gateway)))
+    # A real host's IPv6 address passed duplicate address detection long ago: no DAD here either.
+    ops += [NlAddAddress(nic, str(a), nodad=True) for a in m.addresses]
+    ops += [NlReplaceRoute("default", nic, str(gw)) for gw in m.gateways]
     return ops

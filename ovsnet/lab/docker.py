@@ -172,6 +172,9 @@ def _spawn(run: DockerRun) -> subprocess.Popen:
         "--exec-root", run.exec_root,
         "--pidfile", run.pidfile,
         "-H", run.docker_host,
+        # IPv6 networks need no daemon flag: IPv6 is enabled per network (EnableIPv6), on
+        # 20.10 as on newer engines; --ipv6 only concerns the default bridge, which is off,
+        # and ip6tables (experimental in 20.10, on by default from 27) stays off like iptables.
         "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false",
         # vfs works on any filesystem the lab directory is on (overlay2 does
         # not nest in overlayfs), and the lab's image is one 2 MB binary.

@@ -70,8 +70,12 @@ def _endpoint_mtu(topo: Topology, host: Host, ep: Endpoint) -> int:
 
 
 def _endpoint_ops(topo: Topology, ep: Endpoint) -> list[NlOp]:
-    ops: list[NlOp] = [NlSetLink("eth0", up=True), NlAddAddress("eth0", str(ep.address))]
-    router = topo.vlans[ep.vlan].router
-    if router is not None and router.version == ep.address.version:
-        ops.append(NlReplaceRoute("default", "eth0", str(router)))
+    """Its address of each family (IPv6 without DAD: usable at once), a default route via the VLAN's router in each."""
+    ops: list[NlOp] = [NlSetLink("eth0", up=True)]
+    ops += [NlAddAddress("eth0", str(a), nodad=True) for a in ep.addresses]
+    vlan = topo.vlans[ep.vlan]
+    for a in ep.addresses:
+        st = vlan.stack(a.version)
+        if st is not None and st.router is not None:
+            ops.append(NlReplaceRoute("default", "eth0", str(st.router)))
     return ops

@@ -13,6 +13,7 @@ and `ovsnet lab inventory` both read this, so there is one source.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,11 @@ def connection_vars(lab: Lab) -> dict[str, Any]:
         "ansible_ssh_common_args": (f"-o UserKnownHostsFile={fleet.known_hosts} -o GlobalKnownHostsFile=/dev/null "
                                     "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"),
         "ansible_control_path_dir": str(fleet.control_dir),
-        # The lab has no package index: ovsnet goes to the hosts as wheels only.
+        # The lab has no package index: ovsnet goes to the hosts as wheels only,
+        # built for this Python (the wheelhouse's compiled wheels are), so the
+        # hosts' venvs are made from the very interpreter this one runs on.
         "ovsnet_offline": True,
+        "ovsnet_python": getattr(sys, "_base_executable", sys.executable),
         # The lab plugs its test endpoints in after the rollout (`ovsnet lab attach`):
         # the rollout's verify leaves them out, `ovsnet verify --lab` has them all.
         "ovsnet_verify_endpoints": False,

@@ -112,8 +112,7 @@ def needs_oob(host: Host) -> bool:
     """
     if host.management is None or host.layout is Layout.FLAT:
         return False
-    nic = host.uplink_nic
-    up = next((u for u in host.uplinks if u.nic == nic), None)
+    up = host.uplink_of(host.uplink_nic)
     return up is None or up.native_vlan != host.management_vlan
 
 

@@ -11,7 +11,9 @@ the edge) it names, so the picture and `ovsnet plan` cannot disagree:
 - extra: the plan deletes it (ovsnet's mark, no longer declared);
 - different: the plan modifies or moves it (a tag, trunk VLANs, an MTU, a
   Docker network's subnet or range, an address still to move...);
-- foreign: a blocker names it (not ovsnet's, in the way). The picture adds
+- foreign: a blocker names it (not ovsnet's, in the way);
+- different too: a health finding names it (a bond's member down, LACP not
+  negotiated: as declared, but not working). The picture adds
   one rule the plan has no reason for: a port on an OVS bridge the file
   declares that is neither declared nor ovsnet's is foreign too, since it
   carries traffic on ovsnet's bridge, though `up` never touches it (such
@@ -32,7 +34,7 @@ import networkx as nx
 from ovsnet.plan.model import Action, Change, Plan
 from ovsnet.topology.graph import nid
 
-HOST_KINDS = frozenset({"ovs_bridge", "nic", "internal", "veth", "iface", "linux_bridge"})
+HOST_KINDS = frozenset({"ovs_bridge", "nic", "bond", "internal", "veth", "iface", "linux_bridge"})
 
 
 class Mark(str, enum.Enum):
@@ -265,6 +267,9 @@ def mark(g: nx.Graph, want: nx.Graph, plan: Plan, host: str, topology: str) -> l
     for b in plan.blockers:
         present = any(m.node(space, name, False) for space, names in [m.names(b.resource)] for name in names)
         m.add(b.resource, Mark.FOREIGN if present else Mark.MISSING, b.message, "blocker", ghost=not present)
+    for h in plan.health:
+        # As declared, but not working (a bond's member down): drift that up cannot fix.
+        m.add(h.resource, Mark.DIFFERENT, h.message, "health")
     m.ghost_edges()
     m.strangers_on_our_bridges()
     m.finish()

@@ -70,6 +70,8 @@ def build(host: str, current: Current, topology: str | None = None) -> nx.Graph:
         if p.name == p.bridge or p.bridge not in bridges:
             continue  # the bridge's own local port is the bridge
         ids[p.name] = _add_port(g, host, p, facts)
+        if p.is_bond:
+            ids |= _add_members(g, host, p, facts)
     links = current.linux.links
     for link in sorted(links.values(), key=lambda lk: lk.name):
         if link.name in MACHINERY or link.name in bridges or link.name in ids:
@@ -118,7 +120,7 @@ def _add_ovs_bridge(g: nx.Graph, host: str, b: OvsBridge) -> None:
 
 def _port_kind(p: OvsPort, links: Mapping[str, Link]) -> str:
     if len(p.interfaces) != 1:
-        return "iface"  # a bond: several interfaces on one port
+        return "bond" if p.interfaces else "iface"  # a bond: several interfaces on one port
     itype = p.interfaces[0].type
     if itype == "internal":
         return "internal"
@@ -139,14 +141,36 @@ def _add_port(g: nx.Graph, host: str, p: OvsPort, facts: _LinkFacts) -> str:
     errors = [i.error for i in p.interfaces if i.error]
     if errors:
         attrs["error"] = errors[0]
-    itype = p.interfaces[0].type if len(p.interfaces) == 1 else "bond"
-    if itype and itype != "internal":
-        attrs["iface_type"] = itype
+    if p.is_bond:
+        attrs |= {"mode": p.bond_mode or "active-backup", "lacp": p.lacp or "off", "members": tuple(i.name for i in p.interfaces)}
+        attrs |= {"lacp_time": p.other_config["lacp-time"]} if "lacp-time" in p.other_config else {}
+    elif p.interfaces and p.interfaces[0].type and p.interfaces[0].type != "internal":
+        attrs["iface_type"] = p.interfaces[0].type
     g.add_node(node, kind=kind, host=host, name=p.name, resources=resources, bridge=p.bridge,
                owner=p.owner or (link and link.owner), role=p.role, lab=p.external_ids.get(LAB_KEY), **attrs)
     g.add_edge(host_id(host), node, kind="contains")
     g.add_edge(nid("ovs", host, p.bridge), node, **vlan_edge(p))
     return node
+
+
+def _add_members(g: nx.Graph, host: str, p: OvsPort, facts: _LinkFacts) -> dict[str, str]:
+    """A bond's NICs, each joined to the bond by a `bundle` link: the bond's members drawn as one bundle."""
+    bond = nid("bond", host, p.name)
+    out = {}
+    for i in p.interfaces:
+        node = nid("nic", host, i.name)
+        link = facts.links.get(i.name)
+        attrs = facts.of(i.name)
+        if i.link_state == "down":
+            attrs["link_down"] = True
+        if i.lacp_current is False:
+            attrs["lacp_pending"] = True
+        g.add_node(node, kind="nic", host=host, name=i.name, resources=(f"link:{i.name}",),
+                   owner=link.owner if link else None, role=None, **attrs)
+        g.add_edge(host_id(host), node, kind="contains")
+        g.add_edge(bond, node, kind="bundle", bundle=bond)
+        out[i.name] = node
+    return out
 
 
 def _add_link(g: nx.Graph, host: str, link: Link, facts: _LinkFacts) -> str:
@@ -189,6 +213,7 @@ def _add_network(g: nx.Graph, host: str, net: DockerNetwork, ids: Mapping[str, s
     node = nid("docker_network", host, net.name)
     g.add_node(node, kind="docker_network", host=host, name=net.name, resources=(f"docker-network:{net.name}",),
                owner=net.owner, on_bridge=bridge, subnet=net.subnet, gateway=net.gateway, ip_range=net.ip_range,
+               subnet6=net.subnet6, gateway6=net.gateway6, ip_range6=net.ip_range6,
                network_mtu=net.mtu, containers=net.containers, vlan_label=net.labels.get(DOCKER_VLAN_LABEL))
     on = ids.get(bridge)
     if on is not None:

@@ -80,6 +80,18 @@ class Blocker:
     hint: str
 
 
+@dataclass(frozen=True)
+class Health:
+    """Something the host has as declared but that does not work now (a bond's member down).
+
+    Not a change: `up` cannot fix it (a cable, the switch's side), so a plan
+    with only health findings applies nothing; `status` counts it as drift.
+    """
+
+    resource: str
+    message: str
+
+
 class Check(Protocol):
     """A promise about the live host, run after the changes of `after` (see apply.executor)."""
 
@@ -107,6 +119,7 @@ class Plan:
     moves_from: tuple[str, ...] = ()
     facts: tuple[str, ...] = ()  # what the planner found about the host (its network manager...)
     order: tuple[Phase, ...] = tuple(Phase)  # the order of phases this plan runs in (down has its own)
+    health: tuple[Health, ...] = ()  # what exists as declared but does not work (status: drift)
 
     @property
     def empty(self) -> bool:
@@ -130,4 +143,5 @@ def to_json(plan: Plan) -> dict[str, Any]:
         "blockers": [{"resource": b.resource, "message": b.message, "hint": b.hint} for b in plan.blockers],
         "notes": list(plan.notes),
         "facts": list(plan.facts),
+        "health": [{"resource": h.resource, "message": h.message} for h in plan.health],
     }

@@ -93,4 +93,4 @@ def _plan(ctx: Context, order: tuple[Phase, ...]) -> Plan:
     changes = tuple(c for ph in order for c in ctx.changes if c.phase is ph)
     # With blockers the plan still lists everything; apply refuses to start.
     return Plan(ctx.topology, ctx.host, changes, tuple(ctx.blockers), tuple(ctx.notes), tuple(ctx.checks),
-                dict(ctx.keep), tuple(ctx.moves_from), tuple(ctx.facts), order)
+                dict(ctx.keep), tuple(ctx.moves_from), tuple(ctx.facts), order, tuple(ctx.health))

@@ -43,6 +43,8 @@ _DOT_NODE: dict[str, dict[str, str]] = {
     "ovs_bridge": {"shape": "box3d", "fillcolor": "#d6e6f5", "style": "filled", "penwidth": "1.5"},
     "linux_bridge": {"shape": "box", "fillcolor": "#eeeeee", "style": "filled"},
     "nic": {"shape": "box", "fillcolor": "#cccccc", "style": "filled", "peripheries": "2"},
+    # One trapezium over its NICs: the bundle reads as one link.
+    "bond": {"shape": "trapezium", "fillcolor": "#cccccc", "style": "filled", "penwidth": "2"},
     # Ports are arrow-tipped; the wider margin keeps text clear of the tip.
     "veth": {"shape": "cds", "fillcolor": "#ffffff", "style": "filled", "fontsize": "10", "margin": "0.2,0.08"},
     "internal": {"shape": "cds", "fillcolor": "#fff7d6", "style": "filled", "fontsize": "10", "margin": "0.2,0.08"},
@@ -114,6 +116,8 @@ def _dot_edge(g: nx.Graph, u: str, v: str, d: dict, colours: Colours) -> str:
         attrs |= {"style": "dotted", "color": colour, "penwidth": "2"}
     elif kind == "member":
         attrs |= {"color": colours.get(link_vlan(g, u, v, d), PLAIN), "penwidth": "1.5"}
+    elif kind == "bundle":
+        attrs |= {"color": PLAIN, "penwidth": "4", "arrowhead": "none", "label": label, "fontsize": "9"}
     elif kind == "routes":
         attrs |= {"color": "#888888", "penwidth": "0.8"}
     else:

@@ -51,11 +51,12 @@ LEVEL: dict[str, int] = {
     "internal": 3,
     "iface": 3,
     "ovs_bridge": 4,
-    "nic": 5,
-    "switch_port": 6,
-    "switch": 7,
-    "router_leg": 8,
-    "router": 9,
+    "bond": 5,  # between the bridge and its NICs: the bundle fans out below it
+    "nic": 6,
+    "switch_port": 7,
+    "switch": 8,
+    "router_leg": 9,
+    "router": 10,
 }
 # Which node starts a group's tree, and the order of siblings in it.
 ORDER: dict[str, int] = {
@@ -63,6 +64,7 @@ ORDER: dict[str, int] = {
     "switch": 1,
     "router": 2,
     "linux_bridge": 3,
+    "bond": 4,
     "nic": 4,
     "internal": 5,
     "veth": 6,
@@ -78,6 +80,7 @@ _KIND_TEXT: dict[str, str] = {
     "ovs_bridge": "OVS bridge",
     "linux_bridge": "Linux bridge",
     "nic": "NIC",
+    "bond": "OVS bond",
     "veth": "veth",
     "internal": "internal port",
     "iface": "interface",
@@ -158,7 +161,7 @@ def edge_text(g: nx.Graph, d: dict) -> str:
         return text + (f" (native {d['native_tagged']} tagged)" if d.get("native_tagged") is not None else "")
     if kind == "access":
         return tag_text(g, d.get("tag"))
-    return {"patch": "veth pair", "member": "attached", "cable": "cable", "routes": "routes"}.get(kind, kind)
+    return {"patch": "veth pair", "member": "attached", "cable": "cable", "routes": "routes", "bundle": "bond member"}.get(kind, kind)
 
 
 def node_details(g: nx.Graph, n: str) -> list[str]:
@@ -178,10 +181,14 @@ def node_details(g: nx.Graph, n: str) -> list[str]:
             lines.append("flat: NIC as a port")
         if d.get("network"):
             lines.append(f"Docker network {d['network']}")
+        if d.get("subnets"):
+            lines.append(" + ".join(d["subnets"]))
         if d.get("flat") and d.get("vlan") is not None:
             lines.append(f"VLAN {_vlan_name(g, d['vlan'])}")
     if kind == "nic" and d.get("native") is not None:
         lines.append(f"untagged VLAN {_vlan_name(g, d['native'])}")
+    if kind == "bond":
+        lines += bond_lines(d)
     if kind == "docker_network":
         lines += _network_details(d)
     lines += list(d.get("addresses") or ())
@@ -191,6 +198,10 @@ def node_details(g: nx.Graph, n: str) -> list[str]:
         lines.append(f"mtu {mtu}")
     if d.get("up") is False:
         lines.append("down")
+    if d.get("link_down"):
+        lines.append("link down")  # a bond member without carrier (live graphs)
+    if d.get("lacp_pending"):
+        lines.append("LACP not negotiated")
     if d.get("iface_type"):
         lines.append(f"type {d['iface_type']}")
     if d.get("error"):
@@ -200,8 +211,18 @@ def node_details(g: nx.Graph, n: str) -> list[str]:
     return lines
 
 
+def bond_lines(d: dict) -> list[str]:
+    """A bond's mode and LACP (file or live graph), and its members."""
+    lacp = d.get("lacp") or "off"
+    how = f"LACP {lacp}" + (f" ({d['lacp_time']})" if lacp != "off" and d.get("lacp_time") == "fast" else "")
+    out = [f"{d.get('mode') or 'active-backup'}, {how}"]
+    if d.get("members"):
+        out.append("members " + ", ".join(d["members"]))
+    return out
+
+
 def _network_details(d: dict) -> list[str]:
-    out = [f"{k} {d[k]}" for k in ("subnet", "gateway", "ip_range") if d.get(k)]
+    out = [f"{k} {d[k]}" for k in ("subnet", "gateway", "ip_range", "subnet6", "gateway6", "ip_range6") if d.get(k)]
     if d.get("network_mtu") and d["network_mtu"] != DEFAULT_MTU:
         out.append(f"mtu {d['network_mtu']}")
     containers = d.get("containers") or ()

@@ -27,6 +27,7 @@ _MERMAID_SHAPE: dict[str, tuple[str, str]] = {
     "ovs_bridge": ("[[", "]]"),
     "linux_bridge": ("[", "]"),
     "nic": ("[/", "/]"),
+    "bond": ("[/", "\\]"),
     "veth": ("(", ")"),
     "internal": ("{{", "}}"),
     "iface": ("(", ")"),
@@ -41,6 +42,7 @@ _MERMAID_CLASS: dict[str, str] = {
     "ovs_bridge": "fill:#d6e6f5,stroke:#1f77b4,stroke-width:2px",
     "linux_bridge": "fill:#eeeeee,stroke:#444444",
     "nic": "fill:#cccccc,stroke:#444444",
+    "bond": "fill:#cccccc,stroke:#444444,stroke-width:2px",
     "veth": "fill:#ffffff,stroke:#444444",
     "internal": "fill:#fff7d6,stroke:#444444",
     "iface": "fill:#ffffff,stroke:#444444",
@@ -57,6 +59,7 @@ _MERMAID_LINK: dict[str, str] = {
     "routes": "---",
     "patch": "-.-",
     "cable": "-.-",
+    "bundle": "===",
 }
 
 
@@ -148,6 +151,8 @@ def _mermaid_link_style(g: nx.Graph, u: str, v: str, d: dict, colours: Colours) 
         return f"stroke:{colour},stroke-width:4px"
     if kind == "cable":
         return f"stroke:{PLAIN},stroke-width:2px,stroke-dasharray:8 4"
+    if kind == "bundle":
+        return f"stroke:{PLAIN},stroke-width:4px"
     if kind == "routes":
         return "stroke:#888888,stroke-width:1px"
     colour = colours.get(link_vlan(g, u, v, d), UNTAGGED if kind == "access" else PLAIN)

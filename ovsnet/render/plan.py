@@ -15,7 +15,7 @@ _PHASE_TITLES = {
     "dns": "DNS",
     "handover": "The host's network manager: the NIC to OVS, the management port to the manager",
     "docker": "Docker networks",
-    "netlink-cleanup": "Removals (netlink)",
+    "netlink-cleanup": "Last: removals (netlink), IPv6 off on Docker bridges (sysctl)",
 }
 
 
@@ -42,6 +42,9 @@ def plan_text(p: Plan, offline: bool = False) -> str:
         lines.append(f"{nic}'s mtu before ovsnet's first change is kept in the state file; `ovsnet down` puts it back.")
     for note in p.notes:
         lines.append(f"note: {note}")
+    if p.health:
+        lines.append("\nNot working (up cannot fix these; status reports them as drift):")
+        lines += [f"  {h.resource}: {h.message}" for h in p.health]
     if p.blockers:
         lines.append("\nREFUSED, nothing will be applied until these are resolved:")
         for b in p.blockers:
@@ -51,11 +54,15 @@ def plan_text(p: Plan, offline: bool = False) -> str:
 
 def drift_text(p: Plan) -> str:
     found = [f"  found: {fact}" for fact in p.facts]
-    if not p.changes and not p.blockers:
+    if not p.changes and not p.blockers and not p.health:
         return "\n".join([f"in sync: host {p.host} matches topology {p.topology}", *found])
-    lines = [f"drift on host {p.host} ({len(p.changes)} differences); `ovsnet up` would:", *found]
+    if p.changes or p.blockers:
+        lines = [f"drift on host {p.host} ({len(p.changes)} differences); `ovsnet up` would:", *found]
+    else:
+        lines = [f"drift on host {p.host}: configured as the topology says, but not working:", *found]
     lines += [f"  {c.line()}   ({c.reason})" for c in p.changes]
     lines += [f"  blocked {b.resource}: {b.message}" for b in p.blockers]
+    lines += [f"  unhealthy {h.message}" for h in p.health]
     return "\n".join(lines)
 
 

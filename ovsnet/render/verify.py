@@ -87,15 +87,15 @@ def _vlan_key(s: Peer) -> str:
     return f"v{s.vlan if s.vlan is not None else '-'}" + (" hosts" if s.is_host_address else "")
 
 
-def render_matrix(report: Report, max_grid: int = MAX_GRID, max_lines: int = MAX_MISMATCH_LINES) -> str:
-    """Expected vs seen as a grid (rows: sources, columns: destinations), then what failed.
+def _family(report: Report) -> str:
+    return f"IPv{report.family}"
 
-    Up to `max_grid` stations, one row and column per station; above, one per
-    host/VLAN group (up to MAX_GROUP_GRID groups), else one per VLAN.
-    """
+
+def _grid_lines(report: Report, max_grid: int) -> list[str]:
+    """One family's grid: per station, per group, or per VLAN, by size."""
     groups = {s.group for s in report.stations}
     vlans = {_vlan_key(s) for s in report.stations}
-    lines = [f"verify {report.topology} ({'lab' if report.mode == 'lab' else 'from this host'}): expected vs seen"]
+    lines: list[str] = []
     if len(report.stations) <= max_grid:
         lines += _grid(*_cells_by_station(report))
     elif len(groups) <= MAX_GROUP_GRID:
@@ -106,26 +106,51 @@ def render_matrix(report: Report, max_grid: int = MAX_GRID, max_lines: int = MAX
         lines += _grid(*_cells_by(report, _vlan_key))
     else:
         lines.append(f"{len(report.stations)} stations in {len(groups)} groups: too many to draw; mismatches below")
+    return lines
+
+
+def render_matrix(report: Report, max_grid: int = MAX_GRID, max_lines: int = MAX_MISMATCH_LINES) -> str:
+    """Expected vs seen as a grid (rows: sources, columns: destinations), then what failed.
+
+    Up to `max_grid` stations, one row and column per station; above, one per
+    host/VLAN group (up to MAX_GROUP_GRID groups), else one per VLAN. A
+    dual-stack run draws one grid per IP family, headed IPv4 and IPv6.
+    """
+    halves = [h for h in report.halves if h.stations] or [report]
+    titled = len(halves) > 1 or report.family != 4
+    lines = [f"verify {report.topology} ({'lab' if report.mode == 'lab' else 'from this host'}): expected vs seen"]
+    for half in halves:
+        if titled:
+            lines.append(f"{_family(half)}:")
+        lines += _grid_lines(half, max_grid)
     lines.append(LEGEND)
-    if report.probes:
+    probes: dict[str, list[str]] = {}
+    for half in report.halves:
+        for rec in half.probes:
+            if rec.address:
+                probes.setdefault(rec.name, []).append(rec.address)
+    if probes:
         lines.append("NETWORK@HOST = a probe container on that host's Docker network: "
-                     + ", ".join(f"{p.name} {p.address}" for p in report.probes))
-    total = len(report.pairs)
-    if report.sampled:
+                     + ", ".join(f"{name} {' '.join(addrs)}" for name, addrs in probes.items()))
+    for half in halves:
+        if half.sampled:
+            lines.append(
+                f"sampled{f' ({_family(half)})' if titled else ''}: {half.probed} of {len(half.pairs)} pairs probed (every pair between one "
+                f"representative per host/VLAN group and each host address; every station to each representative of its VLAN and "
+                f"to the other groups on its host)"
+            )
+    shown = 0
+    mismatches = [(half, p) for half in halves for p in half.mismatches]
+    for half, p in mismatches[:max_lines]:
+        dst = next((s for s in half.stations if s.name == p.dst), None)
+        fam = f" ({_family(half)})" if titled else ""
         lines.append(
-            f"sampled: {report.probed} of {total} pairs probed (every pair between one representative per "
-            f"host/VLAN group and each host address; every station to each representative of its VLAN and "
-            f"to the other groups on its host)"
-        )
-    by_name = {s.name: s for s in report.stations}
-    for p in report.mismatches[:max_lines]:
-        dst = by_name.get(p.dst)
-        lines.append(
-            f"MISMATCH {p.src} -> {p.dst}{f' ({dst.ip})' if dst else ''}: expected {p.expect.value} "
+            f"MISMATCH{fam} {p.src} -> {p.dst}{f' ({dst.ip})' if dst else ''}: expected {p.expect.value} "
             f"({'reachable' if p.should_reach else 'unreachable'}), {'reached' if p.reached else 'not reached'}"
         )
-    if len(report.mismatches) > max_lines:
-        lines.append(f"... and {len(report.mismatches) - max_lines} more mismatches (--json lists them all)")
+        shown += 1
+    if len(mismatches) > max_lines:
+        lines.append(f"... and {len(mismatches) - max_lines} more mismatches (--json lists them all)")
     if report.captures:
         frames = sum(c.frames for c in report.captures)
         trunks = sum(1 for c in report.captures if c.role != "endpoint")
@@ -141,29 +166,29 @@ def render_matrix(report: Report, max_grid: int = MAX_GRID, max_lines: int = MAX
         lines.append(f"CAPTURE {f.text()}")
     if len(report.findings) > max_lines:
         lines.append(f"... and {len(report.findings) - max_lines} more capture findings (--json lists them all)")
-    for problem in report.problems:
+    problems = [x for half in report.halves for x in half.problems]
+    for problem in problems:
         lines.append(f"PROBLEM {problem}")
     for note in report.notes:
         lines.append(f"note: {note}")
-    n_bad = len(report.mismatches)
+    n_bad = len(mismatches)
+    probed = sum(h.probed for h in halves)
+    by_family = f" ({', '.join(f'{h.probed} {_family(h)}' for h in halves)})" if titled else ""
     lines.append(
-        f"{'OK' if report.ok else 'FAILED'}: {report.probed} pairs probed, {n_bad} mismatch{'es' if n_bad != 1 else ''}, "
+        f"{'OK' if report.ok else 'FAILED'}: {probed} pairs probed{by_family}, {n_bad} mismatch{'es' if n_bad != 1 else ''}, "
         f"{len(report.findings)} capture finding{'s' if len(report.findings) != 1 else ''}"
-        + (f", {len(report.problems)} probe problem{'s' if len(report.problems) != 1 else ''}" if report.problems else "")
+        + (f", {len(problems)} probe problem{'s' if len(problems) != 1 else ''}" if problems else "")
         + (f" ({report.seconds:.1f} s)" if report.seconds else "")
     )
     return "\n".join(lines)
 
 
-def to_json(report: Report) -> dict[str, Any]:
+def _half_json(report: Report) -> dict[str, Any]:
     return {
-        "topology": report.topology,
-        "mode": report.mode,
+        "family": report.family,
         "ok": report.ok,
         "sampled": report.sampled,
         "probed": report.probed,
-        "seconds": round(report.seconds, 3),
-        "timings": {k: round(v, 3) for k, v in report.timings},
         "stations": [
             {"name": s.name, "host": s.host, "vlan": s.vlan, "address": s.address,
              "host_address": s.is_host_address, "group": s.group, "kind": s.kind, "network": s.probe}
@@ -174,12 +199,26 @@ def to_json(report: Report) -> dict[str, Any]:
              "slice": p.slice, "in_slice": p.in_slice, "container": p.container, "image": p.image}
             for p in report.probes
         ],
-        "problems": list(report.problems),
         "pairs": [
             {"src": p.src, "dst": p.dst, "expect": p.expect.value, "reached": p.reached, "ok": p.ok, "mark": p.mark}
             for p in report.pairs
         ],
-        "mismatches": [{"src": p.src, "dst": p.dst, "expect": p.expect.value, "reached": p.reached} for p in report.mismatches],
+    }
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    """The first family's matrix at the top (as for a single-family run), the IPv6 one under "ipv6";
+    "mismatches" and "problems" list those of both families."""
+    body = {
+        "topology": report.topology,
+        "mode": report.mode,
+        "seconds": round(report.seconds, 3),
+        "timings": {k: round(v, 3) for k, v in report.timings},
+        **_half_json(report),
+        "ok": report.ok,
+        "problems": [x for half in report.halves for x in half.problems],
+        "mismatches": [{"src": p.src, "dst": p.dst, "expect": p.expect.value, "reached": p.reached, "family": half.family}
+                       for half in report.halves for p in half.mismatches],
         "captures": [
             {"node": c.node, "interface": c.interface, "role": c.role, "frames": c.frames, "endpoint": c.owner,
              "seen": [{"vlan": v, "tag": t, "frames": n} for v, t, n in c.seen]}
@@ -192,3 +231,6 @@ def to_json(report: Report) -> dict[str, Any]:
         ],
         "notes": list(report.notes),
     }
+    if report.ipv6 is not None:
+        body["ipv6"] = _half_json(report.ipv6)
+    return body

@@ -135,6 +135,31 @@ def as_network(value: Any):
         raise Invalid(f"{quoted(text)} has host bits set", f'did you mean "{iface.network}"?') from None
 
 
+
+# The keys that end in 6 (subnet6, router6, address6, gateway6, ip_range6)
+# take IPv6 only: an IPv4 value there is a mistake worth its own words.
+
+
+def as_ip6(value: Any):
+    ip = as_ip(value)
+    if ip.version != 6:
+        raise Invalid(f"{quoted(str(ip))} is an IPv4 address, not IPv6", 'this key takes an IPv6 address, e.g. "fd00:100::1"; IPv4 goes in the key without 6')
+    return ip
+
+
+def as_iface_addr6(value: Any):
+    iface = as_iface_addr(value)
+    if iface.version != 6:
+        raise Invalid(f"{quoted(str(iface))} is an IPv4 address, not IPv6", 'this key takes an IPv6 address with its prefix, e.g. "fd00:100::11/64"; IPv4 goes in the key without 6')
+    return iface
+
+
+def as_network6(value: Any):
+    net = as_network(value)
+    if net.version != 6:
+        raise Invalid(f"{quoted(str(net))} is an IPv4 subnet, not IPv6", 'this key takes an IPv6 subnet, e.g. "fd00:100::/64"; IPv4 goes in the key without 6')
+    return net
+
 # Docker's reference grammar (distribution/reference): an optional registry
 # (it has a '.' or ':', or is "localhost"), lowercase path components, an
 # optional tag and digest. Checked here so a typo is a finding with its key

@@ -8,6 +8,10 @@ pictures): ``kind:host/name``. Edges carry what crosses them:
 - ``access``: an OVS port in one VLAN (``tag``; None for untagged);
 - ``member``, ``patch``, ``cable``: plain L2 links that pass whatever they get
   (an ``implicit`` cable is one the file did not declare: see UPSTREAM);
+- ``bundle``: a NIC's membership of an OVS bond (node kind ``bond``). A bond's
+  member links and the cables from its members carry ``bundle`` (the bond's
+  node): together they are one logical link, never a loop (a bond does not
+  forward from one member to another);
 - ``contains``, ``routes``: structure and L3, never part of a broadcast domain.
 
 Broadcast domains are computed by union-find over "clusters" (nodes joined by
@@ -23,9 +27,9 @@ from typing import Iterable
 
 import networkx as nx
 
-from ovsnet.topology.model import Attach, Host, Layout, Topology
+from ovsnet.topology.model import Attach, Host, Layout, Topology, Uplink
 
-L2_PLAIN = frozenset({"member", "patch", "cable"})
+L2_PLAIN = frozenset({"member", "patch", "cable", "bundle"})
 L2_FILTERED = frozenset({"trunk", "access"})
 
 
@@ -43,6 +47,23 @@ def ovs_id(host: Host) -> str:
 
 def switch_id(name: str) -> str:
     return nid("switch", name)
+
+
+def uplink_id(host: Host, up: Uplink) -> str:
+    """The node an uplink's trunk ends on: its bond, or its NIC."""
+    return nid("bond", host.name, up.bond.name) if up.bond else nid("nic", host.name, up.nic)
+
+
+def _bundle(host: Host, nic: str) -> dict[str, str]:
+    """Edge attributes of a link from this NIC: {"bundle": bond node} for a bond's member, else none."""
+    up = host.uplink_of(nic)
+    return {"bundle": uplink_id(host, up)} if up is not None and up.bond else {}
+
+
+def _switch_side(host: Host, nic: str) -> str:
+    """The switch port's name facing a host NIC: one port per bond (a LAG), else one per NIC."""
+    up = host.uplink_of(nic)
+    return f"{host.name}-{up.bond.name}" if up is not None and up.bond else f"{host.name}-{nic}"
 
 
 #: Without a [lab] section the hosts are real, and the file says nothing about
@@ -80,12 +101,21 @@ def _add_vlan_host(g: nx.Graph, host: Host, vid: dict[str, int], topo: Topology)
     g.add_node(br, kind="ovs_bridge", host=host.name, name=host.bridge.name, datapath=host.bridge.datapath.value)
     g.add_edge(h, br, kind="contains")
     for up in host.uplinks:
-        nic = nid("nic", host.name, up.nic)
-        g.add_node(nic, kind="nic", host=host.name, name=up.nic, mtu=up.assumed_mtu)
-        g.add_edge(h, nic, kind="contains")
+        end = uplink_id(host, up)
+        if up.bond:
+            b = up.bond
+            g.add_node(end, kind="bond", host=host.name, name=b.name, mode=b.mode.value, lacp=b.lacp.value,
+                       lacp_time=b.lacp_time.value, members=b.nics, mtu=up.assumed_mtu)
+            g.add_edge(h, end, kind="contains")
+        for member in up.members:
+            nic = nid("nic", host.name, member)
+            g.add_node(nic, kind="nic", host=host.name, name=member, mtu=up.assumed_mtu)
+            g.add_edge(h, nic, kind="contains")
+            if up.bond:
+                g.add_edge(end, nic, kind="bundle", bundle=end)
         native = vid[up.native_vlan] if up.native_vlan else None
         vlans = frozenset(vid[v] for v in up.vlans) | ({native} if native else frozenset())
-        g.add_edge(br, nic, kind="trunk", vlans=vlans, native=native)
+        g.add_edge(br, end, kind="trunk", vlans=vlans, native=native)
     m = host.management
     if m:
         port = nid("internal", host.name, m.port)
@@ -101,7 +131,12 @@ def _add_vlan_host(g: nx.Graph, host: Host, vid: dict[str, int], topo: Topology)
         lbr = nid("linux_bridge", host.name, d.bridge)
         g.add_node(ovs_end, kind="veth", host=host.name, name=d.patch_ovs, mtu=mtu)
         g.add_node(br_end, kind="veth", host=host.name, name=d.patch_bridge, mtu=mtu)
-        g.add_node(lbr, kind="linux_bridge", host=host.name, name=d.bridge, mtu=mtu, network=d.network, vlan=vid[d.vlan])
+        extra = {}
+        vlan = topo.vlans[d.vlan]
+        if d.network and vlan.subnet6 is not None:
+            # A dual-stack network: the picture says both families (an IPv4-only one reads as before).
+            extra["subnets"] = tuple(str(n) for n in vlan.subnets)
+        g.add_node(lbr, kind="linux_bridge", host=host.name, name=d.bridge, mtu=mtu, network=d.network, vlan=vid[d.vlan], **extra)
         g.add_edge(h, lbr, kind="contains")
         g.add_edge(br, ovs_end, kind="access", tag=vid[d.vlan])
         g.add_edge(ovs_end, br_end, kind="patch")
@@ -137,14 +172,16 @@ def _add_lab(g: nx.Graph, topo: Topology, vid: dict[str, int]) -> None:
     for cable in lab.cables:
         a, b = (_cable_node(g, topo, lab.switch, end, other, vid) for end, other in ((cable.a, cable.b), (cable.b, cable.a)))
         if a and b:
-            g.add_edge(a, b, kind="cable")
+            bundles = [_bundle(topo.hosts[e.node], e.nic) for e in (cable.a, cable.b) if e.node in topo.hosts and e.nic]
+            g.add_edge(a, b, kind="cable", **next((x for x in bundles if x), {}))
     if topo.router and lab.switch:
         r = nid("router", topo.router.name)
         g.add_node(r, kind="router", host=topo.router.name, name=topo.router.name)
         for vname in topo.router.vlans:
             v = topo.vlans[vname]
             leg = nid("router_leg", topo.router.name, vname)
-            g.add_node(leg, kind="router_leg", host=topo.router.name, name=vname, addresses=(f"{v.router}/{v.subnet.prefixlen}",) if v.router and v.subnet else ())
+            g.add_node(leg, kind="router_leg", host=topo.router.name, name=vname,
+                       addresses=tuple(f"{st.router}/{st.subnet.prefixlen}" for st in v.stacks if st.router))
             g.add_edge(r, leg, kind="routes")
             g.add_edge(switch_id(lab.switch), leg, kind="access", tag=v.id)
 
@@ -156,22 +193,24 @@ def _add_upstream(g: nx.Graph, topo: Topology, vid: dict[str, int]) -> None:
             if host.flat:
                 nics.append((host, host.flat.nic))
         else:
-            nics += [(host, up.nic) for up in host.uplinks]
+            nics += [(host, nic) for up in host.uplinks for nic in up.members]
     if not nics:
         return
     g.add_node(UPSTREAM_ID, kind="switch", host=UPSTREAM, name="upstream", implicit=True)
     for host, nic in nics:
-        port = nid("switch_port", "upstream", f"{host.name}-{nic}")
-        g.add_node(port, kind="switch_port", host=UPSTREAM, name=f"{host.name}-{nic}", implicit=True)
+        # A bond's members reach one port of the upstream switch: its side of the LAG.
+        side = _switch_side(host, nic)
+        port = nid("switch_port", "upstream", side)
+        g.add_node(port, kind="switch_port", host=UPSTREAM, name=side, implicit=True)
         _mirror(g, UPSTREAM_ID, port, host, nic, vid, implicit=True)
         if nid("nic", host.name, nic) in g:  # else the file is invalid, and validation says why
-            g.add_edge(nid("nic", host.name, nic), port, kind="cable", implicit=True)
+            g.add_edge(nid("nic", host.name, nic), port, kind="cable", implicit=True, **_bundle(host, nic))
 
 
 def _mirror(g: nx.Graph, switch: str, port: str, host: Host, nic: str, vid: dict[str, int], implicit: bool = False) -> None:
     """The switch side of a host's NIC: the same VLANs, the same untagged one."""
     extra = {"implicit": True} if implicit else {}
-    up = next((u for u in host.uplinks if u.nic == nic), None)
+    up = host.uplink_of(nic)
     if up is not None:
         native = vid[up.native_vlan] if up.native_vlan else None
         vlans = frozenset(vid[v] for v in up.vlans) | ({native} if native else frozenset())
@@ -186,9 +225,10 @@ def _cable_node(g, topo, switch, end, other, vid) -> str | None:
     if switch and end.node == switch:
         if other.node not in topo.hosts or other.nic is None:
             return None
-        port = nid("switch_port", switch, f"{other.node}-{other.nic}")
         host = topo.hosts[other.node]
-        g.add_node(port, kind="switch_port", host=switch, name=f"{other.node}-{other.nic}")
+        side = _switch_side(host, other.nic)
+        port = nid("switch_port", switch, side)
+        g.add_node(port, kind="switch_port", host=switch, name=side)
         _mirror(g, switch_id(switch), port, host, other.nic, vid)
         return port
     node = nid("nic", end.node, end.nic or "")
@@ -198,7 +238,7 @@ def _cable_node(g, topo, switch, end, other, vid) -> str | None:
 def _add_endpoints(g: nx.Graph, topo: Topology, vid: dict[str, int]) -> None:
     for ep in topo.endpoints:
         e = nid("endpoint", ep.name)
-        g.add_node(e, kind="endpoint", host=ep.host, name=ep.name, addresses=(str(ep.address),), vlan=vid[ep.vlan])
+        g.add_node(e, kind="endpoint", host=ep.host, name=ep.name, addresses=tuple(str(a) for a in ep.addresses), vlan=vid[ep.vlan])
         host = topo.hosts.get(ep.host)
         if host is None:
             continue
@@ -273,7 +313,9 @@ class Domains:
         for u, v, d in declared + [e for e in edges if e[2].get("implicit")]:
             kind = d["kind"]
             if kind in L2_PLAIN:
-                if not plain.union(u, v):
+                # Within a bond's bundle (its members, their cables, the switch's
+                # side of the LAG) a second path is the bond itself, not a loop.
+                if not plain.union(u, v) and not d.get("bundle"):
                     self.loops.append(Loop(None, (u, v), bool(d.get("implicit"))))
             elif kind in L2_FILTERED:
                 filtered.append((u, v, d))
@@ -334,12 +376,27 @@ class Station:
     is_host_address: bool = False
 
 
-def stations(topo: Topology, g: nx.Graph) -> list[Station]:
-    """Endpoints plus each host's own addresses (which containers must not reach directly)."""
+def families(topo: Topology) -> tuple[int, ...]:
+    """The IP versions verify probes in, IPv4 first: those of the endpoints' and hosts'
+    addresses, and IPv6 where a Docker network has it (its probe containers do)."""
+    seen = {a.version for ep in topo.endpoints for a in ep.addresses}
+    seen |= {a.version for h in topo.hosts.values() if h.management for a in h.management.addresses}
+    if any(d.network and topo.vlans[d.vlan].stack(6) for h in topo.hosts.values() for d in h.docker):
+        seen.add(6)
+    return tuple(f for f in (4, 6) if f in seen) or (4,)
+
+
+def stations(topo: Topology, g: nx.Graph, family: int = 4) -> list[Station]:
+    """Endpoints plus each host's own addresses (which containers must not reach directly), in one IP family.
+
+    A dual-stack endpoint or host is a station of each family, under the same name.
+    """
     out = []
     vid = {v.name: v.id for v in topo.vlans.values()}
     for ep in topo.endpoints:
-        out.append(Station(nid("endpoint", ep.name), ep.name, ep.host, vid[ep.vlan], str(ep.address)))
+        addr = ep.address_of(family)
+        if addr is not None:
+            out.append(Station(nid("endpoint", ep.name), ep.name, ep.host, vid[ep.vlan], str(addr)))
     for host in topo.hosts.values():
         m = host.management
         if not m:
@@ -350,21 +407,25 @@ def stations(topo: Topology, g: nx.Graph) -> list[Station]:
             node = nid("internal", host.name, m.port)
         mvlan = host.management_vlan
         vlan = vid[mvlan] if mvlan else None
-        for i, addr in enumerate(m.addresses):
-            if addr.version == 4:
-                out.append(Station(node, f"{host.name}" + (f"#{i}" if i else ""), host.name, vlan, str(addr), True))
+        for i, addr in enumerate(a for a in m.addresses if a.version == family):
+            out.append(Station(node, f"{host.name}" + (f"#{i}" if i else ""), host.name, vlan, str(addr), True))
     return out
 
 
-def expected(topo: Topology, g: nx.Graph, doms: Domains | None = None) -> dict[tuple[str, str], Expect]:
-    """Who should reach whom, from the graph alone."""
+def expected(topo: Topology, g: nx.Graph, doms: Domains | None = None, family: int = 4) -> dict[tuple[str, str], Expect]:
+    """Who should reach whom, from the graph alone, in one IP family: the router routes
+    a VLAN in the families it has an address in (router, router6)."""
     doms = doms or Domains(g)
-    sts = stations(topo, g)
+    sts = stations(topo, g, family)
     router_legs: dict[int, str] = {}
     if topo.router and topo.lab and topo.lab.switch:
         for vname in topo.router.vlans:
             router_legs[topo.vlans[vname].id] = nid("router_leg", topo.router.name, vname)
-    routed_ids = {topo.vlans[v].id for v in topo.router.vlans} if topo.router else set()
+    routed_ids = set()
+    for vname in topo.router.vlans if topo.router else ():
+        st = topo.vlans[vname].stack(family)
+        if st is not None and st.router is not None:
+            routed_ids.add(topo.vlans[vname].id)
 
     def on_router(s: Station) -> bool:
         if s.vlan not in routed_ids:

@@ -35,31 +35,125 @@ class Attach(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Stack:
+    """One address family of a VLAN: its subnet, its router there, the size of each host's slice.
+
+    `suffix` is how the file spells its keys: "" for subnet/router/host_slice
+    (and a Docker bridge's ip_range), "6" for subnet6/router6/host_slice6 (and
+    ip_range6), so findings name the key that was written.
+    """
+
+    subnet: IPNetwork
+    router: IPAddress | None
+    host_slice: int | None
+    suffix: str = ""
+
+    @property
+    def version(self) -> int:
+        return self.subnet.version
+
+
+@dataclass(frozen=True)
 class Vlan:
     name: str
     id: int
+    # `subnet` is the VLAN's subnet of either family (IPv6 on a v6-only VLAN);
+    # `subnet6` is the IPv6 one beside an IPv4 `subnet` (a dual-stack VLAN).
     subnet: IPNetwork | None = None
     router: IPAddress | None = None  # the containers' gateway on this VLAN
     mtu: int = DEFAULT_MTU
     host_slice: int | None = None  # prefix length of each host's container slice
+    subnet6: IPNetwork | None = None
+    router6: IPAddress | None = None
+    host_slice6: int | None = None
+
+    @property
+    def stacks(self) -> tuple[Stack, ...]:
+        """The VLAN's address families, as written: `subnet`'s first, then `subnet6`'s."""
+        out = []
+        if self.subnet is not None:
+            out.append(Stack(self.subnet, self.router, self.host_slice))
+        if self.subnet6 is not None:
+            out.append(Stack(self.subnet6, self.router6, self.host_slice6, "6"))
+        return tuple(out)
+
+    def stack(self, version: int) -> Stack | None:
+        """The VLAN's IPv4 (4) or IPv6 (6) family, whichever key holds it; None when it has none."""
+        return next((s for s in self.stacks if s.version == version), None)
+
+    @property
+    def subnets(self) -> tuple[IPNetwork, ...]:
+        return tuple(s.subnet for s in self.stacks)
+
+    @property
+    def routers(self) -> tuple[IPAddress, ...]:
+        return tuple(s.router for s in self.stacks if s.router is not None)
+
+
+class BondMode(str, enum.Enum):
+    """OVS Port.bond_mode."""
+
+    ACTIVE_BACKUP = "active-backup"
+    BALANCE_SLB = "balance-slb"
+    BALANCE_TCP = "balance-tcp"  # needs LACP
+
+
+class Lacp(str, enum.Enum):
+    """OVS Port.lacp."""
+
+    OFF = "off"
+    PASSIVE = "passive"
+    ACTIVE = "active"
+
+
+class LacpTime(str, enum.Enum):
+    """OVS Port other_config:lacp-time: how often LACP PDUs go out (30 s or 1 s)."""
+
+    SLOW = "slow"
+    FAST = "fast"
+
+
+DEFAULT_BOND = "bond0"
+
+
+@dataclass(frozen=True)
+class Bond:
+    """Several NICs as one OVS port (an OVS bond): the uplink trunk over all of them."""
+
+    name: str  # the OVS port's name (an OVS bond has no kernel link of its own)
+    nics: tuple[str, ...]
+    mode: BondMode = BondMode.ACTIVE_BACKUP
+    lacp: Lacp = Lacp.OFF
+    lacp_time: LacpTime = LacpTime.SLOW
 
 
 @dataclass(frozen=True)
 class Uplink:
-    """A physical NIC added to the OVS bridge as a trunk."""
+    """A physical NIC (or a bond of several) added to the OVS bridge as a trunk."""
 
-    nic: str
+    nic: str  # the NIC; for a bond, its first member
     vlans: tuple[str, ...]
     native_vlan: str | None = None  # carried untagged on the wire
     # None: the file leaves it out, and the NIC's MTU is left as it is (a NIC
     # already at jumbo MTU must not drop to 1500 because a topology never
     # mentioned it).
     mtu: int | None = None
+    bond: Bond | None = None  # `nics = [...]` in the file
 
     @property
     def assumed_mtu(self) -> int:
         """The MTU the checks and the lab take the NIC to have."""
         return self.mtu or DEFAULT_MTU
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Every NIC this uplink uses: the bond's, or the one NIC."""
+        return self.bond.nics if self.bond else (self.nic,)
+
+    @property
+    def port(self) -> str:
+        """The OVS port's name: the bond's, or the NIC's."""
+        return self.bond.name if self.bond else self.nic
 
 
 class Handover(str, enum.Enum):
@@ -85,6 +179,12 @@ class Management:
     from_nic: str | None = None  # where the addresses are now; default: the first uplink
     dhcp: bool = False  # addresses = "dhcp": the address is a lease, and follows the host to the port
     handover: Handover = Handover.NONE
+    gateway6: IPAddress | None = None  # the IPv6 default route's next hop, beside an IPv4 `gateway`
+
+    @property
+    def gateways(self) -> tuple[IPAddress, ...]:
+        """The default routes' next hops, one per family."""
+        return tuple(g for g in (self.gateway, self.gateway6) if g is not None)
 
 
 @dataclass(frozen=True)
@@ -98,6 +198,11 @@ class DockerBridge:
     network: str | None = None  # Docker network to create on the bridge
     ip_range: IPNetwork | None = None  # explicit slice; else the address plan picks one
     mtu: int | None = None  # default: the VLAN's
+    ip_range6: IPNetwork | None = None  # explicit slice of the VLAN's subnet6
+
+    def explicit(self, suffix: str) -> IPNetwork | None:
+        """The pinned range of a VLAN family's keys ("" pairs with subnet, "6" with subnet6)."""
+        return self.ip_range6 if suffix == "6" else self.ip_range
 
 
 @dataclass(frozen=True)
@@ -156,8 +261,12 @@ class Host:
             return self.flat.vlan if self.flat else None
         if self.management.vlan:
             return self.management.vlan
-        up = next((u for u in self.uplinks if u.nic == self.uplink_nic), None)
+        up = self.uplink_of(self.uplink_nic)
         return up.native_vlan if up else None
+
+    def uplink_of(self, nic: str | None) -> Uplink | None:
+        """The uplink that uses this NIC (one NIC, or a bond's member)."""
+        return next((u for u in self.uplinks if nic in u.members), None)
 
 
 @dataclass(frozen=True)
@@ -177,6 +286,14 @@ class Endpoint:
     vlan: str
     address: IPInterface
     attach: Attach = Attach.DOCKER
+    address6: IPInterface | None = None  # its IPv6 address beside an IPv4 `address`
+
+    @property
+    def addresses(self) -> tuple[IPInterface, ...]:
+        return (self.address,) if self.address6 is None else (self.address, self.address6)
+
+    def address_of(self, version: int) -> IPInterface | None:
+        return next((a for a in self.addresses if a.version == version), None)
 
 
 SWITCH = "switch"

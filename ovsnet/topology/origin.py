@@ -14,7 +14,7 @@ from ovsnet.topology.model import Topology
 
 # The more specific end of an edge names it: an endpoint's access port is the
 # endpoint's entry, not the bridge's. Bridges and switches name nothing.
-_NAMING_ORDER = ("endpoint", "iface", "internal", "router_leg", "veth", "nic", "switch_port", "linux_bridge")
+_NAMING_ORDER = ("endpoint", "iface", "internal", "router_leg", "veth", "nic", "bond", "switch_port", "linux_bridge")
 
 
 def edge_path(topo: Topology, g: nx.Graph, u: str, v: str) -> str:
@@ -53,7 +53,9 @@ def _node_path(topo: Topology, g: nx.Graph, node: str) -> str:
                     return f"lab.cables[{i}]"
         if host.flat and host.flat.nic == name:
             return f"{p}.flat"
-        return next((f"{p}.uplinks[{i}]" for i, up in enumerate(host.uplinks) if up.nic == name), "")
+        return next((f"{p}.uplinks[{i}]" for i, up in enumerate(host.uplinks) if name in up.members), "")
+    if kind == "bond":
+        return next((f"{p}.uplinks[{i}]" for i, up in enumerate(host.uplinks) if up.bond and up.bond.name == name), "")
     if kind in ("veth", "linux_bridge"):
         if host.flat and host.flat.bridge == name:
             return f"{p}.flat"

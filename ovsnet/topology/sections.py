@@ -14,22 +14,28 @@ from ovsnet.topology.convert import (
     as_bool,
     as_enum,
     as_iface_addr,
+    as_iface_addr6,
     as_ifname,
     as_image_ref,
     as_int,
     as_ip,
+    as_ip6,
     as_list,
     as_name,
     as_network,
+    as_network6,
     as_str,
     quoted,
     type_name,
 )
 from ovsnet.topology.model import (
+    DEFAULT_BOND,
     DEFAULT_MTU,
     DEFAULT_OVSDB,
     AccessPort,
     Attach,
+    Bond,
+    BondMode,
     Cable,
     CableEnd,
     Datapath,
@@ -39,6 +45,8 @@ from ovsnet.topology.model import (
     Handover,
     Host,
     LabSpec,
+    Lacp,
+    LacpTime,
     Layout,
     Management,
     OvsBridgeSpec,
@@ -63,7 +71,7 @@ def load_vlans(r: Reader, raw: Any) -> dict[str, Vlan]:
             r.error(path, f"VLAN name: {exc.message}", exc.hint)
             r.broken_vlans.add(name)
             continue
-        b = r.table(body, path, ("id", "subnet", "router", "mtu", "host_slice", "description"))
+        b = r.table(body, path, ("id", "subnet", "router", "mtu", "host_slice", "subnet6", "router6", "host_slice6", "description"))
         if b is None:
             r.broken_vlans.add(name)
             continue
@@ -72,11 +80,14 @@ def load_vlans(r: Reader, raw: Any) -> dict[str, Vlan]:
         router = r.get(b, path, "router", as_ip, None)
         mtu = r.get(b, path, "mtu", as_int(68, 65535), DEFAULT_MTU)
         host_slice = r.get(b, path, "host_slice", as_int(1, 128), None)
+        subnet6 = r.get(b, path, "subnet6", as_network6, None)
+        router6 = r.get(b, path, "router6", as_ip6, None)
+        host_slice6 = r.get(b, path, "host_slice6", as_int(1, 128), None)
         r.get(b, path, "description", as_str, "")
         if vid is None:
             r.broken_vlans.add(name)
             continue
-        vlans[name] = Vlan(name, vid, subnet, router, mtu, host_slice)
+        vlans[name] = Vlan(name, vid, subnet, router, mtu, host_slice, subnet6, router6, host_slice6)
         r.vlan_names[name] = name
         r.vlan_names.setdefault(str(vid), name)
         # Duplicate ids are a validation finding; the first keeps the lookup.
@@ -174,11 +185,22 @@ def load_host(r: Reader, name: str, body: Any) -> Host | None:
     )
 
 
+_BOND_KEYS = ("bond", "bond_mode", "lacp", "lacp_time")
+
+
 def _load_uplink(r: Reader, path: str, raw: Any) -> Uplink | None:
-    t = r.table(raw, path, ("nic", "vlans", "native_vlan", "mtu"))
+    t = r.table(raw, path, ("nic", "nics", "vlans", "native_vlan", "mtu", *_BOND_KEYS))
     if t is None:
         return None
-    nic = r.get(t, path, "nic", as_ifname)
+    bond: Bond | None = None
+    if "nics" in t:
+        bond = _load_bond(r, path, t)
+        nic = bond.nics[0] if bond else None
+    else:
+        nic = r.get(t, path, "nic", as_ifname)
+        for key in _BOND_KEYS:
+            if key in t:
+                r.error(f"{path}.{key}", f"{key} applies to a bond, and this uplink has one NIC", 'list the bond\'s NICs in nics = ["eth1", "eth2"] instead of nic')
     vlans = r.get(t, path, "vlans", as_list(r.as_vlan))
     native = r.get(t, path, "native_vlan", r.as_vlan, None)
     mtu = r.get(t, path, "mtu", as_int(68, 65535), None)
@@ -187,16 +209,39 @@ def _load_uplink(r: Reader, path: str, raw: Any) -> Uplink | None:
         r.error(f"{path}.vlans", "a trunk carrying no VLAN", "list the VLANs this NIC carries")
     if nic is None or vlans is None:
         return None
-    return Uplink(nic, tuple(vlans), native, mtu)
+    return Uplink(nic, tuple(vlans), native, mtu, bond)
+
+
+def _load_bond(r: Reader, path: str, t: dict) -> Bond | None:
+    """`nics = [...]`: an OVS bond of them, with its name, mode and LACP settings."""
+    if "nic" in t:
+        r.error(f"{path}.nics", "an uplink names nic (one NIC) or nics (a bond), not both", 'keep nics = [...] for a bond, or nic = "..." for one NIC')
+    nics = r.get(t, path, "nics", as_list(as_ifname))
+    name = r.get(t, path, "bond", as_ifname, DEFAULT_BOND) or DEFAULT_BOND
+    mode = r.get(t, path, "bond_mode", as_enum(BondMode), BondMode.ACTIVE_BACKUP) or BondMode.ACTIVE_BACKUP
+    lacp = r.get(t, path, "lacp", as_enum(Lacp), None)
+    refused = "lacp" in t and lacp is None  # its own finding; balance-tcp's is then beside the point
+    lacp = lacp or Lacp.OFF
+    lacp_time = r.get(t, path, "lacp_time", as_enum(LacpTime), LacpTime.SLOW) or LacpTime.SLOW
+    if isinstance(t["nics"], list) and len(t["nics"]) < 2:
+        # One NIC in a bond is no redundancy and an odd OVS port: say what to write instead.
+        r.error(f"{path}.nics", f"a bond needs at least two NICs, got {len(t['nics'])}", 'write nic = "eth1" for an uplink of one NIC')
+        return None
+    if mode is BondMode.BALANCE_TCP and lacp is Lacp.OFF and not refused:
+        r.error(f"{path}.bond_mode", "bond_mode balance-tcp needs LACP", 'set lacp = "active" (or "passive"), or use bond_mode "balance-slb" or "active-backup"')
+    if not nics or len(nics) != len(t["nics"]):
+        return None  # refused items have their own findings
+    return Bond(name, tuple(nics), mode, lacp, lacp_time)
 
 
 def _load_management(r: Reader, path: str, raw: Any) -> Management | None:
-    t = r.table(raw, path, ("addresses", "gateway", "dns", "vlan", "port", "from_nic", "handover"))
+    t = r.table(raw, path, ("addresses", "gateway", "gateway6", "dns", "vlan", "port", "from_nic", "handover"))
     if t is None:
         return None
     dhcp = t.get("addresses") == "dhcp"
     addresses = [] if dhcp else r.get(t, path, "addresses", as_list(as_iface_addr))
     gateway = r.get(t, path, "gateway", as_ip, None)
+    gateway6 = r.get(t, path, "gateway6", as_ip6, None)
     dns = r.get(t, path, "dns", as_list(as_ip), [])
     vlan = r.get(t, path, "vlan", r.as_vlan, None)
     port = r.get(t, path, "port", as_ifname, "mgmt0")
@@ -208,17 +253,22 @@ def _load_management(r: Reader, path: str, raw: Any) -> Management | None:
         r.error(f"{path}.addresses", "no address given", 'list the host\'s own addresses, e.g. ["192.0.2.11/24"], or write "dhcp"')
     if dhcp and gateway is not None:
         r.error(f"{path}.gateway", "with addresses = \"dhcp\" the gateway is the lease's router", "remove gateway")
-    return Management(tuple(addresses), gateway, tuple(dns or ()), vlan, port or "mgmt0", from_nic, dhcp, handover)
+    if dhcp and gateway6 is not None:
+        r.error(f"{path}.gateway6", "with addresses = \"dhcp\" ovsnet moves the IPv4 lease only: it has no IPv6 address to route", "remove gateway6")
+    if gateway6 is not None and gateway is not None and gateway.version == 6:
+        r.error(f"{path}.gateway6", f"gateway {gateway} is IPv6 already: a host has one default route per family", "write the IPv4 gateway in gateway, or remove gateway6")
+    return Management(tuple(addresses), gateway, tuple(dns or ()), vlan, port or "mgmt0", from_nic, dhcp, handover, gateway6)
 
 
 def _load_docker(r: Reader, path: str, raw: Any) -> DockerBridge | None:
-    t = r.table(raw, path, ("bridge", "vlan", "network", "ip_range", "mtu", "patch_ovs", "patch_bridge"))
+    t = r.table(raw, path, ("bridge", "vlan", "network", "ip_range", "ip_range6", "mtu", "patch_ovs", "patch_bridge"))
     if t is None:
         return None
     bridge = r.get(t, path, "bridge", as_ifname)
     vlan = r.get(t, path, "vlan", r.as_vlan)
     network = r.get(t, path, "network", as_name, None)
     ip_range = r.get(t, path, "ip_range", as_network, None)
+    ip_range6 = r.get(t, path, "ip_range6", as_network6, None)
     mtu = r.get(t, path, "mtu", as_int(68, 65535), None)
     if bridge is None or vlan is None:
         return None
@@ -226,7 +276,7 @@ def _load_docker(r: Reader, path: str, raw: Any) -> DockerBridge | None:
     # re-tags its port instead of renaming it.
     patch_ovs = r.get(t, path, "patch_ovs", as_ifname, f"ovs-{bridge}") or f"ovs-{bridge}"
     patch_bridge = r.get(t, path, "patch_bridge", as_ifname, f"lnx-{bridge}") or f"lnx-{bridge}"
-    return DockerBridge(bridge, vlan, patch_ovs, patch_bridge, network, ip_range, mtu)
+    return DockerBridge(bridge, vlan, patch_ovs, patch_bridge, network, ip_range, mtu, ip_range6)
 
 
 def load_router(r: Reader, raw: Any) -> Router | None:
@@ -247,16 +297,19 @@ def load_endpoints(r: Reader, raw: Any) -> list[Endpoint]:
         return out
     for i, item in enumerate(raw):
         path = f"endpoints[{i}]"
-        t = r.table(item, path, ("name", "host", "vlan", "address", "attach"))
+        t = r.table(item, path, ("name", "host", "vlan", "address", "address6", "attach"))
         if t is None:
             continue
         name = r.get(t, path, "name", as_name)
         host = r.get(t, path, "host", as_name)
         vlan = r.get(t, path, "vlan", r.as_vlan)
         address = r.get(t, path, "address", as_iface_addr)
+        address6 = r.get(t, path, "address6", as_iface_addr6, None)
         attach = r.get(t, path, "attach", as_enum(Attach), Attach.DOCKER)
+        if address is not None and address6 is not None and address.version == 6:
+            r.error(f"{path}.address6", f"address {address} is IPv6 already: an endpoint has one address per family", "write the IPv4 address in address, or remove address6")
         if None not in (name, host, vlan, address, attach):
-            out.append(Endpoint(name, host, vlan, address, attach))
+            out.append(Endpoint(name, host, vlan, address, attach, address6))
     return out
 
 

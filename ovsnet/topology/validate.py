@@ -14,9 +14,9 @@ import networkx as nx
 
 from ovsnet.errors import Finding
 from ovsnet.topology import addressing
-from ovsnet.topology.graph import Domains, nid
+from ovsnet.topology.graph import Domains, nid, uplink_id
 from ovsnet.topology.load import quoted
-from ovsnet.topology.model import Attach, Host, IPNetwork, Layout, Topology
+from ovsnet.topology.model import Attach, Host, IPNetwork, Layout, Topology, Vlan
 from ovsnet.topology.origin import edge_path
 
 # The kernel refuses '/', ':', whitespace and control characters; ovsnet also
@@ -85,13 +85,34 @@ def _vlans(topo: Topology) -> Iterator[Finding]:
     by_id: dict[int, list[str]] = defaultdict(list)
     for v in topo.vlans.values():
         by_id[v.id].append(v.name)
-        if v.router and v.subnet and v.router not in v.subnet:
-            yield Finding(f"vlans.{v.name}.router", f"router {v.router} is outside VLAN {v.name}'s subnet {v.subnet}", "put the router address inside the subnet")
-        if v.router and v.subnet and _is_edge_address(v.router, v.subnet):
-            yield Finding(f"vlans.{v.name}.router", f"router {v.router} is the subnet's network or broadcast address", "use a host address, e.g. the first one")
+        for st in v.stacks:
+            if st.router and st.router not in st.subnet:
+                yield Finding(f"vlans.{v.name}.router{st.suffix}", f"router{st.suffix} {st.router} is outside VLAN {v.name}'s subnet{st.suffix} {st.subnet}"
+                              if st.suffix else f"router {st.router} is outside VLAN {v.name}'s subnet {st.subnet}", "put the router address inside the subnet")
+            elif st.router and _is_edge_address(st.router, st.subnet):
+                yield Finding(f"vlans.{v.name}.router{st.suffix}", f"router{st.suffix} {st.router} is the subnet's network or broadcast address", "use a host address, e.g. the first one")
+        yield from _ipv6_keys(v)
     for vid, names in by_id.items():
         if len(names) > 1:
             yield Finding(f"vlans.{names[1]}.id", f"VLAN id {vid} is used by {' and '.join(names)}", "give each VLAN its own id")
+
+
+def _ipv6_keys(v: Vlan) -> Iterator[Finding]:
+    """The keys ending in 6 describe the VLAN's IPv6 family beside an IPv4 `subnet`."""
+    p = f"vlans.{v.name}"
+    v6_in_subnet = v.subnet is not None and v.subnet.version == 6
+    if v6_in_subnet and v.subnet6 is not None:
+        yield Finding(f"{p}.subnet6", f"subnet {v.subnet} is IPv6 already: a VLAN has one subnet per family", "put the IPv4 subnet in subnet, or remove subnet6")
+        return
+    for key, value in (("router6", v.router6), ("host_slice6", v.host_slice6)):
+        if value is None or v.subnet6 is not None:
+            continue
+        if v6_in_subnet:
+            yield Finding(f"{p}.{key}", f"VLAN {v.name}'s IPv6 subnet is written as subnet: its {key[:-1]} goes with it", f"write {key[:-1]} instead of {key}")
+        else:
+            yield Finding(f"{p}.{key}", f"{key} without subnet6: VLAN {v.name} has no IPv6 subnet", f"add subnet6 under [{p}], e.g. \"fd00:{v.id}::/64\"")
+    if v.router is not None and v.subnet is None and v.subnet6 is not None and v.router.version == 6:
+        yield Finding(f"{p}.router", f"router {v.router} is IPv6, and VLAN {v.name}'s IPv6 subnet is subnet6", "write it as router6")
 
 
 def _host_ifnames(host: Host) -> Iterator[tuple[str, str]]:
@@ -104,7 +125,13 @@ def _host_ifnames(host: Host) -> Iterator[tuple[str, str]]:
         return
     yield f"{p}.bridge.name", host.bridge.name
     for i, up in enumerate(host.uplinks):
-        yield f"{p}.uplinks[{i}].nic", up.nic
+        if up.bond:
+            # The bond is an OVS port: its name shares the bridge's port names with the rest.
+            yield f"{p}.uplinks[{i}].bond", up.bond.name
+            for j, member in enumerate(up.bond.nics):
+                yield f"{p}.uplinks[{i}].nics[{j}]", member
+        else:
+            yield f"{p}.uplinks[{i}].nic", up.nic
     if host.management:
         yield f"{p}.management.port", host.management.port
     for i, d in enumerate(host.docker):
@@ -135,7 +162,8 @@ def _host(topo: Topology, host: Host) -> Iterator[Finding]:
 
     carried: dict[str, set[str]] = {}
     for up in host.uplinks:
-        carried[up.nic] = set(up.vlans) | ({up.native_vlan} if up.native_vlan else set())
+        for member in up.members:
+            carried[member] = set(up.vlans) | ({up.native_vlan} if up.native_vlan else set())
     on_trunk = set().union(*carried.values()) if carried else set()
     if not host.uplinks:
         yield Finding(f"{p}.uplinks", f"host {host.name} has no uplink to trunk", 'add [[hosts.' + host.name + '.uplinks]] with nic and vlans')
@@ -165,7 +193,7 @@ def _host(topo: Topology, host: Host) -> Iterator[Finding]:
     m = host.management
     if m:
         if m.from_nic and m.from_nic not in carried:
-            yield Finding(f"{p}.management.from_nic", f"'{m.from_nic}' is not an uplink of {host.name}", "name one of the uplinks' nic")
+            yield Finding(f"{p}.management.from_nic", f"'{m.from_nic}' is not an uplink of {host.name}", "name one of the uplinks' nic (or one of a bond's nics)")
         mvlan = host.management_vlan
         if mvlan is None:
             yield Finding(f"{p}.management.vlan", "untagged management needs the uplink's native_vlan", "set management.vlan, or native_vlan on the uplink")
@@ -174,25 +202,28 @@ def _host(topo: Topology, host: Host) -> Iterator[Finding]:
             nic = host.uplink_nic
             if nic in carried and mvlan not in carried[nic]:
                 yield Finding(f"{p}.management.vlan", f"management address of {host.name} is on VLAN {mvlan}, which its uplink {nic} does not carry: the host would be cut off", f"add '{mvlan}' to the vlans of uplink {nic}")
-        if m.gateway and not any(m.gateway in a.network for a in m.addresses):
-            yield Finding(f"{p}.management.gateway", f"gateway {m.gateway} is on none of {host.name}'s own subnets", "use a gateway inside one of management.addresses' subnets")
+        for key, gw in (("gateway", m.gateway), ("gateway6", m.gateway6)):
+            # An IPv6 next hop is often the router's link-local address: reachable on any link.
+            if gw and not (gw.version == 6 and gw.is_link_local) and not any(gw in a.network for a in m.addresses):
+                yield Finding(f"{p}.management.{key}", f"{key} {gw} is on none of {host.name}'s own subnets",
+                              "use a gateway inside one of management.addresses' subnets" + (" (or the router's fe80:: address)" if gw.version == 6 else ""))
 
     for i, up in enumerate(host.uplinks):
         if up.native_vlan and up.native_vlan not in up.vlans:
             yield Finding(f"{p}.uplinks[{i}].native_vlan", f"native VLAN {up.native_vlan} is not in the uplink's vlans list", f"add '{up.native_vlan}' to vlans", severity="warning")
         for vname in up.vlans:
             if vname not in used:
-                yield Finding(f"{p}.uplinks[{i}].vlans", f"VLAN {vname} is trunked on {nid('nic', host.name, up.nic)} but nothing on {host.name} uses it", "remove it from the trunk, or ignore if the host is a transit", severity="warning")
+                yield Finding(f"{p}.uplinks[{i}].vlans", f"VLAN {vname} is trunked on {uplink_id(host, up)} but nothing on {host.name} uses it", "remove it from the trunk, or ignore if the host is a transit", severity="warning")
 
 
 def _subnets(topo: Topology) -> Iterator[Finding]:
-    nets = [(v.name, v.subnet) for v in topo.vlans.values() if v.subnet is not None]
+    nets = [(v.name, st.suffix, st.subnet) for v in topo.vlans.values() for st in v.stacks]
     # Sorting by (version, address) makes overlap a neighbour check: n log n for 4094 VLANs.
-    nets.sort(key=lambda t: (t[1].version, int(t[1].network_address), -t[1].prefixlen))
+    nets.sort(key=lambda t: (t[2].version, int(t[2].network_address), -t[2].prefixlen))
     widest: tuple[str, IPNetwork] | None = None
-    for name, net in nets:
+    for name, suffix, net in nets:
         if widest and widest[1].version == net.version and int(net.network_address) <= _last(widest[1]):
-            yield Finding(f"vlans.{name}.subnet", f"subnet {net} of VLAN {name} overlaps {widest[1]} of VLAN {widest[0]}", "give each VLAN a subnet of its own")
+            yield Finding(f"vlans.{name}.subnet{suffix}", f"subnet {net} of VLAN {name} overlaps {widest[1]} of VLAN {widest[0]}", "give each VLAN a subnet of its own")
         if widest is None or widest[1].version != net.version or _last(net) > _last(widest[1]):
             widest = (name, net)
 
@@ -209,6 +240,8 @@ def _addresses(topo: Topology) -> Iterator[Finding]:
     for v in topo.vlans.values():
         if v.router:
             yield from claim(v.router, f"VLAN {v.name}'s router", f"vlans.{v.name}.router")
+        if v.router6:
+            yield from claim(v.router6, f"VLAN {v.name}'s router6", f"vlans.{v.name}.router6")
     for host in topo.hosts.values():
         m = host.management
         if not m:
@@ -217,14 +250,24 @@ def _addresses(topo: Topology) -> Iterator[Finding]:
         for i, a in enumerate(m.addresses):
             path = f"hosts.{host.name}.management.addresses[{i}]"
             yield from claim(a.ip, f"host {host.name}", path)
-            if mvlan and mvlan.subnet and a.version == mvlan.subnet.version and a.ip not in mvlan.subnet:
-                yield Finding(path, f"address {a} of host {host.name} is outside its VLAN {mvlan.name}'s subnet {mvlan.subnet}", f"use an address inside {mvlan.subnet}")
+            st = mvlan.stack(a.version) if mvlan else None
+            if mvlan and st and a.ip not in st.subnet:
+                yield Finding(path, f"address {a} of host {host.name} is outside its VLAN {mvlan.name}'s subnet {st.subnet}", f"use an address inside {st.subnet}")
     for i, ep in enumerate(topo.endpoints):
-        path = f"endpoints[{i}].address"
-        yield from claim(ep.address.ip, f"endpoint {ep.name}", path)
         v = topo.vlans[ep.vlan]
-        if v.subnet and (ep.address.version != v.subnet.version or ep.address.ip not in v.subnet):
-            yield Finding(path, f"address {ep.address} of endpoint {ep.name} is outside VLAN {v.name}'s subnet {v.subnet}", f"use an address inside {v.subnet}")
+        for key, addr in (("address", ep.address), ("address6", ep.address6)):
+            if addr is None:
+                continue
+            path = f"endpoints[{i}].{key}"
+            yield from claim(addr.ip, f"endpoint {ep.name}", path)
+            st = v.stack(addr.version)
+            if st is None and v.subnets:
+                # A VLAN without that family: the subnet it does have says where the address should be.
+                yield Finding(path, f"address {addr} of endpoint {ep.name} is outside VLAN {v.name}'s subnet {v.subnets[0]}: "
+                              f"VLAN {v.name} has no IPv{addr.version} subnet", f"use an address inside {v.subnets[0]}"
+                              + (f", or give VLAN {v.name} a subnet6" if addr.version == 6 else ""))
+            elif st is not None and addr.ip not in st.subnet:
+                yield Finding(path, f"address {addr} of endpoint {ep.name} is outside VLAN {v.name}'s subnet{st.suffix} {st.subnet}", f"use an address inside {st.subnet}")
 
 
 def _references(topo: Topology) -> Iterator[Finding]:
@@ -250,7 +293,7 @@ def _references(topo: Topology) -> Iterator[Finding]:
     if topo.router:
         for i, vname in enumerate(topo.router.vlans):
             v = topo.vlans[vname]
-            if v.router is None or v.subnet is None:
+            if not any(st.router for st in v.stacks):
                 yield Finding(f"router.vlans[{i}]", f"the router routes VLAN {vname}, which has no subnet and router address", f"set subnet and router under [vlans.{vname}]")
 
 
@@ -284,7 +327,7 @@ def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
                     limit = up.assumed_mtu + ETH_HEADER + (VLAN_TAG_BYTES if tagged else 0)
                     yield Finding(
                         f"hosts.{host.name}.uplinks[{i}].mtu",
-                        f"VLAN {vname} (mtu {v.mtu}) does not fit {nid('nic', host.name, up.nic)} (mtu {up.assumed_mtu}): "
+                        f"VLAN {vname} (mtu {v.mtu}) does not fit {uplink_id(host, up)} (mtu {up.assumed_mtu}): "
                         f"its {'802.1Q-tagged ' if tagged else ''}frames are {frame} bytes, the NIC passes {limit}",
                         f"raise the uplink's mtu to {v.mtu} or lower VLAN {vname}'s mtu",
                     )
@@ -294,7 +337,7 @@ def _mtu(topo: Topology, g: nx.Graph) -> Iterator[Finding]:
             mtus = []
             for end in (c.a, c.b):
                 h = topo.hosts.get(end.node)
-                cabled = next((u for u in h.uplinks if u.nic == end.nic), None) if h else None
+                cabled = h.uplink_of(end.nic) if h else None
                 if cabled:
                     mtus.append((str(end), cabled.assumed_mtu))
             if len(mtus) == 2 and mtus[0][1] != mtus[1][1]:
@@ -332,7 +375,7 @@ def _lab(topo: Topology) -> Iterator[Finding]:
                     hint += ", or declare lab.switch"
                 yield Finding(path, f"'{end.node}' is neither a host nor the lab switch", hint)
                 continue
-            nics = [u.nic for u in host.uplinks] + ([host.flat.nic] if host.flat else [])
+            nics = [n for u in host.uplinks for n in u.members] + ([host.flat.nic] if host.flat else [])
             if end.nic not in nics:
                 yield Finding(path, f"'{end}' is not an uplink NIC of host {host.name}", "use one of: " + ", ".join(f"{host.name}:{n}" for n in nics))
                 continue
@@ -345,7 +388,7 @@ def _lab(topo: Topology) -> Iterator[Finding]:
             natives = []
             for end in (c.a, c.b):
                 host = topo.hosts.get(end.node)
-                up = next((u for u in host.uplinks if u.nic == end.nic), None) if host else None
+                up = host.uplink_of(end.nic) if host else None
                 if up:
                     natives.append(up.native_vlan)
             if len(natives) == 2 and natives[0] != natives[1]:

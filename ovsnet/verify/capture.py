@@ -125,12 +125,18 @@ def _mac_of_address(namespace: str, address: str) -> str | None:
 def _nic_vlans(topo: Topology, host: Host, nic: str) -> tuple[frozenset[int | None], int | None]:
     """VLANs a host NIC carries and its native one (a flat NIC: its one segment, untagged)."""
     ids = vlan_ids(topo)
-    up = next((u for u in host.uplinks if u.nic == nic), None)
+    up = host.uplink_of(nic)
     if up is not None:
         native = ids[up.native_vlan] if up.native_vlan else None
         return frozenset(ids[v] for v in up.vlans) | ({native} if native is not None else frozenset()), native
     seg = ids[host.flat.vlan] if host.flat and host.flat.vlan else None
     return frozenset({seg}), seg
+
+
+def _bond(host: Host, nic: str) -> str | None:
+    """"node1:bond0" for a member of a bond, whose members share its traffic; else None."""
+    up = host.uplink_of(nic)
+    return f"{host.name}:{up.bond.name}" if up is not None and up.bond is not None else None
 
 
 def _required(
@@ -158,17 +164,24 @@ def _required(
     return frozenset(need)
 
 
+Matrix = tuple[Sequence[Peer], Sequence[tuple[str, str]], Mapping[tuple[str, str], Expect]]
+
+
 def capture_points(
     lab: Lab,
     stations: Sequence[Peer],
     pairs: Sequence[tuple[str, str]],
     expected: Mapping[tuple[str, str], Expect],
     endpoints: set[str] | None = None,
+    ipv6: Matrix | None = None,
 ) -> list[CapturePoint]:
     """Every trunk (switch port towards a host, or a host NIC on a direct cable), and the
-    host-side port of every endpoint (or of those in `endpoints`)."""
+    host-side port of every endpoint (or of those in `endpoints`). With `ipv6` (a dual-stack
+    run's IPv6 stations, pairs and expectations) trunks also say which VLANs' ICMPv6 echoes must cross."""
     topo, names = lab.topology, lab.names
     by_name = {s.name: s for s in stations}
+    stations6, pairs6, expected6 = ipv6 if ipv6 is not None else ((), (), {})
+    by_name6 = {s.name: s for s in stations6}
     points = []
     for end, port in lab.switch_ports.items():
         host, _, nic = end.partition(":")
@@ -178,7 +191,8 @@ def capture_points(
         points.append(CapturePoint(
             node=names.switch or "switch", namespace=names.switch_ns, interface=port, role="access" if flat else "trunk",
             vlans=allowed, native=native, near=near,
-            required=_required(near, None, allowed, pairs, by_name, expected),
+            required=_required(near, None, allowed, pairs, by_name, expected), bundle=_bond(topo.hosts[host], nic),
+            required6=_required(near, None, allowed, pairs6, by_name6, expected6),
         ))
     switch = topo.lab.switch if topo.lab else None
     for cable in topo.lab.cables if topo.lab else ():
@@ -190,7 +204,8 @@ def capture_points(
         points.append(CapturePoint(
             node=a.node, namespace=names.host_ns(a.node), interface=a.nic, role="trunk",
             vlans=allowed, native=native, near=near,
-            required=_required(near, frozenset({b.node}), allowed, pairs, by_name, expected),
+            required=_required(near, frozenset({b.node}), allowed, pairs, by_name, expected), bundle=_bond(topo.hosts[a.node], a.nic),
+            required6=_required(near, frozenset({b.node}), allowed, pairs6, by_name6, expected6),
         ))
     ids = vlan_ids(topo)
     for ep in topo.endpoints:
@@ -228,7 +243,7 @@ def mac_owners(lab: Lab, stations: Sequence[Peer], where: Mapping[str, str], con
 
 
 def station_subnets(topo: Topology, stations: Sequence[Peer]) -> Subnets:
-    nets: list[tuple[str, int | None]] = [(str(v.subnet), v.id) for v in topo.vlans.values() if v.subnet is not None]
+    nets: list[tuple[str, int | None]] = [(str(n), v.id) for v in topo.vlans.values() for n in v.subnets]
     nets += [(str(ipaddress.ip_interface(s.address).network), s.vlan) for s in stations]
     return Subnets(set(nets))
 

@@ -65,6 +65,9 @@ class ProbeSpec:
     vlan: str  # the VLAN's name
     bridge: str
     ip_range: str | None  # the host's slice of the VLAN, where Docker must pick the address
+    ip_range6: str | None = None  # its IPv6 slice, on a network with IPv6
+    ipv6: bool = False  # the network has IPv6: the probe must get an IPv6 address too
+    ipv4: bool = True  # False: an IPv6-only VLAN (Docker's own IPv4 address is no station)
 
     @property
     def name(self) -> str:
@@ -82,6 +85,7 @@ class Probe:
     mac: str | None
     pid: int
     image: str
+    address6: str | None = None  # "fd00:100::ff4d:0:0:0/64", on a network with IPv6
 
     @property
     def name(self) -> str:
@@ -102,9 +106,20 @@ class Probe:
 
     @property
     def in_slice(self) -> bool:
-        if not self.spec.ip_range:
+        return self.in_slice_of(4) and self.in_slice_of(6)
+
+    def address_of(self, family: int) -> str | None:
+        return self.address6 if family == 6 else self.address
+
+    def slice_of(self, family: int) -> str | None:
+        return self.spec.ip_range6 if family == 6 else self.spec.ip_range
+
+    def in_slice_of(self, family: int) -> bool:
+        """Whether Docker gave it an address of this family inside the host's slice (no slice: any address)."""
+        address, slice_ = self.address_of(family), self.slice_of(family)
+        if not slice_:
             return True
-        return ipaddress.ip_address(self.ip) in ipaddress.ip_network(self.spec.ip_range)
+        return address is not None and ipaddress.ip_interface(address).ip in ipaddress.ip_network(slice_)
 
 
 def station_name(host: str, network: str) -> str:
@@ -120,12 +135,16 @@ def specs(topo: Topology, hosts: Collection[str] | None = None) -> list[ProbeSpe
         if hosts is not None and host.name not in hosts:
             continue
         for net in DockerNetworks().desire(topo, host, Settings()):
-            out.append(ProbeSpec(host.name, net.name, net.vlan, net.bridge, net.ip_range))
+            v6 = net.subnet6 is not None
+            out.append(ProbeSpec(host.name, net.name, net.vlan, net.bridge, net.ip_range, net.ip_range6, v6, net.subnet is not None or not v6))
     return out
 
 
 def as_endpoint(probe: Probe) -> Endpoint:
-    return Endpoint(probe.name, probe.host, probe.spec.vlan, ipaddress.ip_interface(probe.address), Attach.DOCKER)
+    """The probe as a test endpoint: its address of each family its VLAN has."""
+    addresses = ([probe.address] if probe.spec.ipv4 else []) + ([probe.address6] if probe.address6 else [])
+    first, *rest = (ipaddress.ip_interface(a) for a in addresses)
+    return Endpoint(probe.name, probe.host, probe.spec.vlan, first, Attach.DOCKER, rest[0] if rest else None)
 
 
 def with_probes(topo: Topology, probes: Sequence[Probe]) -> Topology:
@@ -326,12 +345,14 @@ class ProbeSet:
             with self._docker(self.engines[spec.host], slow=True) as d:
                 c = d.run_container(self.image, COMMAND, name=name, network=spec.network, labels=labels)
             attach = c.networks.get(spec.network)
-            if attach is None or not attach.ip or not c.pid:
+            if attach is None or not attach.ip or not c.pid or spec.ipv6 and not attach.ip6:
+                missing = "IPv4" if attach is None or not attach.ip else "IPv6" if spec.ipv6 and not attach.ip6 else ""
+                got = f"got no {missing} address on Docker network {spec.network}" if missing else f"is on Docker network {spec.network}"
                 raise BackendError(
-                    f"probe {spec.name}: container {c.name} got no IPv4 address on Docker network {spec.network}"
+                    f"probe {spec.name}: container {c.name} {got}"
                     + ("" if c.pid else " (it is not running: can the image run `sleep`?)")
                 )
-            return Probe(spec, c.id, c.name, attach.interface, attach.mac, c.pid, self.image)
+            return Probe(spec, c.id, c.name, attach.interface, attach.mac, c.pid, self.image, attach.interface6)
 
         # The calls' results come back in order; a failure waits for the rest
         # (the pool's exit), so everything started is known before removal.
@@ -346,7 +367,7 @@ class ProbeSet:
         if errors:
             raise errors[0]
         self.report(f"probes: {len(self.probes)} containers from {self.image}: "
-                    + ", ".join(f"{p.name} {p.ip}" for p in self.probes))
+                    + ", ".join(f"{p.name} {p.ip}" + (f" {p.address6.split('/')[0]}" if p.address6 else "") for p in self.probes))
 
     def _remove_all(self) -> list[str]:
         """Remove this run's probes, found by their owner label (so also those whose start

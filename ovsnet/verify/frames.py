@@ -11,11 +11,17 @@ Checks made on the captures:
 - trunk (a switch port towards a host, or a host NIC on a direct cable):
   every frame of VLAN V carries tag V, or no tag when V is the native VLAN; no
   frame of a VLAN the trunk does not carry; and for every VLAN whose traffic
-  had to cross it, at least one correctly tagged frame from a station behind it;
+  had to cross it, at least one correctly tagged frame from a station behind it
+  (on one of a bond's members, whichever its hashing or active member chose);
 - endpoint port (the endpoint's host-side veth, in its Docker bridge, flat
   bridge, or on OVS): no tagged frame, and no frame from another VLAN's
   station or router leg, or with an IPv4/IPv6 source in another VLAN's subnet
   (except from this VLAN's router leg, which forwards routed traffic).
+
+A dual-stack run checks IPv6 as well: every frame, ICMPv6 and neighbour
+discovery included, must carry the right tag, and for every VLAN whose IPv6
+traffic had to cross a trunk at least one ICMPv6 echo from a station behind
+it (`required6`); IPv4's `required` is met by IPv4 and ARP frames only.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class Frame:
     tags: tuple[int, ...]  # 802.1Q tags, outermost first
     ethertype: str  # of the payload: "IPv4", "ARP", "IPv6", ...
     sender_ip: str | None  # IP source, or ARP sender
+    echo6: bool = False  # an ICMPv6 echo request or reply (verify's own IPv6 pings)
 
 
 _LINE = re.compile(r"^\S+\s+(?P<src>[0-9a-f]{2}(?::[0-9a-f]{2}){5}) > (?P<dst>[0-9a-f]{2}(?::[0-9a-f]{2}){5}), (?P<rest>.*)$")
@@ -70,6 +77,8 @@ def parse_frame(line: str) -> Frame | None:
     elif etype == "IPv6":
         ip = _IPV6.match(body)
         sender = ip.group(1) if ip else None
+        if "ICMP6, echo " in body:
+            return Frame(m["src"], m["dst"], tuple(tags), etype, sender, echo6=True)
     elif etype == "ARP":
         arp = _ARP_REQ.search(body) or _ARP_REP.search(body)
         sender = arp.group(1) if arp else None
@@ -103,6 +112,8 @@ class CapturePoint:
     near: frozenset[str] = frozenset()  # hosts behind a trunk (their stations' frames come from there)
     required: frozenset[int | None] = frozenset()  # VLANs whose near-side frames must be seen
     owner: str | None = None  # the endpoint, for an endpoint port
+    bundle: str | None = None  # a member of this bond: `required` holds for the bond's members together
+    required6: frozenset[int | None] = frozenset()  # VLANs whose near-side ICMPv6 echoes must be seen
 
     @property
     def where(self) -> str:
@@ -114,7 +125,7 @@ class CaptureFinding:
     node: str
     interface: str
     role: str
-    kind: str  # wrong-tag | vlan-not-allowed | tag-not-allowed | missing | foreign-frame | tagged-on-access
+    kind: str  # wrong-tag | vlan-not-allowed | tag-not-allowed | missing | missing-ipv6 | foreign-frame | tagged-on-access
     vlan: int | None  # the VLAN the frames belong to (for tag-not-allowed: the tag seen)
     seen_tag: int | None
     frames: int
@@ -174,6 +185,7 @@ def analyze(
     seen: Counter[tuple[int | None, int | None]] = Counter()
     bad: dict[tuple[str, int | None, int | None], list[str]] = defaultdict(list)
     near_seen: Counter[int | None] = Counter()
+    near_seen6: Counter[int | None] = Counter()
     for f in frames:
         owner = macs.get(f.src_mac)
         outer = f.tags[0] if f.tags else None
@@ -195,8 +207,8 @@ def analyze(
             if outer != want or len(f.tags) > 1:
                 bad[("wrong-tag", vlan, outer)].append(who)
                 continue
-            if owner is not None and not owner.router and owner.host in point.near:
-                near_seen[vlan] += 1
+            if _from_near(point, owner):
+                _count(f, vlan, near_seen, near_seen6)
         else:
             (own_vlan,) = point.vlans
             if known:
@@ -212,21 +224,75 @@ def analyze(
                        _detail(point, kind, vlan, tag, who))
         for (kind, vlan, tag), who in sorted(bad.items(), key=lambda kv: (kv[0][0], _key(kv[0][1]), _key(kv[0][2])))
     ]
-    if point.role != "endpoint":
-        for vlan in sorted(point.required, key=_key):
-            if near_seen[vlan] == 0:
-                hosts = ", ".join(sorted(point.near))
-                findings.append(CaptureFinding(
-                    point.node, point.interface, point.role, "missing", vlan, None, 0,
-                    f"no frame of VLAN {describe_vlan(vlan)} from {hosts} ({describe_tag(None if vlan == point.native else vlan)}) "
-                    f"although probes of that VLAN had to cross this trunk",
-                ))
+    if point.role != "endpoint" and point.bundle is None:
+        findings += _missing(point, point.interface, "this trunk", near_seen, near_seen6)
     result = CaptureResult(
         point.node, point.interface, point.role, len(frames),
         tuple(sorted(((v, t, n) for (v, t), n in seen.items()), key=lambda x: (_key(x[0]), _key(x[1])))),
         point.owner,
     )
     return result, findings
+
+
+def _from_near(point: CapturePoint, owner: MacOwner | None) -> bool:
+    return owner is not None and not owner.router and owner.host in point.near
+
+
+def _count(f: Frame, vlan: int | None, near_seen: Counter[int | None], near_seen6: Counter[int | None]) -> None:
+    """A frame from a station behind the trunk: an ICMPv6 echo counts for IPv6, any other non-IPv6 frame for IPv4."""
+    if f.echo6:
+        near_seen6[vlan] += 1
+    elif f.ethertype != "IPv6":
+        near_seen[vlan] += 1
+
+
+def _missing(point: CapturePoint, interface: str, where: str, near_seen: Mapping[int | None, int],
+             near_seen6: Mapping[int | None, int]) -> list[CaptureFinding]:
+    hosts = ", ".join(sorted(point.near))
+
+    def tag(vlan: int | None) -> str:
+        return describe_tag(None if vlan == point.native else vlan)
+
+    return [
+        CaptureFinding(
+            point.node, interface, point.role, "missing", vlan, None, 0,
+            f"no frame of VLAN {describe_vlan(vlan)} from {hosts} ({tag(vlan)}) although probes of that VLAN had to cross {where}",
+        )
+        for vlan in sorted(point.required, key=_key)
+        if near_seen.get(vlan, 0) == 0
+    ] + [
+        CaptureFinding(
+            point.node, interface, point.role, "missing-ipv6", vlan, None, 0,
+            f"no ICMPv6 echo of VLAN {describe_vlan(vlan)} from {hosts} ({tag(vlan)}) although IPv6 probes of that VLAN had to cross {where}",
+        )
+        for vlan in sorted(point.required6, key=_key)
+        if near_seen6.get(vlan, 0) == 0
+    ]
+
+
+def bundle_findings(captured: Sequence[tuple[CapturePoint, Sequence[Frame]]], macs: Mapping[str, MacOwner]) -> list[CaptureFinding]:
+    """The "missing" check of a bond's members, together: a VLAN that had to cross the bond
+    must show (correctly tagged, from a station behind it) on at least one of them."""
+    groups: dict[str, list[tuple[CapturePoint, Sequence[Frame]]]] = defaultdict(list)
+    for point, frames in captured:
+        if point.bundle is not None and point.role != "endpoint":
+            groups[point.bundle].append((point, frames))
+    out: list[CaptureFinding] = []
+    for bundle, members in sorted(groups.items()):
+        near_seen: Counter[int | None] = Counter()
+        near_seen6: Counter[int | None] = Counter()
+        for point, frames in members:
+            for f in frames:
+                owner = macs.get(f.src_mac)
+                if owner is None or not _from_near(point, owner) or owner.vlan not in point.vlans:
+                    continue
+                want = None if owner.vlan == point.native or owner.vlan is None else owner.vlan
+                if (f.tags[0] if f.tags else None) == want and len(f.tags) <= 1:
+                    _count(f, owner.vlan, near_seen, near_seen6)
+        first = members[0][0]
+        names = "+".join(p.interface for p, _ in members)
+        out += _missing(first, names, f"bond {bundle} (on any of its members)", near_seen, near_seen6)
+    return out
 
 
 def _key(v: int | None) -> int:

@@ -16,10 +16,10 @@ from ovsnet.topology import Checked
 from ovsnet.topology.graph import Expect
 from ovsnet.verify import containers
 from ovsnet.verify.containers import Progress
-from ovsnet.verify.matrix import REACHABLE, Peer, probe_plan
+from ovsnet.verify.matrix import REACHABLE, Peer, ProbePlan, probe_plans
 from ovsnet.verify.pings import DEFAULT_CONCURRENCY, run_pings
 from ovsnet.verify.probing import probe_records, run_with_probes
-from ovsnet.verify.report import Report, build_report
+from ovsnet.verify.report import Report, build_report, dual
 
 
 def local_addresses() -> set[str]:
@@ -68,13 +68,13 @@ def verify_host(
     """
     started = time.monotonic()
     topo = checked.topology
-    p = probe_plan(checked, all_pairs=True)
+    stations = [s for p in probe_plans(checked, all_pairs=True) for s in p.stations]
     held = local_addresses() if addresses is None else addresses
-    mine = [s for s in p.stations if s.ip in held]
+    mine = [s for s in stations if s.ip in held]
     if not mine:
         raise UsageError(
             f"this machine holds none of the addresses of {topo.name}'s stations "
-            f"({', '.join(s.ip for s in p.stations[:6])}{', ...' if len(p.stations) > 6 else ''}); "
+            f"({', '.join(s.ip for s in stations[:6])}{', ...' if len(stations) > 6 else ''}); "
             "run verify on one of its hosts, or use --lab"
         )
     # Which host this is: the one whose own addresses it holds.
@@ -111,39 +111,55 @@ def _verify_host(
     report: Progress,
     started: float,
 ) -> Report:
-    p = probe_plan(checked, all_pairs=True, probes=probes)
-    mine = [s for s in p.stations if s.ip in held and s.probe is None]
-    row = host_row(p.stations, p.expected, mine)
     netns_of = {pr.name: pr.netns for pr in probes}
-    # A probe's row: it pings every other station (this host's other probes included).
-    probe_rows = {(a, b): e for (a, b), e in p.expected.items() if a in netns_of}
-    expected = {**row, **probe_rows}
-    address = {s.name: s.ip for s in p.stations}
-    report(f"verify {checked.topology.name} from this host as {', '.join(s.name for s in mine)}: {len(expected)} pings"
-           + (f" ({len(probe_rows)} from {len(probes)} probe containers)" if probes else ""))
-    jobs: dict[Hashable, tuple[str | None, str]] = {pair: (None, address[pair[1]]) for pair in row}
-    jobs.update({pair: (netns_of[pair[0]], address[pair[1]]) for pair in probe_rows})
+    # One row (and the probes' rows) per IP family; the pings of both run at once, keyed (family, pair).
+    rows: list[tuple[ProbePlan, list[Peer], dict[tuple[str, str], Expect]]] = []
+    jobs: dict[Hashable, tuple[str | None, str]] = {}
+    plans = probe_plans(checked, all_pairs=True, probes=probes)
+    for p in plans:
+        mine = [s for s in p.stations if s.ip in held and s.probe is None]
+        row = host_row(p.stations, p.expected, mine) if mine else {}
+        # A probe's row: it pings every other station (this host's other probes included).
+        probe_rows = {(a, b): e for (a, b), e in p.expected.items() if a in netns_of}
+        expected = {**row, **probe_rows}
+        if not expected:
+            continue
+        address = {s.name: s.ip for s in p.stations}
+        jobs.update({(p.family, pair): (None, address[pair[1]]) for pair in row})
+        jobs.update({(p.family, pair): (netns_of[pair[0]], address[pair[1]]) for pair in probe_rows})
+        rows.append((p, mine, expected))
+    if not rows:  # nothing to ping (a host alone in its topology): an empty report of the first family
+        rows.append((plans[0], [s for s in plans[0].stations if s.ip in held], {}))
+    mine_all = list({s.name: s for _p, mine, _e in rows for s in mine}.values())
+    n_probe = sum(1 for k, job in jobs.items() if job[0] is not None)
+    report(f"verify {checked.topology.name} from this host as {', '.join(s.name for s in mine_all)}: {len(jobs)} pings"
+           + (f" ({n_probe} from {len(probes)} probe containers)" if probes else ""))
     run = pinger or (lambda j, c: run_pings(j, c))
     seen = dict(run(jobs, concurrency))
-    again = {pair: jobs[pair] for pair in expected if not seen[pair] and expected[pair] in REACHABLE}
+    reachable = {(p.family, pair) for p, _m, expected in rows for pair, e in expected.items() if e in REACHABLE}
+    again = {k: jobs[k] for k in jobs if not seen[k] and k in reachable}
     if again and pinger is None:
         seen.update(run_pings(again, concurrency, again=True))
-    plural = "es" if len(mine) > 1 else ""
+    plural = "es" if len(mine_all) > 1 else ""
     if probes:
         notes = [
-            f"from this host only: the row of this host's own address{plural} ({', '.join(s.name for s in mine)}) and "
+            f"from this host only: the row of this host's own address{plural} ({', '.join(s.name for s in mine_all)}) and "
             f"those of its probe containers ({', '.join(pr.name for pr in probes)}); other hosts' probes do not exist "
             "during this run, so no pair joins two hosts' probes: run verify on each host, or use --lab; no captures",
             *notes,
         ]
     else:
         notes = [
-            f"from this host only: one row (this host's own address{plural}: {', '.join(s.name for s in mine)}); "
+            f"from this host only: one row (this host's own address{plural}: {', '.join(s.name for s in mine_all)}); "
             "containers' rows and captures need --lab",
             *notes,
         ]
-    return build_report(
-        checked.topology.name, p.stations, expected, {k: bool(v) for k, v in seen.items()},  # type: ignore[misc]
-        mode="host", notes=notes, seconds=time.monotonic() - started,
-        probes=probe_records(checked.topology, probes),
-    )
+    seconds = time.monotonic() - started
+    return dual([
+        build_report(
+            checked.topology.name, p.stations, expected, {pair: bool(seen[(p.family, pair)]) for pair in expected},
+            mode="host", notes=notes if i == 0 else (), seconds=seconds,
+            probes=probe_records(checked.topology, probes, p.family), family=p.family,
+        )
+        for i, (p, _mine, expected) in enumerate(rows)
+    ])

@@ -36,6 +36,7 @@ from ovsnet.verify.frames import (
     CaptureResult,
     MacOwner,
     analyze,
+    bundle_findings,
     parse_frames,
 )
 from ovsnet.verify.matrix import (
@@ -43,6 +44,7 @@ from ovsnet.verify.matrix import (
     REACHABLE,
     Peer,
     probe_plan,
+    probe_plans,
     representatives,
     vlan_ids,
 )
@@ -56,7 +58,7 @@ from ovsnet.verify.pings import (
     ping_pairs,
 )
 from ovsnet.verify.probing import probe_records, run_with_probes
-from ovsnet.verify.report import Report, build_report
+from ovsnet.verify.report import Report, build_report, dual
 
 
 def _station_namespaces(lab: Lab, stations: Sequence[Peer], probes: Sequence[containers.Probe] = ()) -> dict[str, str]:
@@ -115,9 +117,16 @@ def _verify_lab(
     report: Progress,
     started: float,
 ) -> Report:
-    p = probe_plan(checked, all_pairs, max_full, probes)
-    where = _station_namespaces(lab, p.stations, probes)
-    address = {s.name: s.ip for s in p.stations}
+    # One matrix per IP family (IPv4 first); a dual-stack station is in both, under one name.
+    plans = [pl for pl in probe_plans(checked, all_pairs, max_full, probes) if pl.stations] or [probe_plan(checked, all_pairs, max_full, probes)]
+    by_family = {pl.family: pl for pl in plans}
+    everyone = {s.name: s for pl in reversed(plans) for s in pl.stations}  # each name once, its IPv4 self if it has one
+    at = _station_namespaces(lab, list(everyone.values()), probes)
+    # The pings of both families in one run, keyed (name, family).
+    where = {(s.name, pl.family): at[s.name] for pl in plans for s in pl.stations}
+    address = {(s.name, pl.family): s.ip for pl in plans for s in pl.stations}
+    pairs = [((a, pl.family), (b, pl.family)) for pl in plans for a, b in pl.pairs]
+    expected = {((a, pl.family), (b, pl.family)): e for pl in plans for (a, b), e in pl.expected.items()}
     ids = vlan_ids(checked.topology)
     timings: list[tuple[str, float]] = []
     notes = list(notes)
@@ -125,10 +134,13 @@ def _verify_lab(
     findings: list[CaptureFinding] = []
     t = time.monotonic()
     probe_names = {pr.name for pr in probes}
-    macs = mac_owners(lab, [s for s in p.stations if s.name not in probe_names], where, concurrency) if capture else {}
+    macs = mac_owners(lab, [s for s in everyone.values() if s.name not in probe_names], at, concurrency) if capture else {}
+    sampled = any(pl.sampled for pl in plans)
     # Sampled: the endpoint ports of the representatives only (each group's shared bridge and tag).
-    ports = {s.name for s in representatives(p.stations)} if p.sampled else None
-    points = capture_points(lab, p.stations, p.pairs, p.expected, ports) if capture else []
+    ports = {s.name for pl in plans for s in representatives(pl.stations)} if sampled else None
+    p4, p6 = by_family.get(4), by_family.get(6)
+    points = capture_points(lab, p4.stations if p4 else (), p4.pairs if p4 else (), p4.expected if p4 else {}, ports,
+                            ipv6=(p6.stations, p6.pairs, p6.expected) if p6 else None) if capture else []
     if capture and probes:
         for pr in probes:
             if pr.mac:
@@ -143,11 +155,12 @@ def _verify_lab(
             elif ports is None or pr.name in ports:
                 notes.append(f"probe {pr.name}: its host-side port was not found; not captured")
     timings.append(("read lab", time.monotonic() - t))
-    report(f"verify {checked.topology.name}: {len(p.pairs)} pairs of {len(p.stations)} stations"
+    families = f" ({' and '.join(f'IPv{pl.family}' for pl in plans)})" if len(plans) > 1 else ""
+    report(f"verify {checked.topology.name}: {len(pairs)} pairs of {len(everyone)} stations{families}"
            + (f" ({len(probes)} probe containers)" if probes else "")
-           + (" (sampled)" if p.sampled else "") + (f", capturing on {len(points)} interfaces" if points else ""))
+           + (" (sampled)" if sampled else "") + (f", capturing on {len(points)} interfaces" if points else ""))
     # Probe containers' namespaces are paths, not lab namespaces: nothing to flush there.
-    lab_ns = sorted({ns for ns in where.values() if not ns.startswith("/")} | ({lab.names.router_ns} if lab.names.router else set()))
+    lab_ns = sorted({ns for ns in at.values() if not ns.startswith("/")} | ({lab.names.router_ns} if lab.names.router else set()))
     fulls = arp_table_fulls()
     flush_neighbours(lab_ns, concurrency)
     with tempfile.TemporaryDirectory(prefix=f"ovsnet-verify-{lab.prefix}-") as tmp:
@@ -157,23 +170,25 @@ def _verify_lab(
             timings.append(("start captures", time.monotonic() - t))
             t = time.monotonic()
             # The targets' tables fill up with an entry per source: flushed when the machine's is near full.
-            targets = sorted({where[b] for _a, b in p.pairs} | ({lab.names.router_ns} if lab.names.router else set()))
+            targets = sorted({where[b] for _a, b in pairs} | ({lab.names.router_ns} if lab.names.router else set()))
             pacer = Pacer(*neigh_budget(), relieve=lambda: flush_neighbours(targets, concurrency))
-            observed, rounds = ping_pairs(p.pairs, where, address, p.expected, concurrency,
+            observed, rounds = ping_pairs(pairs, where, address, expected, concurrency,
                                           pacer=pacer, between=lambda: flush_neighbours(lab_ns, concurrency))
             timings.append(("pings", time.monotonic() - t))
             if rounds:
                 notes.append(f"pinged again (up to {RETRIES} more times, longer) {rounds[0]} pairs that should reach "
-                             f"and did not at first; {sum(1 for q in p.pairs if not observed[q] and p.expected[q] in REACHABLE)} never did")
+                             f"and did not at first; {sum(1 for q in pairs if not observed[q] and expected[q] in REACHABLE)} never did")
             time.sleep(CAPTURE_SETTLE if points else 0)
         t = time.monotonic()
-        subnets = station_subnets(checked.topology, p.stations)
-        for point in points:
-            res, found_here = analyze(point, parse_frames(cap.text.get(point, "")), macs, subnets)
+        subnets = station_subnets(checked.topology, [s for pl in plans for s in pl.stations])
+        parsed = [(point, parse_frames(cap.text.get(point, ""))) for point in points]
+        for point, frames in parsed:
+            res, found_here = analyze(point, frames, macs, subnets)
             captures.append(res)
             findings += found_here
             if cap.dropped.get(point):
                 notes.append(f"tcpdump on {point.where} dropped {cap.dropped[point]} frames")
+        findings += bundle_findings(parsed, macs)
         timings.append(("analyse captures", time.monotonic() - t))
     t = time.monotonic()
     flush_neighbours(lab_ns, concurrency)
@@ -187,9 +202,15 @@ def _verify_lab(
                      "net.ipv4.neigh.default.gc_thresh3); pings that should reach may have failed for that")
     if not capture:
         notes.append("captures skipped")
-    return build_report(
-        checked.topology.name, p.stations, p.expected, observed,
-        mode="lab", captures=captures, findings=findings, sampled=p.sampled,
-        notes=notes, seconds=time.monotonic() - started, timings=timings,
-        probes=probe_records(checked.topology, probes),
-    )
+    seconds = time.monotonic() - started
+    reports = []
+    for i, pl in enumerate(plans):
+        seen = {(a, b): observed[((a, pl.family), (b, pl.family))] for a, b in pl.pairs}
+        first = i == 0
+        reports.append(build_report(
+            checked.topology.name, pl.stations, pl.expected, seen,
+            mode="lab", captures=captures if first else (), findings=findings if first else (), sampled=pl.sampled,
+            notes=notes if first else (), seconds=seconds, timings=timings if first else (),
+            probes=probe_records(checked.topology, probes, pl.family), family=pl.family,
+        ))
+    return dual(reports)

@@ -43,6 +43,11 @@ class Peer:
         return self.address.split("/", 1)[0]
 
     @property
+    def family(self) -> int:
+        """4 or 6: a dual-stack station is a Peer of each family, under one name."""
+        return 6 if ":" in self.address else 4
+
+    @property
     def label(self) -> str:
         return f"{self.name} (v{self.vlan})" if self.vlan is not None else self.name
 
@@ -129,12 +134,13 @@ def choose_pairs(
 
 @dataclass(frozen=True)
 class ProbePlan:
-    """One verify run's stations, expected matrix and the pairs it pings (ovsnet.plan.Plan is apply's)."""
+    """One verify run's stations, expected matrix and the pairs it pings (ovsnet.plan.Plan is apply's), in one IP family."""
 
     stations: tuple[Peer, ...]
     expected: dict[tuple[str, str], Expect]
     pairs: list[tuple[str, str]]
     sampled: bool
+    family: int = 4
 
 
 def probe_plan(
@@ -142,17 +148,28 @@ def probe_plan(
     all_pairs: bool = False,
     max_full: int = MAX_FULL_STATIONS,
     probes: Sequence[containers.Probe] = (),
+    family: int = 4,
 ) -> ProbePlan:
-    """Stations, expected matrix and pairs; probes are stations too, expected of as endpoints."""
+    """Stations, expected matrix and pairs of one IP family; probes are stations too, expected of as endpoints."""
     topo, g = checked.topology, checked.graph
     if probes:
         topo = containers.with_probes(topo, probes)
         g = graph.build(topo)
-    sts = graph.stations(topo, g)
-    expected = graph.expected(topo, g)
+    sts = graph.stations(topo, g, family)
+    expected = graph.expected(topo, g, family=family)
     stations = peers(sts, _attach(topo), {p.name: p.spec.network for p in probes})
     pairs, sampled = choose_pairs(stations, expected, all_pairs, max_full)
-    return ProbePlan(stations, expected, pairs, sampled)
+    return ProbePlan(stations, expected, pairs, sampled, family)
+
+
+def probe_plans(
+    checked: Checked,
+    all_pairs: bool = False,
+    max_full: int = MAX_FULL_STATIONS,
+    probes: Sequence[containers.Probe] = (),
+) -> list[ProbePlan]:
+    """One ProbePlan per IP family the topology's stations have (IPv4 first): a dual-stack lab is probed in both."""
+    return [probe_plan(checked, all_pairs, max_full, probes, f) for f in graph.families(checked.topology)]
 
 
 def _attach(topo: Topology) -> dict[str, str]:

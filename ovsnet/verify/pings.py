@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Hashable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence, TypeVar
 
 from ovsnet.topology.graph import Expect
 from ovsnet.verify.matrix import REACHABLE
@@ -30,7 +30,8 @@ _RECEIVED = re.compile(r"(\d+) (?:packets )?received")
 def ping_argv(namespace: str | None, address: str, again: bool = False) -> list[str]:
     """ping in a named lab namespace, in a namespace given by path (a probe container's
     /proc/PID/ns/net, which has no name for `ip netns exec`), or here (None)."""
-    ping = [*(PING_AGAIN if again else PING), address]
+    # -6 said outright for an IPv6 address (iputils would guess it; an old or busybox ping would not).
+    ping = [*(PING_AGAIN if again else PING), *(["-6"] if ":" in address else []), address]
     if not namespace:
         return ping
     if namespace.startswith("/"):
@@ -213,16 +214,19 @@ def run_pings(
         return dict(zip(keys, pool.map(one, keys)))
 
 
+Station = TypeVar("Station", bound=Hashable)  # a station's key: its name, or (name, IP family)
+
+
 def ping_pairs(
-    pairs: Sequence[tuple[str, str]],
-    where: Mapping[str, str | None],
-    address: Mapping[str, str],
-    expected: Mapping[tuple[str, str], Expect],
+    pairs: Sequence[tuple[Station, Station]],
+    where: Mapping[Station, str | None],
+    address: Mapping[Station, str],
+    expected: Mapping[tuple[Station, Station], Expect],
     concurrency: int = DEFAULT_CONCURRENCY,
     retries: int = RETRIES,
     pacer: Pacer | None = None,
     between: Callable[[], None] = lambda: None,
-) -> tuple[dict[tuple[str, str], bool], list[int]]:
+) -> tuple[dict[tuple[Station, Station], bool], list[int]]:
     """Every pair once; then up to `retries` more rounds, longer and fewer at a time, of the
     pairs that should reach and did not. A reply is conclusive, a silence under load is not
     (an ARP request lost on a busy machine costs the whole first ping). `between` runs
@@ -231,7 +235,7 @@ def ping_pairs(
     Returns what was seen, and how many pairs each extra round pinged again.
     """
     cost = {p: PING_COST[expected[p]] for p in pairs}
-    seen: dict[tuple[str, str], bool] = run_pings(  # type: ignore[assignment]
+    seen: dict[tuple[Station, Station], bool] = run_pings(  # type: ignore[assignment]
         {p: (where[p[0]], address[p[1]]) for p in pairs}, concurrency, pacer=pacer, cost=cost)  # type: ignore[arg-type]
     rounds = []
     for n in range(retries):

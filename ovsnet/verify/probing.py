@@ -53,10 +53,12 @@ def run_with_probes(
     )
 
 
-def probe_records(topo: Topology, probes: Sequence[containers.Probe]) -> list[ProbeRecord]:
+def probe_records(topo: Topology, probes: Sequence[containers.Probe], family: int = 4) -> list[ProbeRecord]:
+    """The probes as one family's report lists them: that family's address and slice (IPv6: those with IPv6)."""
     ids = vlan_ids(topo)
     return [
-        ProbeRecord(p.name, p.host, p.spec.network, ids[p.spec.vlan], p.address, p.spec.ip_range,
-                           p.in_slice, p.container_name, p.image)
+        ProbeRecord(p.name, p.host, p.spec.network, ids[p.spec.vlan], p.address_of(family) or "", p.slice_of(family),
+                    p.in_slice_of(family), p.container_name, p.image, family)
         for p in probes
+        if family == 4 or p.spec.ipv6
     ]

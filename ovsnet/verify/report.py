@@ -2,11 +2,17 @@
 
 The lab and host runs both end in `build_report`; render/verify.py shows a
 Report as the matrix or as JSON.
+
+A dual-stack run is two matrices, one per IP family, with the same station
+names: the Report is the first family's (IPv4) and carries the IPv6 one in
+`ipv6` (its own stations, pairs and probe addresses; the captures, which see
+both families, and the notes stay on the first). A single-family run is
+exactly the Report it always was.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 from ovsnet.topology.graph import Expect
@@ -62,14 +68,16 @@ class ProbeRecord:
     in_slice: bool
     container: str  # the container's name
     image: str
+    family: int = 4
 
     @property
     def problem(self) -> str | None:
         if self.in_slice:
             return None
-        return (f"probe {self.name}: Docker gave it {self.address}, outside {self.host}'s slice {self.slice} of VLAN "
-                f"{self.vlan}: addresses may collide across hosts (is network {self.network}'s ip_range as ovsnet set it? "
-                f"`ovsnet status FILE --host {self.host}`)")
+        key = "ip_range6" if self.family == 6 else "ip_range"
+        return (f"probe {self.name}: Docker gave it {self.address or f'no IPv{self.family} address'}, outside {self.host}'s "
+                f"{'IPv6 ' if self.family == 6 else ''}slice {self.slice} of VLAN {self.vlan}: addresses may collide across hosts "
+                f"(is network {self.network}'s {key} as ovsnet set it? `ovsnet status FILE --host {self.host}`)")
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,13 @@ class Report:
     seconds: float = 0.0
     timings: tuple[tuple[str, float], ...] = field(default=())
     probes: tuple[ProbeRecord, ...] = ()
+    family: int = 4  # the IP family of stations and pairs
+    ipv6: Report | None = None  # a dual-stack run's IPv6 matrix
+
+    @property
+    def halves(self) -> tuple[Report, ...]:
+        """This family's report, then the IPv6 one of a dual-stack run."""
+        return (self,) if self.ipv6 is None else (self, self.ipv6)
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -101,7 +116,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches and not self.findings and not self.problems
+        return not self.mismatches and not self.findings and not self.problems and (self.ipv6 is None or self.ipv6.ok)
 
     def broken_pairs(self) -> set[tuple[str, str]]:
         return {(p.src, p.dst) for p in self.mismatches}
@@ -121,6 +136,7 @@ def build_report(
     seconds: float = 0.0,
     timings: Sequence[tuple[str, float]] = (),
     probes: Sequence[ProbeRecord] = (),
+    family: int = 4,
 ) -> Report:
     """One PairResult per expected pair, in station order; observed pairs must be expected ones."""
     unknown = set(observed) - set(expected)
@@ -140,4 +156,11 @@ def build_report(
         seconds=seconds,
         timings=tuple(timings),
         probes=tuple(probes),
+        family=family,
     )
+
+
+def dual(reports: Sequence[Report]) -> Report:
+    """One Report of a run's per-family reports (IPv4 first): the IPv6 one rides in `ipv6`."""
+    first, *rest = reports
+    return first if not rest else replace(first, ipv6=rest[0])

@@ -192,7 +192,21 @@ def test_uplink_move_keeps_the_host_reachable(lab_host):
     server.wait(timeout=10)
     echoes = out.split()
     assert len(echoes) >= 15 and echoes[-1] == "ok", out[-200:]
-    apply.down(checked, "node1", h.target)
+
+    # And back: the NIC has kept its MAC all along, so `down` costs peers nothing either.
+    pinger = subprocess.Popen(["ip", "netns", "exec", h.gw, "ping", "-n", "-i", "0.05", "-W", "5", "192.168.10.11"],
+                              stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    try:
+        time.sleep(1.0)
+        apply.down(checked, "node1", h.target)
+        time.sleep(1.0)
+    finally:
+        pinger.send_signal(signal.SIGINT)
+        pinger.wait(timeout=10)
+    text = open(log).read()
+    sent, received = (int(x) for x in re.search(r"(\d+) packets transmitted, (\d+) received", text).groups())
+    assert sent >= 30, text
+    assert sent - received == 0, f"down: lost {sent - received} of {sent}: {text[-300:]}"
 
 
 # One line out, the same line back, forever: the TCP connection a move must not break.

@@ -108,8 +108,6 @@ def test_teardown_restores_every_host(fleet):
         assert fleet.snapshot(h) == fleet.fresh[h], h
 
 
-@pytest.mark.xfail(strict=True, reason="without its state file down cannot know the NIC's DNS servers and MTU; the "
-                                        "lead's copy of the record in OVSDB external_ids (issue 14, item 4) makes "
-                                        "this pass: then remove this mark")
 def test_teardown_without_state_file_restores_dns_and_mtu(fleet):
+    """The state file is gone: down restores the DNS servers and the MTU from the record's copy in OVSDB."""
     assert fleet.snapshot("node4") == fleet.fresh["node4"]

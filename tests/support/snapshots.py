@@ -15,6 +15,7 @@ from typing import Any
 
 from ovsnet.current import Address, Current, DockerNetwork, Link, LinuxState, OvsBridge, OvsInterface, OvsPort, OvsState, Route
 from ovsnet.kinds import Settings
+from ovsnet.kinds.bond import other_config
 from ovsnet.marks import DOCKER_OWNER_LABEL, DOCKER_VLAN_LABEL, alias_for, ovs_marks
 from ovsnet.plan import planner
 from ovsnet.topology.model import Topology
@@ -45,6 +46,13 @@ def applied(topo: Topology, host: str, settings: Settings = Settings(), docker: 
     for p in want.of("ovs-port"):
         ports[p.name] = OvsPort(p.name, p.bridge, p.tag, p.trunks, p.vlan_mode, (OvsInterface(p.name, p.iface_type),), ovs_marks(name, p.role))
         link(p.name, kind="tun" if p.iface_type == "internal" else "")
+    for bd in want.of("bond"):
+        for m in bd.members:
+            link(m)
+        lacp = None if bd.lacp == "off" else True
+        members = tuple(OvsInterface(m, "", link_state="up", lacp_current=lacp) for m in sorted(bd.members))
+        ports[bd.name] = OvsPort(bd.name, bd.bridge, bd.tag, bd.trunks, bd.vlan_mode, members, ovs_marks(name, "bond"),
+                                 bd.mode, bd.lacp, other_config({}, bd.lacp_time))
     for b in list(bridges.values()):
         bridges[b.name] = replace(b, ports=tuple(sorted(p.name for p in ports.values() if p.bridge == b.name)))
     for br in want.of("linux-bridge"):
@@ -62,14 +70,15 @@ def applied(topo: Topology, host: str, settings: Settings = Settings(), docker: 
         for a in up.addresses:
             addresses.append(Address(up.target, a))
             routes.append(Route(str(ipaddress.ip_interface(a).network), up.target, None, 0, "kernel"))
-        if up.gateway:
-            routes.append(Route("default", up.target, up.gateway, 0, "static"))
+        for gw in up.gateways:
+            routes.append(Route("default", up.target, gw, 0, "static"))
     dns = next((tuple(d.servers) for d in want.of("dns")), ())
     nets = None
     if docker:
         nets = {
             n.name: DockerNetwork(n.name, f"{i:064x}", "bridge", n.bridge, n.subnet, n.gateway, n.ip_range, n.mtu,
-                                  {DOCKER_OWNER_LABEL: name, DOCKER_VLAN_LABEL: n.vlan})
+                                  {DOCKER_OWNER_LABEL: name, DOCKER_VLAN_LABEL: n.vlan},
+                                  subnet6=n.subnet6, gateway6=n.gateway6, ip_range6=n.ip_range6)
             for i, n in enumerate(want.of("docker-network"), 1)
         }
     ovs = OvsState(bridges, ports)

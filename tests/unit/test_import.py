@@ -9,7 +9,6 @@ only objects to adopt.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,30 +23,11 @@ from ovsnet.plan import planner
 from ovsnet.plan.model import Action
 from ovsnet.topology import load_checked
 from ovsnet.topology.load import parse
+from tests.support.shapes import shape
 from tests.support.snapshots import applied
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted((ROOT / "topologies").glob("*.toml"))
-
-
-def shape(topo, host):
-    """A host's desired objects with VLANs by id and no reasons: what import must give back."""
-    d = planner.desire(topo, topo.hosts[host])
-    ids = {v.name: v.id for v in topo.vlans.values()}
-    out = {}
-    for kind, objs in d.parts.items():
-        rows = []
-        for o in objs:
-            f = dataclasses.asdict(o)
-            f.pop("reason", None)
-            if isinstance(f.get("vlan"), str):
-                f["vlan"] = ids[f["vlan"]]
-            rows.append(f)
-        out[kind] = sorted(rows, key=repr)
-    # An uplink MTU written as the default (1500) sets what the NIC already
-    # has: import cannot tell it from "leave it", and writes nothing.
-    out["nic"] = [r for r in out.get("nic", []) if r.get("mtu") != 1500]
-    return out
 
 
 def by_hand(cur):

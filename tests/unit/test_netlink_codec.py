@@ -17,6 +17,7 @@ import pytest
 from pyroute2 import IPBatch
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from ovsnet.backends.netlink import codec
@@ -75,6 +76,8 @@ CASES = [
     ("add IPv4 address", NlAddAddress("mgmt0", "192.168.10.11/24"), lambda b: b.addr("add", index=9, address="192.168.10.11", prefixlen=24)),
     ("remove IPv4 address", NlDelAddress("eth1", "192.168.10.11/24"), lambda b: b.addr("del", index=3, address="192.168.10.11", prefixlen=24)),
     ("add IPv6 address", NlAddAddress("mgmt0", "2001:db8::11/64"), lambda b: b.addr("add", index=9, address="2001:db8::11", prefixlen=64, family=socket.AF_INET6)),
+    ("add IPv6 address, no DAD", NlAddAddress("mgmt0", "2001:db8::11/64", nodad=True),
+     lambda b: b.addr("add", index=9, address="2001:db8::11", prefixlen=64, family=socket.AF_INET6, flags=2)),
     ("replace IPv4 default route", NlReplaceRoute("default", "mgmt0", "192.168.10.1", 0),
      lambda b: b.route("replace", dst="0.0.0.0", dst_len=0, oif=9, gateway="192.168.10.1", table=254, priority=0, proto=4, type=1, family=socket.AF_INET)),
     ("replace a prefix route, boot protocol, metric", NlReplaceRoute("10.0.0.0/8", "eth1", "192.168.10.254", 100, "boot"),
@@ -189,3 +192,34 @@ def test_the_link_local_route_of_a_link_is_told_from_its_bytes(dst, dst_len, loc
     r["family"], r["dst_len"], r["table"], r["proto"], r["type"] = socket.AF_INET6, dst_len, 254, 2, 1
     r["attrs"] = [("RTA_DST", dst), ("RTA_OIF", 3)]
     assert codec.link_local6_route(_encoded(r)) is local
+
+
+# --- one-off requests: a route lookup, a neighbour entry (no pyroute2 on the `up` path) ---------
+
+
+@pytest.mark.parametrize("ip", ["192.168.10.1", "2001:db8::1"])
+def test_route_lookup_is_what_pyroute2_would_send(ip):
+    m = rtmsg()
+    m["family"], m["dst_len"] = (socket.AF_INET, 32) if "." in ip else (socket.AF_INET6, 128)
+    m["attrs"] = [("RTA_DST", ip)]
+    m["header"]["type"], m["header"]["flags"] = codec.RTM_GETROUTE, 1
+    m.encode()
+    assert codec.get_route(ip) == bytes(m.data)
+
+
+@pytest.mark.parametrize("ip", ["192.168.10.1", "fe80::1"])
+def test_neighbour_delete_is_what_pyroute2_would_send(ip):
+    m = ndmsg()
+    m["family"], m["ifindex"] = (socket.AF_INET if "." in ip else socket.AF_INET6), 7
+    m["attrs"] = [("NDA_DST", ip)]
+    m["header"]["type"], m["header"]["flags"] = codec.RTM_DELNEIGH, 1 | 4
+    m.encode()
+    assert codec.del_neighbour(7, ip) == bytes(m.data)
+
+
+@pytest.mark.parametrize("ip", ["192.168.10.1", "2001:db8::1"])
+def test_parse_neighbour_reads_what_pyroute2_wrote(ip):
+    m = ndmsg()
+    m["family"], m["ifindex"], m["state"] = (socket.AF_INET if "." in ip else socket.AF_INET6), 7, 0x02
+    m["attrs"] = [("NDA_DST", ip), ("NDA_LLADDR", "02:00:00:00:00:01")]
+    assert codec.parse_neighbour(_encoded(m)) == codec.RawNeighbour(7, 0x02, ip)

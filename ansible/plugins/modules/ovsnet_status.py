@@ -11,9 +11,10 @@ module: ovsnet_status
 short_description: Report a host's drift from its part of the topology, as facts
 description:
   - Reads the host and computes the plan C(ovsnet up) would run now (C(ovsnet status)). Changes nothing.
-  - Sets the fact C(ovsnet) with C(in_sync), C(exit_status) (0 in sync, 1 drift) and C(drift),
-    the pending changes as data. The task is never C(changed) and fails only on an ovsnet error
-    (with ovsnet's message and exit code).
+  - Sets the fact C(ovsnet) with C(in_sync), C(exit_status) (0 in sync, 1 drift), C(drift),
+    the pending changes as data, and C(health), what is configured as declared but not working
+    (a bond's member down, LACP not negotiated), which counts as drift too. The task is never
+    C(changed) and fails only on an ovsnet error (with ovsnet's message and exit code).
 version_added: 0.1.0
 author: ovsnet developers
 options:
@@ -71,7 +72,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ansible_facts:
-  description: C(ovsnet) with in_sync (bool), exit_status (0 or 1) and drift (list of changes).
+  description: C(ovsnet) with in_sync (bool), exit_status (0 or 1), drift (list of changes) and health (list of findings).
   returned: always
   type: dict
 """
@@ -88,7 +89,8 @@ def main():
     except OvsnetError as exc:
         fail(module, exc)
     body = api.as_data(plan)
-    facts = {"in_sync": plan.empty, "exit_status": 0 if plan.empty else 1, "drift": body["changes"], "notes": body["notes"]}
+    in_sync = plan.empty and not plan.health
+    facts = {"in_sync": in_sync, "exit_status": 0 if in_sync else 1, "drift": body["changes"], "health": body["health"], "notes": body["notes"]}
     module.exit_json(changed=False, ansible_facts={"ovsnet": facts}, **facts)
 
 

@@ -15,8 +15,11 @@ So this module knows only the handful of messages and attributes ovsnet
 writes and dumps (links, addresses, routes in the main table) and packs them
 with `struct`; its output is checked byte for byte against pyroute2's own
 encoding, and its decoders against pyroute2's encoder, in
-tests/unit/test_netlink_codec.py. The rare one-off requests (a neighbour, a
-route lookup) use pyroute2's message classes (see probe.py).
+tests/unit/test_netlink_codec.py. The one-off requests (a neighbour entry,
+a route lookup) are here too: importing pyroute2's netlink classes costs
+0.21 s (load 7, `python -X importtime`), paid by every `up` that moves the
+address for a single ARP probe; so `up`, `down` and `status` import no
+pyroute2 at all.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
-RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 F_REQUEST, F_MULTI, F_ACK, F_DUMP_INTR = 0x1, 0x2, 0x4, 0x10
 F_DUMP = 0x300
 F_REPLACE, F_EXCL, F_CREATE = 0x100, 0x200, 0x400
@@ -41,8 +44,10 @@ F_REPLACE, F_EXCL, F_CREATE = 0x100, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_IFALIAS, IFLA_LINK_NETNSID = 18, 28, 20, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
-IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO = 1, 2, 6
+IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO, IFA_FLAGS = 1, 2, 6, 8
+IFA_F_NODAD = 0x02  # linux/if_addr.h; in IFA_FLAGS, as pyroute2 sends it
 INFINITY_LIFE = 0xFFFFFFFF  # a static address: no lifetime
+NDA_DST = 1
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_MULTIPATH, RTA_TABLE = 1, 4, 5, 6, 9, 15
 IFF_UP = 0x1
 RT_TABLE_MAIN, RTN_UNICAST = 254, 1
@@ -133,8 +138,11 @@ def del_link(name: str) -> bytes:
     return message(RTM_DELLINK, F_ACK, _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name))
 
 
-def address(add: bool, index: int, cidr: str, valid: int | None = None) -> bytes:
-    """Add or remove an address; with `valid` (seconds) it expires then unless renewed, as a lease does."""
+def address(add: bool, index: int, cidr: str, valid: int | None = None, nodad: bool = False) -> bytes:
+    """Add or remove an address; with `valid` (seconds) it expires then unless renewed, as a lease does.
+
+    `nodad` (IPv6): usable at once, no duplicate address detection (`ip addr add ... nodad`).
+    """
     iface = ipaddress.ip_interface(cidr)
     family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
     packed = iface.ip.packed
@@ -145,6 +153,8 @@ def address(add: bool, index: int, cidr: str, valid: int | None = None) -> bytes
     if add and valid is not None:
         # ifa_cacheinfo: preferred, valid, then two timestamps the kernel fills in.
         body += _attr(IFA_CACHEINFO, struct.pack("=IIII", valid, valid, 0, 0))
+    if add and nodad and iface.version == 6:
+        body += _u32(IFA_FLAGS, IFA_F_NODAD)
     if add:
         return message(RTM_NEWADDR, F_ACK | F_CREATE | F_EXCL, body)
     return message(RTM_DELADDR, F_ACK, body)
@@ -174,6 +184,21 @@ def route(replace: bool, dst: str, oif: int, gateway: str | None, metric: int, p
     attrs += _u32(RTA_TABLE, RT_TABLE_MAIN) + _u32(RTA_PRIORITY, metric)
     flags = F_ACK | (F_CREATE | F_REPLACE if replace else 0)
     return message(RTM_NEWROUTE if replace else RTM_DELROUTE, flags, head + attrs)
+
+
+def get_route(ip: str) -> bytes:
+    """`ip route get IP`: the route the kernel would use to reach one address."""
+    addr = ipaddress.ip_address(ip)
+    family = socket.AF_INET if addr.version == 4 else socket.AF_INET6
+    body = _RTMSG.pack(family, addr.max_prefixlen, 0, 0, 0, 0, 0, 0, 0) + _attr(RTA_DST, addr.packed)
+    return message(RTM_GETROUTE, 0, body)
+
+
+def del_neighbour(index: int, ip: str) -> bytes:
+    """Forget one neighbour entry (ARP or NDP), so that the next probe resolves afresh."""
+    addr = ipaddress.ip_address(ip)
+    family = socket.AF_INET if addr.version == 4 else socket.AF_INET6
+    return message(RTM_DELNEIGH, F_ACK, _NDMSG.pack(family, index, 0, 0, 0) + _attr(NDA_DST, addr.packed))
 
 
 # --- decoding ----------------------------------------------------------------------
@@ -311,6 +336,19 @@ def link_local6_route(p: memoryview) -> bool:
     return _link_local6(attrs(p, _RTMSG.size).get(RTA_DST))
 
 
+@dataclass(frozen=True)
+class RawNeighbour:
+    index: int
+    state: int  # NUD_* bits
+    dst: str | None
+
+
+def parse_neighbour(p: memoryview) -> RawNeighbour:
+    _family, index, state, _flags, _type = _NDMSG.unpack_from(p, 0)
+    raw = attrs(p, _NDMSG.size).get(NDA_DST)
+    return RawNeighbour(index, state, str(ipaddress.ip_address(bytes(raw))) if raw is not None else None)
+
+
 def parse_route(p: memoryview) -> RawRoute:
     family, dst_len, _src_len, _tos, table, proto, _scope, rtype, _flags = _RTMSG.unpack_from(p, 0)
     a = attrs(p, _RTMSG.size)
@@ -406,8 +444,3 @@ def request(sock: socket.socket, raw: bytes, seq: int = 0x7FFE0000) -> list[memo
             out.append(payload)
         if out:
             return out
-
-
-def with_header(mtype: int, payload: memoryview) -> bytes:
-    """A dumped payload as a whole message again, for pyroute2's parsers."""
-    return _HDR.pack(_HDR.size + len(payload), mtype, 0, 0, 0) + bytes(payload)

@@ -128,9 +128,12 @@ class NlAddAddress(NlOp):
     ifname: str
     cidr: str
     valid: int | None = None  # seconds it lives unless renewed (a lease's copy); None: static
+    # IPv6, no duplicate address detection: an address moved between two links of
+    # one host is that host's already, and must not sit "tentative" for a second.
+    nodad: bool = False
 
     def messages(self, index_of: IndexOf) -> list[Message]:
-        return [(codec.address(True, index_of(self.ifname), self.cidr, self.valid), None)]
+        return [(codec.address(True, index_of(self.ifname), self.cidr, self.valid, self.nodad), None)]
 
     def index_needs(self) -> frozenset[str]:
         return frozenset({self.ifname})

@@ -51,7 +51,7 @@ def answers(nl: Any, ifname: str, target_ip: str, timeout: float = 2.0) -> bool:
         return True
     if state is not None:
         try:
-            codec.request(raw, _neighbour_request(family, index, str(ip)))
+            codec.request(raw, codec.del_neighbour(index, str(ip)))
         except OSError:
             pass  # already gone (garbage-collected meanwhile) is fine
 
@@ -76,34 +76,17 @@ def answers(nl: Any, ifname: str, target_ip: str, timeout: float = 2.0) -> bool:
 
 
 def _neighbour_state(raw: socket.socket, family: int, index: int, dst: str) -> int | None:
-    """The state of one neighbour entry (a dump of the family's table, parsed by pyroute2's ndmsg)."""
-    from pyroute2.netlink.rtnl.ndmsg import ndmsg
-
+    """The state of one neighbour entry, from a dump of the family's table."""
     for _ in range(5):
         try:
             for p in codec.dump(raw, codec.RTM_GETNEIGH, family):
-                m = ndmsg(codec.with_header(codec.RTM_NEWNEIGH, p))
-                m.decode()
-                if m["ifindex"] == index and m.get_attr("NDA_DST") == dst:
-                    return m["state"]
+                n = codec.parse_neighbour(p)
+                if n.index == index and n.dst == dst:
+                    return n.state
             return None
         except codec.DumpInterrupted:
             continue  # the table changed under the dump: ask again
     return None
-
-
-def _neighbour_request(family: int, index: int, dst: str) -> bytes:
-    """RTM_DELNEIGH for one entry, encoded by pyroute2's ndmsg."""
-    from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
-    from pyroute2.netlink.rtnl import RTM_DELNEIGH
-    from pyroute2.netlink.rtnl.ndmsg import ndmsg
-
-    m = ndmsg()
-    m["family"], m["ifindex"] = family, index
-    m["attrs"] = [("NDA_DST", dst)]
-    m["header"]["type"], m["header"]["flags"] = RTM_DELNEIGH, NLM_F_REQUEST | NLM_F_ACK
-    m.encode()
-    return bytes(m.data)
 
 
 def _udp_socket(netns: str | None, family: int, ifname: str) -> socket.socket:

@@ -160,21 +160,12 @@ class Netlink:
 
     def route_to(self, ip: str) -> str | None:
         """The interface the kernel would send a packet to ip out of, or None."""
-        from pyroute2.netlink import NLM_F_REQUEST
-        from pyroute2.netlink.rtnl import RTM_GETROUTE
-        from pyroute2.netlink.rtnl.rtmsg import rtmsg
-
         try:
-            addr = ipaddress.ip_address(ip)
+            req = codec.get_route(ip)
         except ValueError:
             return None
-        m = rtmsg()
-        m["family"], m["dst_len"] = socket.AF_INET if addr.version == 4 else socket.AF_INET6, addr.max_prefixlen
-        m["attrs"] = [("RTA_DST", str(addr))]
-        m["header"]["type"], m["header"]["flags"] = RTM_GETROUTE, NLM_F_REQUEST
-        m.encode()
         try:
-            msgs = codec.request(self.socket(), bytes(m.data))
+            msgs = codec.request(self.socket(), req)
         except OSError:
             return None
         for p in msgs:

@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 COLUMNS: dict[str, list[str]] = {
     "Open_vSwitch": ["bridges", "next_cfg", "cur_cfg"],
     "Bridge": ["name", "ports", "datapath_type", "external_ids"],
-    "Port": ["name", "interfaces", "tag", "trunks", "vlan_mode", "external_ids"],
-    "Interface": ["name", "type", "ofport", "error", "external_ids", "mac"],
+    "Port": ["name", "interfaces", "tag", "trunks", "vlan_mode", "external_ids", "bond_mode", "lacp", "other_config"],
+    # link_state and lacp_current: a bond's health (status reports a member down
+    # or LACP not negotiated); they change only when a link or LACP does.
+    "Interface": ["name", "type", "ofport", "error", "external_ids", "mac", "link_state", "lacp_current"],
 }
 
 
@@ -42,10 +44,15 @@ def snapshot(idl: Idl) -> OvsState:
                         error=first(iface.error),
                         external_ids=dict(iface.external_ids),
                         mac=first(iface.mac),
+                        link_state=first(iface.link_state),
+                        lacp_current=first(iface.lacp_current),
                     )
                     for iface in sorted(port.interfaces, key=lambda i: i.name)
                 ),
                 external_ids=dict(port.external_ids),
+                bond_mode=first(port.bond_mode),
+                lacp=first(port.lacp),
+                other_config=dict(port.other_config),
             )
         bridges[bridge.name] = OvsBridge(
             name=bridge.name,

@@ -157,10 +157,15 @@ def _state(root_rows: list[dict], bridge_rows: list[dict], port_rows: list[dict]
                         error=_first(i["error"]),
                         external_ids=_map(i["external_ids"]),
                         mac=_first(i["mac"]),
+                        link_state=_first(i["link_state"]),
+                        lacp_current=_first(i["lacp_current"]),
                     )
                     for i in ifaces
                 ),
                 external_ids=_map(port["external_ids"]),
+                bond_mode=_first(port["bond_mode"]),
+                lacp=_first(port["lacp"]),
+                other_config=_map(port["other_config"]),
             )
         bridges[bname] = OvsBridge(
             name=bname,

@@ -127,6 +127,27 @@ class Txn:
         self.interfaces_to_check.update(iface.name for iface in port.interfaces)
         return port
 
+    def set_interfaces(self, name: str, interfaces: Sequence[tuple[str, Mapping[str, Any]]]) -> Row:
+        """Make a port's interfaces exactly these (a bond's members): rows it keeps stay as they are,
+        new ones are inserted with their columns, the rest the server collects. Returns the port."""
+        port = self.port(name)
+        had = {iface.name: iface for iface in port.interfaces}
+        rows = []
+        for iface_name, iface_columns in interfaces:
+            row = had.get(iface_name)
+            if row is None:
+                what = f"interface {iface_name}"
+                row = self._insert("Interface")
+                self.set(row, "name", iface_name, what)
+                for column, value in iface_columns.items():
+                    self.set(row, column, value, what)
+                self.interfaces_to_check.add(iface_name)
+            rows.append(row)
+        if port.uuid not in self.new_rows:
+            port.verify("interfaces")
+        self.set(port, "interfaces", rows, f"port {name}")
+        return port
+
     def del_port(self, bridge: str, name: str) -> None:
         port = self.ports.get(name)
         if port is None:
