@@ -138,7 +138,7 @@ tar -C "$SRC" --exclude=.git --exclude=.venv --exclude=__pycache__ --exclude=.hy
     --exclude=.pytest_cache --exclude='*.egg-info' --exclude=build --exclude=.vagrant -cf - . | tar -C "$BUILD" -xf -
 # find_spec, not import: importing them all took 30 s under emulation.
 if "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in
-    ("ovs", "pyroute2", "networkx", "typer", "rich", "docker", "setuptools", "wheel")))' 2>/dev/null; then
+    ("ovs", "networkx", "typer", "rich", "docker", "setuptools", "wheel")))' 2>/dev/null; then
   # The dependencies are in the box already (build-box.sh): no network needed.
   # --no-compile: each module is compiled when first imported instead (14 of
   # the 28 s of installing the wheel, under emulation).
