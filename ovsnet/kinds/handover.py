@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ovsnet.backends.manager import DhclientRun, RunProgram, WriteFile
+from ovsnet.backends.netlink.ops import NlSetLink
 from ovsnet.current import HostFiles
 from ovsnet.kinds.base import Context, Kind, Settings
 from ovsnet.managers import DHCLIENT, IFUPDOWN, LABELS, NETWORKD, NETWORKMANAGER, Managed, ifupdown, networkd, networkmanager
@@ -148,6 +149,12 @@ class Handovers(Kind):
         files = ctx.current.files or HostFiles()
         h, spec = self._handoff(w, ctx, manager, saved)
         ctx.notes.extend(h.notes)
+        nic = ctx.current.linux.links.get(w.nic)
+        if nic is not None and not nic.up:
+            # The manager brought the NIC up at boot; handed over, it leaves the link
+            # alone (and OVS does not bring a system port up): ovsnet does.
+            ctx.add(Action.MODIFY, f"link:{w.nic}", Phase.LINUX, f"the trunk must be up; {LABELS[manager]} no longer brings it up",
+                    before="down", after="up", ops=(NlSetLink(w.nic, up=True),), undo=(NlSetLink(w.nic, up=False),))
         changed = [(e, files.text(e.path)) for e in h.files if files.text(e.path) != e.text]
         if saved is None:
             ctx.keep[self.name] = SavedHandover(manager, w.nic, w.port, files=tuple((e.path, files.text(e.path)) for e in h.files),

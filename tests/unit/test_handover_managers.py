@@ -315,3 +315,15 @@ def test_files_are_written_whole_with_their_mode_and_removed(tmp_path):
     assert user.read_text() == "new\n" and stat.S_IMODE(user.stat().st_mode) == 0o640
     WriteFile("/etc/NetworkManager/system-connections/a.nmconnection", None).run(host)
     assert not p.exists() and sorted(os.listdir(p.parent)) == []
+
+
+def test_after_a_reboot_ovsnet_brings_the_trunk_up_that_the_manager_no_longer_does():
+    """networkd leaves an Unmanaged=yes link down at boot, and OVS does not bring a system port up."""
+    d, cur, saved, _ = converged(NETWORKD)
+    links = dict(cur.linux.links)
+    links["eth1"] = replace(links["eth1"], up=False)
+    p = planner.diff(d, replace(cur, linux=replace(cur.linux, links=links)), {"handover": saved})
+    (c,) = [c for c in p.changes if c.resource == "link:eth1"]
+    assert all(c.phase is not Phase.HANDOVER for c in p.changes)
+    assert (c.resource, c.phase, c.before, c.after) == ("link:eth1", Phase.LINUX, "down", "up")
+    assert c.reason == "the trunk must be up; systemd-networkd no longer brings it up"
