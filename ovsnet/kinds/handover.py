@@ -170,6 +170,9 @@ class Handovers(Kind):
         label = LABELS[manager]
         ctx.add(Action.MODIFY, f"manager:{manager}", Phase.HANDOVER, f"{label} reads its files again", before=f"runs {spec.nic}",
                 after=f"runs {spec.port}", ops=_ops(h.take))
+        # NetworkManager takes a device down as it stops managing it: the trunk must stay up.
+        ctx.add(Action.MODIFY, f"link:{w.nic}", Phase.HANDOVER, f"the trunk stays up once {label} lets it go", before="up", after="up",
+                ops=(NlSetLink(w.nic, up=True),))
 
     def _handoff(self, w: HandoverWant, ctx: Context, manager: str, saved: SavedHandover | None) -> tuple[Handoff, PortSpec]:
         """The handover computed from the host's files as they were before ovsnet (the record's copies)."""

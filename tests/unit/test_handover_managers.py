@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ovsnet.backends.manager import DhclientRun, ManagerHost, RunProgram, WriteFile
+from ovsnet.backends.netlink.ops import NlSetLink
 from ovsnet.current import Address, HostFiles, Route
 from ovsnet.kinds.handover import Handovers, SavedHandover
 from ovsnet.managers import IFUPDOWN, NETWORKD, NETWORKMANAGER, Managed, ifupdown, networkd, networkmanager
@@ -217,6 +218,9 @@ def test_a_handover_is_each_file_as_a_change_then_the_manager_reads_them(manager
     p = planner.diff(d, replace(from_nothing(d), managers=managed(manager), files=host_files))
     assert not p.blockers
     ch = handover_changes(p)
+    # Last, the trunk is brought up again (NetworkManager takes a device it lets go of down).
+    assert (ch[-1].resource, ch[-1].ops) == ("link:eth1", (NlSetLink("eth1", up=True),))
+    ch = ch[:-1]
     assert [c.action for c in ch] == [Action.CREATE if not c.resource.endswith("/interfaces") else Action.MODIFY for c in ch[:-1]] + [Action.MODIFY]
     assert len(ch) == files + 1 and all(c.resource.startswith("file:/etc/") for c in ch[:-1]) and ch[-1].resource == f"manager:{manager}"
     for c in ch[:-1]:
@@ -241,6 +245,7 @@ def converged(manager: str, edit: dict[str, str | None] | None = None):
     d = planner.desire(t, t.hosts["node1"])
     first = planner.diff(d, replace(from_nothing(d), managers=managed(manager), files=HostFiles(texts={"/etc/network/interfaces": INTERFACES})))
     written = {op.path: op.text for c in handover_changes(first) for op in c.ops if isinstance(op, WriteFile)}
+    assert [c.resource for c in handover_changes(first)][-2:] == [f"manager:{manager}", "link:eth1"]
     written.update(edit or {})
     cur = replace(applied(t, "node1"), files=HostFiles(texts=written))
     return d, cur, first.keep["handover"], written
@@ -255,7 +260,7 @@ def test_after_the_handover_the_plan_is_empty_and_an_edited_or_removed_file_is_d
     for edited in ("# edited by hand\n", None):
         _, cur2, _, _ = converged(manager, {path: edited})
         ch = handover_changes(planner.diff(d, cur2, {"handover": saved}))
-        assert [c.resource for c in ch] == [f"file:{path}", f"manager:{manager}"]
+        assert [c.resource for c in ch] == [f"file:{path}", f"manager:{manager}", "link:eth1"]
         assert ch[0].action is (Action.CREATE if edited is None else Action.MODIFY) and ch[0].ops == (WriteFile(path, written[path], ch[0].ops[0].mode),)
 
 
