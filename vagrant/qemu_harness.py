@@ -124,7 +124,9 @@ def check_host_state(vm: Vm, topo: testbed.Topo, checks: Checks) -> None:
     saved_path = f"/var/lib/ovsnet/{facts['TOPOLOGY_NAME']}/{vm.name}.json"
     r = vm.run(f"cat {saved_path}", 30)
     try:
-        saved = json.loads(r.out).get("uplink") or {}
+        record = json.loads(r.out)
+        # Format 2 keeps each kind's part under "parts"; format 1 had them at the top.
+        saved = (record.get("parts") or record).get("uplink") or {}
     except json.JSONDecodeError:
         saved = {}
     checks.add(f"{vm.name}: ovsnet saved {nic} as it was before the move ({saved_path})",

@@ -165,11 +165,13 @@ def check_handed_over(bed: Bed, s: Scenario, address: str, when: str) -> dict:
     return port
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
+# Skipped before the bed is made: a scenario beyond CI's budget costs nothing with OVSNET_VM_TESTS=1.
+LEVELLED = [pytest.param(n, marks=() if s.level == "1" else pytest.mark.skipif(not ALL, reason=ALL_REASON)) for n, s in SCENARIOS.items()]
+
+
+@pytest.mark.parametrize("name", LEVELLED)
 def test_handover_up_reboot_down(bed: Bed, name: str) -> None:
     s = SCENARIOS[name]
-    if not ALL and s.level != "1":
-        pytest.skip(ALL_REASON)
     vm, c = bed[SUBJECT], s.case
     installed = False
     try:
