@@ -7,9 +7,11 @@ be kept as the "before" of every change and for rollback.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ovsnet.errors import BackendError
 from ovsnet.marks import (
     DOCKER_OWNER_LABEL,
     OWNER_KEY,
@@ -167,6 +169,38 @@ class DockerNetwork:
 
 
 @dataclass(frozen=True)
+class HostFiles:
+    """The host's files as a handover reads them: under `root` ("/" on a real host), or
+    given texts (a snapshot in a test). A path's text, or None when it does not exist."""
+
+    root: str | None = None
+    texts: Mapping[str, str | None] = field(default_factory=dict)
+
+    def text(self, path: str) -> str | None:
+        if path in self.texts or self.root is None:
+            return self.texts.get(path)
+        try:
+            with open(os.path.join(self.root, path.lstrip("/")), encoding="utf-8") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BackendError(f"cannot read {path}: {exc}") from None
+
+    def names(self, directory: str) -> tuple[str, ...]:
+        """The file names in a directory (given texts included), sorted."""
+        prefix = directory.rstrip("/") + "/"
+        given = {p[len(prefix):] for p in self.texts if p.startswith(prefix) and "/" not in p[len(prefix):]}
+        found: set[str] = set()
+        if self.root is not None:
+            try:
+                found = set(os.listdir(os.path.join(self.root, directory.lstrip("/"))))
+            except OSError:
+                pass
+        return tuple(sorted(given | found))
+
+
+@dataclass(frozen=True)
 class Current:
     """One read of the host: the "actual" side of every kind's diff."""
 
@@ -175,3 +209,4 @@ class Current:
     dns: tuple[str, ...] | None = None  # resolv.conf nameservers; None: not read
     docker: Mapping[str, DockerNetwork] | None = None  # None: Docker not reachable or not asked
     managers: Mapping[str, Any] = field(default_factory=dict)  # link -> ovsnet.managers.Managed, when asked
+    files: HostFiles | None = None  # the host's configuration files, for a handover; None: not read

@@ -8,10 +8,19 @@
 #      $OVSNET_SRC, default /ovsnet) into the venv /opt/ovsnet;
 #   3. the seed's starting state: the host's address and default route on the
 #      trunk NIC, as on the seed's hosts before ovsnet (first run only);
-#   4. on the router's host, the router namespace (see testbed.py); on the
-#      other hosts, a wait until that router answers over the trunk;
+#   4. on the router's host, the router namespace (see testbed.py) with its
+#      DHCP server on the management VLAN; on the other hosts, a wait until
+#      that router answers over the trunk;
 #   5. `ovsnet up TOPOLOGY --host HOST --allow-uplink-move`;
 #   6. the endpoint namespaces, on the Docker bridges ovsnet made.
+# OVSNET_PROVISION selects less:
+#   install  steps 1, 2 and the trunk NIC's name only: the host stays as a
+#            fresh machine whose NIC a scenario hands to a network manager (or
+#            to Ansible) before ovsnet runs;
+#   network  no ovsnet at all, on the router's host: the router namespace with
+#            its DHCP server, plugged into a plain OVS bridge (br-testbed) that
+#            trunks the NIC as the topology says (testbed.py switch): the
+#            network for a scenario whose subject is another host.
 # The management NIC (eth0, Vagrant's SSH) is never touched, except that a
 # metric-0 default route on it is demoted to metric 1024 in step 3 so that the
 # trunk NIC holds the host's default route, as in the seed.
@@ -20,7 +29,8 @@
 # Environment: OVSNET_SRC (tree, default /ovsnet), OVSNET_TOPOLOGY (default
 #   $OVSNET_SRC/vagrant/topology.toml), OVSNET_TRUNK_MAC (the trunk NIC's MAC:
 #   it is renamed to the topology's NIC name if the guest named it otherwise),
-#   OVSNET_GATEWAY_WAIT (seconds to wait for the router, default 900).
+#   OVSNET_GATEWAY_WAIT (seconds to wait for the router, default 900),
+#   OVSNET_PROVISION (full, the default, install or network: see above).
 set -euo pipefail
 
 HOST="${1:?usage: provision.sh HOST}"
@@ -28,6 +38,8 @@ SRC="${OVSNET_SRC:-/ovsnet}"
 TOPO="${OVSNET_TOPOLOGY:-$SRC/vagrant/topology.toml}"
 TRUNK_MAC="$(echo "${OVSNET_TRUNK_MAC:-}" | tr 'A-F' 'a-f')"
 GATEWAY_WAIT="${OVSNET_GATEWAY_WAIT:-900}"
+MODE="${OVSNET_PROVISION:-full}"
+case "$MODE" in full|install|network) ;; *) echo "provision: OVSNET_PROVISION must be full, install or network, not $MODE" >&2; exit 2 ;; esac
 VENV=/opt/ovsnet
 TESTBED="$SRC/vagrant/testbed.py"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -50,6 +62,7 @@ command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v ip >/dev/null || need+=(iproute2)
 command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)   # the router's DHCP server
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
@@ -72,48 +85,10 @@ fi
 for _ in $(seq 60); do ovs-vsctl --timeout=5 show >/dev/null 2>&1 && break; sleep 1; done
 ovs-vsctl --timeout=5 show >/dev/null || die "Open vSwitch does not answer"
 
-# --- 2. ovsnet from the working tree -----------------------------------------------------
-say "installing ovsnet from $SRC"
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-BUILD=/var/tmp/ovsnet-src
-rm -rf "$BUILD"
-mkdir -p "$BUILD"
-# A private copy: pip writes build files into the tree, and the share may be read-only.
-tar -C "$SRC" --exclude=.git --exclude=.venv --exclude=__pycache__ --exclude=.hypothesis \
-    --exclude=.pytest_cache --exclude='*.egg-info' --exclude=build --exclude=.vagrant -cf - . | tar -C "$BUILD" -xf -
-if "$VENV/bin/python" -c 'import ovs, networkx, typer, rich, docker, setuptools, wheel' 2>/dev/null; then
-  # The dependencies are in the box already (build-box.sh): no network needed.
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-index --no-deps --no-build-isolation "$BUILD"
-else
-  "$VENV/bin/pip" install -q --disable-pip-version-check "$BUILD[docker]"
-fi
-ln -sf "$VENV/bin/ovsnet" /usr/local/bin/ovsnet
-ovsnet validate -q "$TOPO"
-eval "$(python3 "$TESTBED" facts "$TOPO" "$HOST")"   # NIC BRIDGE ADDRESSES GATEWAY ROUTER_HOST ROUTER_LEGS DOCKER_NETWORKS PROBE_IMAGE
+# The topology's facts (testbed.py needs only the standard library).
+eval "$(python3 "$TESTBED" facts "$TOPO" "$HOST")"   # NIC BRIDGE ADDRESSES GATEWAY ROUTER_HOST ROUTER_LEGS DOCKER_NETWORKS PROBE_IMAGE ...
 
-# --- 2b. Docker, where the topology gives this host Docker networks ---------------------------
-if [ -n "$DOCKER_NETWORKS" ]; then
-  if ! command -v dockerd >/dev/null; then
-    say "installing docker.io (this host has Docker networks: $DOCKER_NETWORKS)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends docker.io apparmor >/dev/null
-  fi
-  if ! docker info >/dev/null 2>&1; then
-    say "starting Docker"
-    if [ -d /run/systemd/system ]; then systemctl start docker; else (dockerd >/var/log/dockerd.log 2>&1 &); fi
-  fi
-  for _ in $(seq 120); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  docker info >/dev/null 2>&1 || die "Docker does not answer"
-  if [ -n "$PROBE_IMAGE" ] && ! docker image inspect "$PROBE_IMAGE" >/dev/null 2>&1; then
-    # The probe image of `ovsnet verify`: a static busybox, made here (no registry needed).
-    say "making the probe image $PROBE_IMAGE"
-    "$VENV/bin/python" -c 'import sys; from ovsnet.lab.docker import make_image; make_image(sys.argv[1], sys.argv[2])' \
-      "unix:///run/docker.sock" "$PROBE_IMAGE" || die "could not make the probe image $PROBE_IMAGE"
-  fi
-fi
-
-# --- 3. the trunk NIC and the seed's starting state ------------------------------------------
+# The trunk NIC, by its MAC, under the topology's name.
 if [ -n "$TRUNK_MAC" ]; then
   cur=""
   for d in /sys/class/net/*; do
@@ -130,6 +105,77 @@ if [ -n "$TRUNK_MAC" ]; then
   fi
 fi
 [ -e "/sys/class/net/$NIC" ] || die "no NIC $NIC (the trunk)"
+
+if [ "$MODE" = network ]; then
+  # The world around the other hosts without ovsnet: the router (with DHCP) on
+  # a plain OVS bridge that trunks this host's NIC.
+  [ -n "$ROUTER_LEGS" ] || die "OVSNET_PROVISION=network: $HOST has no router legs (rtr-* access ports)"
+  say "the network without ovsnet (OVSNET_PROVISION=network): router and switch"
+  python3 "$TESTBED" router "$TOPO" "$HOST"
+  python3 "$TESTBED" switch "$TOPO" "$HOST"
+  exit 0
+fi
+
+# Docker, if the box has it and this host has Docker networks, starts now in the
+# background (enabled too: a host with Docker networks starts it at boot; the box
+# of build-box.sh leaves it off for VMs that do not need it): under emulation it
+# takes a minute to settle, which installing ovsnet covers.
+if [ -n "$DOCKER_NETWORKS" ] && command -v dockerd >/dev/null && [ -d /run/systemd/system ] \
+   && ! systemctl is-active -q docker; then
+  say "starting Docker in the background"
+  systemctl --no-reload enable docker >/dev/null 2>&1 || true
+  systemctl start --no-block docker
+fi
+
+# --- 2. ovsnet from the working tree -----------------------------------------------------
+say "installing ovsnet from $SRC"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+BUILD=/var/tmp/ovsnet-src
+rm -rf "$BUILD"
+mkdir -p "$BUILD"
+# A private copy: pip writes build files into the tree, and the share may be read-only.
+tar -C "$SRC" --exclude=.git --exclude=.venv --exclude=__pycache__ --exclude=.hypothesis \
+    --exclude=.pytest_cache --exclude='*.egg-info' --exclude=build --exclude=.vagrant -cf - . | tar -C "$BUILD" -xf -
+# find_spec, not import: importing them all took 30 s under emulation.
+if "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in
+    ("ovs", "networkx", "typer", "rich", "docker", "setuptools", "wheel")))' 2>/dev/null; then
+  # The dependencies are in the box already (build-box.sh): no network needed.
+  # --no-compile: each module is compiled when first imported instead (14 of
+  # the 28 s of installing the wheel, under emulation).
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-index --no-deps --no-build-isolation --no-compile "$BUILD"
+else
+  "$VENV/bin/pip" install -q --disable-pip-version-check "$BUILD"
+fi
+ln -sf "$VENV/bin/ovsnet" /usr/local/bin/ovsnet
+ovsnet validate -q "$TOPO"
+
+# --- 2b. Docker, where the topology gives this host Docker networks ---------------------------
+if [ -n "$DOCKER_NETWORKS" ]; then
+  if ! command -v dockerd >/dev/null; then
+    say "installing docker.io (this host has Docker networks: $DOCKER_NETWORKS)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends docker.io apparmor >/dev/null
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    say "starting Docker"
+    if [ -d /run/systemd/system ]; then systemctl --no-reload enable docker >/dev/null 2>&1 || true; systemctl start docker; else (dockerd >/var/log/dockerd.log 2>&1 &); fi
+  fi
+  for _ in $(seq 120); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || die "Docker does not answer"
+  if [ -n "$PROBE_IMAGE" ] && ! docker image inspect "$PROBE_IMAGE" >/dev/null 2>&1; then
+    # The probe image of `ovsnet verify`: a static busybox, made here (no registry needed).
+    say "making the probe image $PROBE_IMAGE"
+    "$VENV/bin/python" -c 'import sys; from ovsnet.lab.docker import make_image; make_image(sys.argv[1], sys.argv[2])' \
+      "unix:///run/docker.sock" "$PROBE_IMAGE" || die "could not make the probe image $PROBE_IMAGE"
+  fi
+fi
+
+# --- 3. the seed's starting state ------------------------------------------------------
+if [ "$MODE" = install ]; then
+  say "installed (OVSNET_PROVISION=install): $NIC left as it is, ovsnet not run"
+  exit 0
+fi
 
 if [ -z "$(ovs-vsctl --timeout=5 port-to-br "$NIC" 2>/dev/null)" ]; then
   say "starting state: $ADDRESSES and the default route via $GATEWAY on $NIC"

@@ -7,10 +7,16 @@ It reads the same topology file as ovsnet and builds only what stands in for
 the world around the hosts: the router (a network namespace on the host whose
 access ports are named rtr-<VLAN>) and the endpoints (a network namespace per
 endpoint, plugged into its VLAN's Docker bridge like a container). It never
-configures anything ovsnet configures.
+configures anything ovsnet configures, except `switch`: an OVS bridge that
+stands in for ovsnet on the router's host when a scenario's subject is another
+host (provision.sh's OVSNET_PROVISION=network).
 
   testbed.py facts FILE HOST       shell assignments: NIC, ADDRESSES, GATEWAY, ...
-  testbed.py router FILE HOST      (re)make the router namespace, if HOST has one
+  testbed.py router FILE HOST      (re)make the router namespace, if HOST has one,
+                                   with its DHCP server on the management VLAN
+  testbed.py switch FILE HOST      without ovsnet: a plain OVS bridge (br-testbed)
+                                   trunking HOST's uplink NIC, the router's legs
+                                   on it as access ports (after `router`)
   testbed.py endpoints FILE HOST   (re)make HOST's endpoint namespaces
   testbed.py pings FILE HOST       ping from HOST's members to every member: JSON lines
   testbed.py matrix FILE [RESULTS...]   print the matrix of the pings' JSON lines
@@ -22,7 +28,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -32,6 +40,15 @@ from dataclasses import dataclass
 
 ROUTER_NS = "router"
 ROUTER_PREFIX = "rtr-"
+SWITCH_BRIDGE = "br-testbed"  # not the topology's bridge name: ovsnet would refuse it as not its own
+# The router's DHCP server (dnsmasq) on the management VLAN: hosts .100 to .150
+# of its subnet, short leases so that a test sees renewals within minutes
+# (two minutes is dnsmasq's shortest). Its files, per VLAN name:
+DHCP_FIRST, DHCP_LAST = 100, 150
+DHCP_LEASE = os.environ.get("OVSNET_TESTBED_DHCP_LEASE", "2m")
+DHCP_LEASES = "/var/lib/ovsnet-testbed/dhcp-{vlan}.leases"
+DHCP_PID = "/run/ovsnet-testbed/dhcp-{vlan}.pid"
+DHCP_LOG = "/var/log/ovsnet-testbed/dhcp-{vlan}.log"
 PING = ["ping", "-n", "-q", "-c", "3", "-i", "0.3", "-w", "5"]
 
 
@@ -163,11 +180,43 @@ def remake_netns(name: str) -> None:
     sh("ip", "-n", name, "link", "set", "lo", "up")
 
 
+def stop_dhcp(vlan: str) -> None:
+    """The DHCP server of an earlier run, if any (it would outlive its namespace)."""
+    try:
+        pid = int(open(DHCP_PID.format(vlan=vlan)).read().strip())
+        with open(f"/proc/{pid}/comm") as f:
+            if f.read().strip() == "dnsmasq":
+                os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+def start_dhcp(topo: Topo, vlan: str, inner: str) -> None:
+    """dnsmasq in the router namespace on its leg of vlan: DHCP only (no DNS), the
+    router as the clients' gateway and DNS server."""
+    v = topo.vlans[vlan]
+    net = ipaddress.ip_network(v["subnet"])
+    first, last = net.network_address + DHCP_FIRST, net.network_address + DHCP_LAST
+    files = {k: f.format(vlan=vlan) for k, f in (("leases", DHCP_LEASES), ("pid", DHCP_PID), ("log", DHCP_LOG))}
+    for f in files.values():
+        os.makedirs(os.path.dirname(f), exist_ok=True)
+    open(files["leases"], "w").close()  # a new run starts with no leases
+    sh("ip", "netns", "exec", ROUTER_NS, "dnsmasq", "--conf-file=/dev/null", "--port=0", f"--interface={inner}",
+       "--bind-interfaces", "--dhcp-authoritative", f"--dhcp-range={first},{last},{net.netmask},{DHCP_LEASE}",
+       f"--dhcp-option=option:router,{v['router']}", f"--dhcp-option=option:dns-server,{v['router']}",
+       f"--dhcp-leasefile={files['leases']}", f"--pid-file={files['pid']}", "--log-dhcp",
+       f"--log-facility={files['log']}", "--user=root", "--group=root")
+    print(f"testbed: DHCP on VLAN {vlan} (router:{inner}): {first}-{last}, lease {DHCP_LEASE}, leases in {files['leases']}")
+
+
 def cmd_router(topo: Topo, host: str) -> None:
     legs = topo.router_legs(host)
     if not legs:
         print(f"testbed: {host} has no router legs (rtr-* access ports): no router here")
         return
+    mgmt = topo.mgmt_vlan(host)
+    if mgmt:
+        stop_dhcp(mgmt)
     remake_netns(ROUTER_NS)
     for iface, vlan, addr in legs:
         inner = f"v{topo.vlans[vlan]['id']}"
@@ -177,6 +226,8 @@ def cmd_router(topo: Topo, host: str) -> None:
         sh("ip", "-n", ROUTER_NS, "addr", "add", addr, "dev", inner)
         sh("ip", "-n", ROUTER_NS, "link", "set", inner, "up")
         print(f"testbed: router leg {iface} (VLAN {vlan}) -> router:{inner} {addr}")
+        if vlan == mgmt:
+            start_dhcp(topo, vlan, inner)
     sh("ip", "netns", "exec", ROUTER_NS, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
 
 
@@ -195,6 +246,27 @@ def cmd_endpoints(topo: Topo, host: str) -> None:
         if m.gateway:
             sh("ip", "-n", m.namespace, "route", "add", "default", "via", m.gateway)
         print(f"testbed: endpoint {m.name} {m.address}/{m.prefix} in netns {m.namespace} on {bridge} (VLAN {m.vlan})" + (f", default via {m.gateway}" if m.gateway else ""))
+
+
+def cmd_switch(topo: Topo, host: str) -> None:
+    """What ovsnet would make for the router's host, minus the host itself: the
+    uplink NIC as a trunk of the topology's VLANs (the native one untagged) and
+    each router leg on its VLAN, on the kernel datapath. ovs-vsctl, not ovsnet:
+    this is the network a scenario's subject host meets, not the product."""
+    h = topo.host(host)
+    up = h["uplinks"][0]
+    ids = sorted(int(topo.vlans[topo.vlan_name(v)]["id"]) for v in up["vlans"])
+    vsctl = ["ovs-vsctl", "--timeout=30", "--may-exist", "add-br", SWITCH_BRIDGE, "--", "set", "bridge", SWITCH_BRIDGE, "datapath_type=system",
+             "--", "--may-exist", "add-port", SWITCH_BRIDGE, up["nic"], "--", "set", "port", up["nic"], f"trunks={','.join(map(str, ids))}"]
+    if "native_vlan" in up:
+        native = topo.vlans[topo.vlan_name(up["native_vlan"])]["id"]
+        vsctl += [f"tag={native}", "vlan_mode=native-untagged"]
+    for iface, vlan, _ in topo.router_legs(host):
+        vsctl += ["--", "--may-exist", "add-port", SWITCH_BRIDGE, iface, "--", "set", "port", iface, f"tag={topo.vlans[vlan]['id']}"]
+    sh(*vsctl)
+    sh("ip", "link", "set", up["nic"], "up")
+    legs = ", ".join(f"{i} (VLAN {v})" for i, v, _ in topo.router_legs(host))
+    print(f"testbed: switch {SWITCH_BRIDGE}: {up['nic']} trunks VLANs {ids}" + (f", native {up['native_vlan']}" if "native_vlan" in up else "") + f"; {legs}")
 
 
 # --- pinging -----------------------------------------------------------------------------
@@ -316,6 +388,8 @@ def cmd_facts(topo: Topo, host: str) -> int:
         # Docker networks of this host: provisioning installs and starts Docker only for them.
         "DOCKER_NETWORKS": " ".join(d["network"] for d in h.get("docker", []) if d.get("network")),
         "PROBE_IMAGE": topo.data.get("verify", {}).get("probe_image", ""),
+        # The router's DHCP server on the management VLAN (on the router's host).
+        "DHCP_LEASES": DHCP_LEASES.format(vlan=topo.mgmt_vlan(host)) if topo.mgmt_vlan(host) else "",
     }
     for k, v in facts.items():
         print(f"{k}={shlex.quote(v)}")
@@ -342,6 +416,9 @@ def main(argv: list[str]) -> int:
         return 0
     if cmd == "endpoints":
         cmd_endpoints(topo, host)
+        return 0
+    if cmd == "switch":
+        cmd_switch(topo, host)
         return 0
     if cmd == "pings":
         return cmd_pings(topo, host)

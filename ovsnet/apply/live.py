@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ovsnet.apply.target import Target
-from ovsnet.current import Current, LinuxState, OvsState
+from ovsnet.current import Current, HostFiles, LinuxState, OvsState
 from ovsnet.errors import BackendError, VerificationError
 
 Report = Callable[[str], None]
@@ -87,11 +87,13 @@ class Live:
             d = self.docker()
             docker = d.read() if d is not None else None
         managed = {}
+        files = None
         if "managers" in reads:
             from ovsnet import managers
 
             managed = managers.detect(self.target.files_root, linux.links, self.target.netns, self.target.shared_files)
-        return Current(ovs, linux, self.files.nameservers(), docker, managed)
+            files = HostFiles(self.target.files_root)
+        return Current(ovs, linux, self.files.nameservers(), docker, managed, files)
 
     # --- applying ---------------------------------------------------------------
 
@@ -145,6 +147,10 @@ class Live:
             from ovsnet.backends.dhcp import Dhclient
 
             return Dhclient(self.target.files_root, self.target.netns)
+        if backend == "manager":
+            from ovsnet.backends.manager import ManagerHost
+
+            return ManagerHost(self.target.files_root, self.target.netns)
         if backend == "ethtool":
             if self._ethtool is None:
                 from ovsnet.backends.ethtool import Ethtool

@@ -16,10 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ovsnet.backends.manager import DhclientRun, RunProgram, WriteFile
+from ovsnet.backends.netlink.ops import NlSetLink
+from ovsnet.current import HostFiles
 from ovsnet.kinds.base import Context, Kind, Settings
-from ovsnet.managers import DHCLIENT, LABELS, Managed
+from ovsnet.managers import DHCLIENT, IFUPDOWN, LABELS, NETWORKD, NETWORKMANAGER, Managed, ifupdown, networkd, networkmanager
+from ovsnet.managers.handoff import Dhclient, Handoff, PortSpec, Step
 from ovsnet.plan.model import Action, Phase
 from ovsnet.topology.model import Handover, Host, Layout, Topology
+
+# The managers whose handover is their own configuration files (ovsnet.managers.<module>.handoff).
+FILE_MANAGERS = {NETWORKD: networkd, NETWORKMANAGER: networkmanager, IFUPDOWN: ifupdown}
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,9 @@ class HandoverWant:
     nic: str
     port: str
     dhcp: bool
+    addresses: tuple[str, ...] = ()
+    gateways: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,9 @@ class SavedHandover:
     nic: str
     port: str
     lease: str | None = None  # the port's lease file before ovsnet wrote one (dhclient), verbatim
+    # Every file the handover writes, as it was before (None: absent), byte for byte.
+    files: tuple[tuple[str, str | None], ...] = ()
+    client_id: str | None = None  # the port's DHCP client identity, as first chosen
 
 
 @dataclass(frozen=True)
@@ -92,7 +105,8 @@ class Handovers(Kind):
         if m is None or nic is None:
             return ()
         port = host.flat.bridge if host.layout is Layout.FLAT and host.flat else m.port
-        return (HandoverWant(m.handover, nic, port, m.dhcp),)
+        return (HandoverWant(m.handover, nic, port, m.dhcp, () if m.dhcp else tuple(str(a) for a in m.addresses),
+                             tuple(str(g) for g in m.gateways), tuple(str(d) for d in m.dns)),)
 
     def plan(self, want: tuple[Any, ...], ctx: Context) -> None:
         for w in want:
@@ -107,8 +121,13 @@ class Handovers(Kind):
         for a in ctx.current.linux.addresses:
             if a.ifname in (w.nic, w.port) and a.dynamic:
                 ctx.facts.append(f"{a.ifname} holds {a.cidr} as a lease ({a.valid} s left)")
+        saved: SavedHandover | None = ctx.saved(self.name)
         if on_nic is None:
-            return  # nobody would take the NIC back (or it was handed over already)
+            # Nobody would take the NIC back, or it was handed over already: then
+            # ovsnet's files must still say so (status: drift when one was edited).
+            if saved is not None and saved.manager in FILE_MANAGERS and saved.nic == w.nic:
+                self._files(w, ctx, saved.manager, saved)
+            return
         mode = on_nic.manager if w.mode is Handover.AUTO else w.mode.value
         label = LABELS[on_nic.manager]
         if mode == Handover.NONE.value:
@@ -123,8 +142,46 @@ class Handovers(Kind):
         if mode == DHCLIENT:
             self._dhclient(w, ctx)
             return
-        ctx.block(f"link:{w.nic}", f"{on_nic.describe()}; handing a NIC over from {label} is not available in this ovsnet",
-                  f"stop {label} managing {w.nic} yourself, then run up again")
+        self._files(w, ctx, mode, saved)
+
+    def _files(self, w: HandoverWant, ctx: Context, manager: str, saved: SavedHandover | None) -> None:
+        """The manager's files say: the NIC is OVS's, the port is the manager's; then it reads them again."""
+        files = ctx.current.files or HostFiles()
+        h, spec = self._handoff(w, ctx, manager, saved)
+        ctx.notes.extend(h.notes)
+        nic = ctx.current.linux.links.get(w.nic)
+        if nic is not None and not nic.up:
+            # The manager brought the NIC up at boot; handed over, it leaves the link
+            # alone (and OVS does not bring a system port up): ovsnet does.
+            ctx.add(Action.MODIFY, f"link:{w.nic}", Phase.LINUX, f"the trunk must be up; {LABELS[manager]} no longer brings it up",
+                    before="down", after="up", ops=(NlSetLink(w.nic, up=True),), undo=(NlSetLink(w.nic, up=False),))
+        changed = [(e, files.text(e.path)) for e in h.files if files.text(e.path) != e.text]
+        if saved is None:
+            ctx.keep[self.name] = SavedHandover(manager, w.nic, w.port, files=tuple((e.path, files.text(e.path)) for e in h.files),
+                                                client_id=h.client_id)
+        if not changed:
+            return
+        give = _ops(h.give)
+        for k, (e, now) in enumerate(changed):
+            # The first file's undo comes last in a rollback: all files are back, the manager reads them.
+            ctx.add(Action.CREATE if now is None else Action.MODIFY, f"file:{e.path}", Phase.HANDOVER, e.why,
+                    before=summary(now), after=summary(e.text), ops=(WriteFile(e.path, e.text, e.mode),),
+                    undo=(WriteFile(e.path, now),) + (give if k == 0 else ()))
+        label = LABELS[manager]
+        ctx.add(Action.MODIFY, f"manager:{manager}", Phase.HANDOVER, f"{label} reads its files again", before=f"runs {spec.nic}",
+                after=f"runs {spec.port}", ops=_ops(h.take))
+        # NetworkManager takes a device down as it stops managing it: the trunk must stay up.
+        ctx.add(Action.MODIFY, f"link:{w.nic}", Phase.HANDOVER, f"the trunk stays up once {label} lets it go", before="up", after="up",
+                ops=(NlSetLink(w.nic, up=True),))
+
+    def _handoff(self, w: HandoverWant, ctx: Context, manager: str, saved: SavedHandover | None) -> tuple[Handoff, PortSpec]:
+        """The handover computed from the host's files as they were before ovsnet (the record's copies)."""
+        files = ctx.current.files or HostFiles()
+        before = HostFiles(files.root, {**files.texts, **dict(saved.files if saved else ())})
+        link = ctx.current.linux.links.get(w.nic)
+        spec = PortSpec(ctx.topology, ctx.host, w.nic, w.port, w.addresses, w.gateways, w.dns, w.dhcp,
+                        link.index if link is not None else None, saved.client_id if saved else None)
+        return FILE_MANAGERS[manager].handoff(spec, before), spec
 
     def _dhclient(self, w: HandoverWant, ctx: Context) -> None:
         """The NIC's DHCP client stops (keeping its lease); one starts on the port, asking for the same lease."""
@@ -137,16 +194,51 @@ class Handovers(Kind):
 
     def teardown(self, want: tuple[Any, ...], ctx: Context) -> None:
         saved: SavedHandover | None = ctx.saved(self.name)
+        if saved is not None and saved.manager in FILE_MANAGERS:
+            self._give_back(want, ctx, saved)
         if saved is None or saved.manager != DHCLIENT:
             return
         ctx.add(Action.RESTORE, f"dhcp:{saved.nic}", Phase.HANDOVER, "the DHCP client goes back to the NIC, with its lease",
                 before=f"running on {saved.port}", after=f"running on {saved.nic}",
                 ops=(DhclientStop(saved.port), DhclientStart(saved.nic)), undo=(DhclientStop(saved.nic), DhclientStart(saved.port)))
 
+    def _give_back(self, want: tuple[Any, ...], ctx: Context, saved: SavedHandover) -> None:
+        """The manager's files as they were before the first up, byte for byte; then it reads them again."""
+        files = ctx.current.files or HostFiles()
+        w = next((x for x in want if x.nic == saved.nic), HandoverWant(Handover.AUTO, saved.nic, saved.port, False))
+        h, _ = self._handoff(w, ctx, saved.manager, saved)
+        back = [(path, orig, files.text(path)) for path, orig in saved.files if files.text(path) != orig]
+        back += [(path, None, files.text(path)) for path in h.port_state if files.text(path) is not None]
+        take = _ops(h.take)
+        for k, (path, orig, now) in enumerate(back):
+            ctx.add(Action.RESTORE, f"file:{path}", Phase.HANDOVER, "as it was before the first up", before=summary(now), after=summary(orig),
+                    ops=(WriteFile(path, orig),), undo=(WriteFile(path, now),) + (take if k == 0 else ()))
+        if back:
+            ctx.add(Action.RESTORE, f"manager:{saved.manager}", Phase.HANDOVER, f"{LABELS[saved.manager]} reads its files again",
+                    before=f"runs {saved.port}", after=f"runs {saved.nic}", ops=_ops(h.give))
+
     def record_to_json(self, part: SavedHandover) -> Any:
-        return {"manager": part.manager, "nic": part.nic, "port": part.port, "lease": part.lease}
+        return {"manager": part.manager, "nic": part.nic, "port": part.port, "lease": part.lease,
+                "files": [[p, t] for p, t in part.files], "client_id": part.client_id}
 
     def record_from_json(self, raw: Any) -> SavedHandover:
         if not isinstance(raw, dict) or raw.get("manager") not in LABELS:
             raise ValueError("handover is not an object naming a known network manager")
-        return SavedHandover(str(raw["manager"]), str(raw["nic"]), str(raw["port"]), raw.get("lease"))
+        files = raw.get("files") or []
+        if not isinstance(files, list) or not all(isinstance(f, list) and len(f) == 2 and isinstance(f[0], str) and (f[1] is None or isinstance(f[1], str)) for f in files):
+            raise ValueError("handover files must be a list of [path, text or null]")
+        return SavedHandover(str(raw["manager"]), str(raw["nic"]), str(raw["port"]), raw.get("lease"),
+                             tuple((f[0], f[1]) for f in files), raw.get("client_id"))
+
+
+def _ops(steps: tuple[Step, ...]) -> tuple[Any, ...]:
+    return tuple(DhclientRun(s.iface, s.start) if isinstance(s, Dhclient) else RunProgram(s.argv) for s in steps)
+
+
+def summary(text: str | None) -> str:
+    """A file's text on one line for a plan: its lines that are not comments."""
+    if text is None:
+        return "absent"
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    body = "; ".join(lines)
+    return f"{len(text)} bytes: " + (body if len(body) <= 160 else body[:157] + "...")

@@ -36,9 +36,13 @@ from ovsnet.current import LinuxState, Route
 from ovsnet.errors import VerificationError
 from ovsnet.kinds.base import Context, Kind, Presumed, Settings
 from ovsnet.kinds.bond import ROLE_BOND, fallback_seconds
+from ovsnet.kinds.handover import FILE_MANAGERS, Handovers
 from ovsnet.kinds.ovs_port import ROLE_UPLINK
+from ovsnet.managers import LABELS
 from ovsnet.plan.model import Action, Phase
 from ovsnet.topology.model import Host, Layout, Topology
+
+HANDOVER = Handovers.name  # whose record says the port was handed to a manager
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,8 @@ class Uplink(Kind):
         source = _holder(up, ctx.current.linux)
         if source != up.nic:
             up = replace(up, nic=source)
+        if self._manager_configures(up, ctx):
+            return
         if up.dhcp:
             leased = self._lease(up, ctx)
             if leased is None:
@@ -235,6 +241,25 @@ class Uplink(Kind):
         """The management port changes VLAN in this plan (the OVSDB phase retags it)."""
         port = ctx.current.ovs.ports.get(up.target)
         return not up.flat and port is not None and port.owner == ctx.topology and port.tag != up.vlan
+
+    @staticmethod
+    def _manager_configures(up: UplinkWant, ctx: Context) -> bool:
+        """After a handover to a network manager the port's addresses are the manager's: at boot
+        ovsnet may run before it (so that the port exists when it starts), and then neither the
+        NIC nor the port holds them yet. ovsnet leaves them to the manager rather than racing it
+        (ifup fails on an address already there); until the manager has put them on the port,
+        status reports it (a health finding, not a change)."""
+        handed = ctx.saved(HANDOVER)
+        if handed is None or handed.manager not in FILE_MANAGERS or handed.port != up.target:
+            return False
+        linux = ctx.current.linux
+        wanted = set(up.addresses)
+        held = [a for a in linux.addresses if a.ifname in (up.nic, up.target) and (a.cidr in wanted or up.dhcp and a.dynamic)]
+        if held:
+            return False
+        ctx.unhealthy(f"link:{up.target}", f"{up.target} holds none of the host's addresses yet: {LABELS[handed.manager]} configures it "
+                      f"(handed over from {up.nic})")
+        return True
 
     @staticmethod
     def _lease(up: UplinkWant, ctx: Context) -> UplinkWant | None:

@@ -11,4 +11,5 @@ as thin wrappers around these.
               objects that are not ovsnet's, and a whole host for scripts.
 - leaks:      processes, pids and descriptors, to tell what a run left behind.
 - dockerlab:  what the real-engine tests need, and the lab's Docker processes.
+- vms:        the VM scenarios' bed (vagrant/vmbed), gate and timings.
 """

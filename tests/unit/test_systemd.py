@@ -60,3 +60,14 @@ def test_install_refuses_an_unknown_host(tmp_path):
     assert out.returncode == 2
     assert "no host named 'nodeX'" in out.stderr and "Traceback" not in out.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_unit_runs_before_every_network_manager_and_after_ovs():
+    """The management port must exist when a manager that was handed it starts (issue 15)."""
+    unit = parse(unit_text(Path("/etc/ovsnet/seed.toml"), "node1", "/usr/bin/ovsnet"))
+    before, after = unit["Unit"]["Before"].split(), unit["Unit"]["After"].split()
+    for manager in ("systemd-networkd.service", "NetworkManager.service", "networking.service", "network.target"):
+        assert manager in before, manager
+    for ovs in ("openvswitch-switch.service", "ovs-vswitchd.service", "network-pre.target"):
+        assert ovs in after, ovs
+    assert not set(before) & set(after)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.vm
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = REPO / "vagrant" / "qemu-test.sh"
-ENABLED = os.environ.get("OVSNET_VM_TESTS") == "1"
+ENABLED = os.environ.get("OVSNET_VM_TESTS") in ("1", "all")
 
 
 @pytest.mark.skipif(not ENABLED, reason="boots two QEMU VMs (minutes under emulation); set OVSNET_VM_TESTS=1")
