@@ -78,7 +78,6 @@ class RunProgram:
         return "run " + " ".join(self.argv)
 
 
-
 @dataclass(frozen=True)
 class DhclientRun:
     """Start, or stop keeping its lease, the DHCP client of an interface (ifupdown's dhclient)."""
