@@ -22,7 +22,7 @@ STEMS = {"integration": "ovt", "hardening": "ohd", "unit": "ovu", "vm": "ovv"}
 ROOT_SUITES = ("integration", "hardening")
 TOOLS = ("ovsdb-server", "ovs-vswitchd", "ovsdb-tool", "ovs-vsctl", "ip")
 # OVSNET_VM_TESTS=background: the child pytest runs these (tests/support/vm_background.py).
-collect_ignore_glob = ["vm/test_vm_*.py"] if vm_background.BACKGROUND else []
+collect_ignore_glob = list(vm_background.CHILD) if vm_background.BACKGROUND else []
 
 
 def pytest_collection_modifyitems(config, items):

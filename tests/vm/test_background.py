@@ -1,5 +1,6 @@
-"""Waits for the VM tests started in the background (OVSNET_VM_TESTS=background,
-see tests/support/vm_background.py) and passes or fails with them."""
+"""Waits for the VM tests (and the DHCP lease test) started in the background
+(OVSNET_VM_TESTS=background, see tests/support/vm_background.py) and passes
+or fails with them."""
 
 from __future__ import annotations
 
@@ -27,6 +28,6 @@ def test_vm_tests_run_in_the_background_pass(request, capsys):
     text = child.log.read_text(errors="replace")
     tail = "\n".join(text.splitlines()[-60:])
     with capsys.disabled():
-        print(f"\nVM tests (background, niced): {time.monotonic() - child.started:.0f} s in all, "
-              f"{time.monotonic() - waited:.0f} s waited for after the other tests; log {child.log}\n{tail}")
+        print(f"\nVM tests (background, niced): started {time.monotonic() - child.started:.0f} s ago, "
+              f"waited for {time.monotonic() - waited:.0f} s after the other tests; log {child.log}\n{tail}")
     assert code == 0, f"the VM tests failed (exit {code}); log {child.log}:\n{tail}"
