@@ -19,6 +19,11 @@
 #   install  steps 1, 2 and the trunk NIC's name only: the host stays as a
 #            fresh machine whose NIC a scenario hands to a network manager (or
 #            to Ansible) before ovsnet runs;
+#   fresh    steps 1 to 4 without the wait for the router: the seed's hosts
+#            before ovsnet (address on the trunk NIC, the router on its host,
+#            ovsnet installed but not run), for a scenario that rolls ovsnet
+#            out itself (Ansible); the router's legs join OVS only with its
+#            host's `up`, so nothing else could answer yet;
 #   network  no ovsnet at all, on the router's host: the router namespace with
 #            its DHCP server, plugged into a plain OVS bridge (br-testbed) that
 #            trunks the NIC as the topology says (testbed.py switch): the
@@ -41,7 +46,7 @@ TOPO="${OVSNET_TOPOLOGY:-$SRC/vagrant/topology.toml}"
 TRUNK_MAC="$(echo "${OVSNET_TRUNK_MAC:-}" | tr 'A-F' 'a-f')"
 GATEWAY_WAIT="${OVSNET_GATEWAY_WAIT:-900}"
 MODE="${OVSNET_PROVISION:-full}"
-case "$MODE" in full|install|network) ;; *) echo "provision: OVSNET_PROVISION must be full, install or network, not $MODE" >&2; exit 2 ;; esac
+case "$MODE" in full|install|fresh|network) ;; *) echo "provision: OVSNET_PROVISION must be full, install, fresh or network, not $MODE" >&2; exit 2 ;; esac
 VENV=/opt/ovsnet
 TESTBED="$SRC/vagrant/testbed.py"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -212,6 +217,8 @@ UP_ARGS=()
 if [ -n "$ROUTER_LEGS" ]; then
   say "this host plays the router (legs: $ROUTER_LEGS)"
   python3 "$TESTBED" router "$TOPO" "$HOST"
+elif [ "$MODE" = fresh ]; then
+  :  # the router answers only once its host has run `up`: the rollout's business
 elif [ -n "$GATEWAY" ] && [ "$UPLINK_LACP" != off ] && [ -z "$(ovs-vsctl --timeout=5 iface-to-br "$NIC" 2>/dev/null)" ]; then
   # The peer's side of the LACP bond (node2's bond, or a switch's LAG without
   # fallback) passes no frame to a lone NIC: the router answers only once this
@@ -226,6 +233,11 @@ elif [ -n "$GATEWAY" ] && [ -z "$(ovs-vsctl --timeout=5 iface-to-br "$NIC" 2>/de
     sleep 2
   done
   say "router $GATEWAY answers"
+fi
+
+if [ "$MODE" = fresh ]; then
+  say "fresh (OVSNET_PROVISION=fresh): $ADDRESSES on $NIC, ovsnet installed, not run"
+  exit 0
 fi
 
 # --- 5. ovsnet up ------------------------------------------------------------------------
