@@ -93,7 +93,7 @@ for _ in $(seq 60); do ovs-vsctl --timeout=5 show >/dev/null 2>&1 && break; slee
 ovs-vsctl --timeout=5 show >/dev/null || die "Open vSwitch does not answer"
 
 # The topology's facts (testbed.py needs only the standard library).
-eval "$(python3 "$TESTBED" facts "$TOPO" "$HOST")"   # NIC BRIDGE ADDRESSES GATEWAY GATEWAY6 UPLINK_LACP ROUTER_HOST ROUTER_LEGS ...
+eval "$(python3 "$TESTBED" facts "$TOPO" "$HOST")"   # NIC BRIDGE ADDRESSES GATEWAY GATEWAY6 UPLINK_LACP UPLINK_NICS ROUTER_HOST ...
 
 # The trunk NIC, by its MAC, under the topology's name.
 if [ -n "$TRUNK_MAC" ]; then
@@ -187,7 +187,9 @@ fi
 # iface-to-br: a bond's member is an interface of the bond's port, not a port of its own.
 if [ -z "$(ovs-vsctl --timeout=5 iface-to-br "$NIC" 2>/dev/null)" ]; then
   say "starting state: $ADDRESSES and the default route via $GATEWAY${GATEWAY6:+ and $GATEWAY6} on $NIC"
-  ip link set dev "$NIC" up
+  # Every member of a bond up, as a host's cabled NICs are: neither OVS (bridge.c brings a
+  # port's interface up only for vlan_mode=splinter) nor ovsnet brings an admin-down member up.
+  for n in $UPLINK_NICS; do ip link set dev "$n" up; done
   for a in $ADDRESSES; do
     # IPv6: nodad, so that the address is usable at once rather than tentative.
     case "$a" in *:*) ip addr replace "$a" dev "$NIC" nodad ;; *) ip addr replace "$a" dev "$NIC" ;; esac

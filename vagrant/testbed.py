@@ -448,6 +448,8 @@ def cmd_facts(topo: Topo, host: str) -> int:
         "GATEWAY6": mgmt.get("gateway6", ""),
         # A bond of several NICs with LACP: its peer passes no frame before this host bonds too.
         "UPLINK_LACP": up.get("lacp", "off") if up and "nics" in up else "off",
+        # Every NIC of that uplink (a bond's members): provisioning brings them up, as cabled NICs.
+        "UPLINK_NICS": " ".join(topo.nics_of(up)) if up else topo.uplink_nic(host),
         "ROUTER_HOST": topo.router_host() or "",
         "ROUTER_LEGS": " ".join(i for i, _, _ in legs),
         "TOPOLOGY_NAME": topo.data.get("name", ""),
