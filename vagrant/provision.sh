@@ -10,13 +10,20 @@
 #      trunk NIC, as on the seed's hosts before ovsnet (first run only);
 #   4. on the router's host, the router namespace (see testbed.py) with its
 #      DHCP server on the management VLAN; on the other hosts, a wait until
-#      that router answers over the trunk;
+#      that router answers over the trunk (not over an LACP bond: its peer
+#      passes no frame before this host bonds too; `up`'s gateway check
+#      waits instead, up to OVSNET_GATEWAY_WAIT seconds);
 #   5. `ovsnet up TOPOLOGY --host HOST --allow-uplink-move`;
 #   6. the endpoint namespaces, on the Docker bridges ovsnet made.
 # OVSNET_PROVISION selects less:
 #   install  steps 1, 2 and the trunk NIC's name only: the host stays as a
 #            fresh machine whose NIC a scenario hands to a network manager (or
 #            to Ansible) before ovsnet runs;
+#   fresh    steps 1 to 4 without the wait for the router: the seed's hosts
+#            before ovsnet (address on the trunk NIC, the router on its host,
+#            ovsnet installed but not run), for a scenario that rolls ovsnet
+#            out itself (Ansible); the router's legs join OVS only with its
+#            host's `up`, so nothing else could answer yet;
 #   network  no ovsnet at all, on the router's host: the router namespace with
 #            its DHCP server, plugged into a plain OVS bridge (br-testbed) that
 #            trunks the NIC as the topology says (testbed.py switch): the
@@ -39,7 +46,7 @@ TOPO="${OVSNET_TOPOLOGY:-$SRC/vagrant/topology.toml}"
 TRUNK_MAC="$(echo "${OVSNET_TRUNK_MAC:-}" | tr 'A-F' 'a-f')"
 GATEWAY_WAIT="${OVSNET_GATEWAY_WAIT:-900}"
 MODE="${OVSNET_PROVISION:-full}"
-case "$MODE" in full|install|network) ;; *) echo "provision: OVSNET_PROVISION must be full, install or network, not $MODE" >&2; exit 2 ;; esac
+case "$MODE" in full|install|fresh|network) ;; *) echo "provision: OVSNET_PROVISION must be full, install, fresh or network, not $MODE" >&2; exit 2 ;; esac
 VENV=/opt/ovsnet
 TESTBED="$SRC/vagrant/testbed.py"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -86,7 +93,7 @@ for _ in $(seq 60); do ovs-vsctl --timeout=5 show >/dev/null 2>&1 && break; slee
 ovs-vsctl --timeout=5 show >/dev/null || die "Open vSwitch does not answer"
 
 # The topology's facts (testbed.py needs only the standard library).
-eval "$(python3 "$TESTBED" facts "$TOPO" "$HOST")"   # NIC BRIDGE ADDRESSES GATEWAY ROUTER_HOST ROUTER_LEGS DOCKER_NETWORKS PROBE_IMAGE ...
+eval "$(python3 "$TESTBED" facts "$TOPO" "$HOST")"   # NIC BRIDGE ADDRESSES GATEWAY GATEWAY6 UPLINK_LACP UPLINK_NICS ROUTER_HOST ...
 
 # The trunk NIC, by its MAC, under the topology's name.
 if [ -n "$TRUNK_MAC" ]; then
@@ -177,10 +184,16 @@ if [ "$MODE" = install ]; then
   exit 0
 fi
 
-if [ -z "$(ovs-vsctl --timeout=5 port-to-br "$NIC" 2>/dev/null)" ]; then
-  say "starting state: $ADDRESSES and the default route via $GATEWAY on $NIC"
-  ip link set dev "$NIC" up
-  for a in $ADDRESSES; do ip addr replace "$a" dev "$NIC"; done
+# iface-to-br: a bond's member is an interface of the bond's port, not a port of its own.
+if [ -z "$(ovs-vsctl --timeout=5 iface-to-br "$NIC" 2>/dev/null)" ]; then
+  say "starting state: $ADDRESSES and the default route via $GATEWAY${GATEWAY6:+ and $GATEWAY6} on $NIC"
+  # Every member of a bond up, as a host's cabled NICs are: neither OVS (bridge.c brings a
+  # port's interface up only for vlan_mode=splinter) nor ovsnet brings an admin-down member up.
+  for n in $UPLINK_NICS; do ip link set dev "$n" up; done
+  for a in $ADDRESSES; do
+    # IPv6: nodad, so that the address is usable at once rather than tentative.
+    case "$a" in *:*) ip addr replace "$a" dev "$NIC" nodad ;; *) ip addr replace "$a" dev "$NIC" ;; esac
+  done
   if [ -n "$GATEWAY" ]; then
     # Demote a metric-0 default route on another NIC (the management NIC's,
     # from DHCP) so the trunk NIC's route wins, as on the seed's hosts.
@@ -196,13 +209,25 @@ if [ -z "$(ovs-vsctl --timeout=5 port-to-br "$NIC" 2>/dev/null)" ]; then
     done
     ip route replace default via "$GATEWAY" dev "$NIC" metric 0
   fi
+  # IPv6: metric 1, ahead of a default route the management NIC may have from a
+  # router advertisement (metric 1024, which metric 0 would mean, and replace).
+  [ -z "$GATEWAY6" ] || ip -6 route replace default via "$GATEWAY6" dev "$NIC" metric 1
 fi
 
 # --- 4. the router, or a wait for it ----------------------------------------------------
+UP_ARGS=()
 if [ -n "$ROUTER_LEGS" ]; then
   say "this host plays the router (legs: $ROUTER_LEGS)"
   python3 "$TESTBED" router "$TOPO" "$HOST"
-elif [ -n "$GATEWAY" ] && [ -z "$(ovs-vsctl --timeout=5 port-to-br "$NIC" 2>/dev/null)" ]; then
+elif [ "$MODE" = fresh ]; then
+  :  # the router answers only once its host has run `up`: the rollout's business
+elif [ -n "$GATEWAY" ] && [ "$UPLINK_LACP" != off ] && [ -z "$(ovs-vsctl --timeout=5 iface-to-br "$NIC" 2>/dev/null)" ]; then
+  # The peer's side of the LACP bond (node2's bond, or a switch's LAG without
+  # fallback) passes no frame to a lone NIC: the router answers only once this
+  # host bonds too, which is what `up` does. Its gateway check waits for it.
+  UP_ARGS+=(--gateway-timeout "$((GATEWAY_WAIT > 300 ? 300 : GATEWAY_WAIT))")
+  say "uplink is an LACP bond: no wait for the router over $NIC; up's gateway check waits up to ${UP_ARGS[-1]} s"
+elif [ -n "$GATEWAY" ] && [ -z "$(ovs-vsctl --timeout=5 iface-to-br "$NIC" 2>/dev/null)" ]; then
   say "waiting for the router $GATEWAY (on ${ROUTER_HOST:-another host}) to answer on $NIC"
   deadline=$((SECONDS + GATEWAY_WAIT))
   until ping -n -q -c 1 -W 2 -I "$NIC" "$GATEWAY" >/dev/null 2>&1; do
@@ -212,9 +237,14 @@ elif [ -n "$GATEWAY" ] && [ -z "$(ovs-vsctl --timeout=5 port-to-br "$NIC" 2>/dev
   say "router $GATEWAY answers"
 fi
 
+if [ "$MODE" = fresh ]; then
+  say "fresh (OVSNET_PROVISION=fresh): $ADDRESSES on $NIC, ovsnet installed, not run"
+  exit 0
+fi
+
 # --- 5. ovsnet up ------------------------------------------------------------------------
-say "ovsnet up $TOPO --host $HOST --allow-uplink-move"
-ovsnet up "$TOPO" --host "$HOST" --allow-uplink-move
+say "ovsnet up $TOPO --host $HOST --allow-uplink-move ${UP_ARGS[*]}"
+ovsnet up "$TOPO" --host "$HOST" --allow-uplink-move "${UP_ARGS[@]}"
 
 # --- 6. endpoints -------------------------------------------------------------------------
 python3 "$TESTBED" endpoints "$TOPO" "$HOST"

@@ -9,7 +9,7 @@
 #
 # Usage: vagrant/run.sh [--keep] [--provider libvirt|virtualbox]
 #   --keep      leave the VMs running (vagrant ssh node1; vagrant destroy -f when done)
-# Environment: see the Vagrantfile (OVSNET_BOX, OVSNET_LIBVIRT_DRIVER, ...).
+# Environment: see the Vagrantfile (OVSNET_BOX, OVSNET_LIBVIRT_DRIVER, OVSNET_VM_TOPOLOGY, ...).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -26,7 +26,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-TOPO=/ovsnet/vagrant/topology.toml
+# OVSNET_VM_TOPOLOGY: the Vagrantfile's choice of topology file (topology-bonded.toml: the LACP bond).
+TOPO="/ovsnet/vagrant/${OVSNET_VM_TOPOLOGY:-topology.toml}"
 T0=$SECONDS
 WORK="$(mktemp -d)"
 step() { echo; echo "=== [$((SECONDS - T0)) s] $*"; }

@@ -66,6 +66,13 @@ class Member:
     prefix: int
     namespace: str | None  # None: the host's own namespace
     gateway: str | None
+    # Its IPv6 side on a dual-stack VLAN (subnet6): address without prefix, prefix, IPv6 gateway.
+    address6: str | None = None
+    prefix6: int = 64
+    gateway6: str | None = None
+
+    def addr(self, family: int) -> str | None:
+        return self.address if family == 4 else self.address6
 
 
 class Topo:
@@ -90,24 +97,32 @@ class Topo:
             raise SystemExit(f"testbed: no host {name!r} in the topology; hosts: {', '.join(self.hosts)}")
         return self.hosts[name]
 
+    @staticmethod
+    def nics_of(uplink: dict) -> list[str]:
+        """An uplink's NICs: its one `nic`, or a bond's `nics`."""
+        return [uplink["nic"]] if "nic" in uplink else list(uplink["nics"])
+
     def uplink_nic(self, host: str) -> str:
+        """The NIC holding the host's address before ovsnet: from_nic, or the first
+        uplink's NIC (a bond's first member)."""
         h = self.host(host)
         mgmt = h.get("management", {})
-        return mgmt.get("from_nic") or h["uplinks"][0]["nic"]
+        return mgmt.get("from_nic") or self.nics_of(h["uplinks"][0])[0]
+
+    def uplink_of(self, host: str, nic: str) -> dict | None:
+        return next((u for u in self.host(host).get("uplinks", []) if nic in self.nics_of(u)), None)
 
     def mgmt_vlan(self, host: str) -> str | None:
         h = self.host(host)
         mgmt = h.get("management", {})
         if "vlan" in mgmt:
             return self.vlan_name(mgmt["vlan"])
-        nic = self.uplink_nic(host)
-        for u in h.get("uplinks", []):
-            if u["nic"] == nic and "native_vlan" in u:
-                return self.vlan_name(u["native_vlan"])
-        return None
+        u = self.uplink_of(host, self.uplink_nic(host))
+        return self.vlan_name(u["native_vlan"]) if u and "native_vlan" in u else None
 
     def router_legs(self, host: str) -> list[tuple[str, str, str]]:
-        """(interface, VLAN, router address with prefix) for each rtr-* access port of host."""
+        """(interface, VLAN, router address with prefix) for each rtr-* access port of host
+        (router6 with subnet6's prefix is the leg's IPv6 address: see router_legs6)."""
         legs = []
         for ap in self.host(host).get("access_ports", []):
             if not ap["interface"].startswith(ROUTER_PREFIX):
@@ -120,6 +135,13 @@ class Topo:
             legs.append((ap["interface"], vlan, f"{v['router']}/{prefix}"))
         return legs
 
+    def router6_of(self, vlan: str) -> str | None:
+        """The router's IPv6 address with prefix on a dual-stack VLAN, if it has one."""
+        v = self.vlans[vlan]
+        if "router6" not in v or "subnet6" not in v:
+            return None
+        return f"{v['router6']}/{ipaddress.ip_network(v['subnet6']).prefixlen}"
+
     def router_host(self) -> str | None:
         for name in self.hosts:
             if self.router_legs(name):
@@ -129,6 +151,9 @@ class Topo:
     def gateway_of(self, vlan: str) -> str | None:
         return self.vlans[vlan].get("router") if vlan in self.routed else None
 
+    def gateway6_of(self, vlan: str) -> str | None:
+        return self.vlans[vlan].get("router6") if vlan in self.routed else None
+
     def members(self) -> list[Member]:
         out = []
         for name, h in self.hosts.items():
@@ -136,14 +161,19 @@ class Topo:
             vlan = self.mgmt_vlan(name)
             if not mgmt or not vlan:
                 continue
-            iface = ipaddress.ip_interface(mgmt["addresses"][0])
-            out.append(Member(name, name, vlan, str(iface.ip), iface.network.prefixlen, None, mgmt.get("gateway")))
+            ifaces = [ipaddress.ip_interface(a) for a in mgmt["addresses"]]
+            v4 = next(i for i in ifaces if i.version == 4)
+            v6 = next((i for i in ifaces if i.version == 6), None)
+            out.append(Member(name, name, vlan, str(v4.ip), v4.network.prefixlen, None, mgmt.get("gateway"),
+                              str(v6.ip) if v6 else None, v6.network.prefixlen if v6 else 64, mgmt.get("gateway6")))
         for ep in self.data.get("endpoints", []):
             if ep.get("attach", "docker") != "docker":
                 raise SystemExit(f"testbed: endpoint {ep['name']}: only attach = \"docker\" is supported here")
             vlan = self.vlan_name(ep["vlan"])
             iface = ipaddress.ip_interface(ep["address"])
-            out.append(Member(ep["name"], ep["host"], vlan, str(iface.ip), iface.network.prefixlen, f"ep-{ep['name']}", self.gateway_of(vlan)))
+            v6 = ipaddress.ip_interface(ep["address6"]) if "address6" in ep else None
+            out.append(Member(ep["name"], ep["host"], vlan, str(iface.ip), iface.network.prefixlen, f"ep-{ep['name']}", self.gateway_of(vlan),
+                              str(v6.ip) if v6 else None, v6.network.prefixlen if v6 else 64, self.gateway6_of(vlan) if v6 else None))
         return out
 
     def docker_bridge(self, host: str, vlan: str) -> str:
@@ -152,11 +182,18 @@ class Topo:
                 return d["bridge"]
         raise SystemExit(f"testbed: host {host} has no Docker bridge on VLAN {vlan}")
 
-    def expect(self, src: Member, dst: Member) -> bool:
-        """Same VLAN: reachable. Different VLANs: only through the router, when it joins both."""
+    def expect(self, src: Member, dst: Member, family: int = 4) -> bool:
+        """Same VLAN: reachable. Different VLANs: only through the router, when it joins both
+        (in that family: router, or router6, on both VLANs)."""
         if src.vlan == dst.vlan:
             return True
+        if family == 6:
+            return src.vlan in self.routed and dst.vlan in self.routed and bool(src.gateway6) and bool(dst.gateway6)
         return src.vlan in self.routed and dst.vlan in self.routed and bool(src.gateway) and bool(dst.gateway)
+
+    def families(self) -> tuple[int, ...]:
+        """4, and 6 when any member has an IPv6 address (a dual-stack topology)."""
+        return (4, 6) if any(m.address6 for m in self.members()) else (4,)
 
 
 # --- building the stand-ins ------------------------------------------------------------
@@ -224,11 +261,17 @@ def cmd_router(topo: Topo, host: str) -> None:
         sh("ip", "link", "add", iface, "type", "veth", "peer", "name", inner, "netns", ROUTER_NS)
         sh("ip", "link", "set", iface, "up")
         sh("ip", "-n", ROUTER_NS, "addr", "add", addr, "dev", inner)
+        addr6 = topo.router6_of(vlan)
+        if addr6:
+            # nodad: usable at once, not "tentative" while the hosts' gateway checks ask for it.
+            sh("ip", "-n", ROUTER_NS, "addr", "add", addr6, "dev", inner, "nodad")
         sh("ip", "-n", ROUTER_NS, "link", "set", inner, "up")
-        print(f"testbed: router leg {iface} (VLAN {vlan}) -> router:{inner} {addr}")
+        print(f"testbed: router leg {iface} (VLAN {vlan}) -> router:{inner} {addr}" + (f", {addr6}" if addr6 else ""))
         if vlan == mgmt:
             start_dhcp(topo, vlan, inner)
     sh("ip", "netns", "exec", ROUTER_NS, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+    if any(topo.router6_of(v) for _, v, _ in legs):
+        sh("ip", "netns", "exec", ROUTER_NS, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1")
 
 
 def cmd_endpoints(topo: Topo, host: str) -> None:
@@ -242,10 +285,16 @@ def cmd_endpoints(topo: Topo, host: str) -> None:
         sh("ip", "link", "add", outer, "type", "veth", "peer", "name", "eth0", "netns", m.namespace)
         sh("ip", "link", "set", outer, "master", bridge, "up")
         sh("ip", "-n", m.namespace, "addr", "add", f"{m.address}/{m.prefix}", "dev", "eth0")
+        if m.address6:
+            sh("ip", "-n", m.namespace, "addr", "add", f"{m.address6}/{m.prefix6}", "dev", "eth0", "nodad")
         sh("ip", "-n", m.namespace, "link", "set", "eth0", "up")
         if m.gateway:
             sh("ip", "-n", m.namespace, "route", "add", "default", "via", m.gateway)
-        print(f"testbed: endpoint {m.name} {m.address}/{m.prefix} in netns {m.namespace} on {bridge} (VLAN {m.vlan})" + (f", default via {m.gateway}" if m.gateway else ""))
+        if m.gateway6:
+            sh("ip", "-n", m.namespace, "-6", "route", "add", "default", "via", m.gateway6)
+        print(f"testbed: endpoint {m.name} {m.address}/{m.prefix}" + (f", {m.address6}/{m.prefix6}" if m.address6 else "")
+              + f" in netns {m.namespace} on {bridge} (VLAN {m.vlan})" + (f", default via {m.gateway}" if m.gateway else "")
+              + (f" and {m.gateway6}" if m.gateway6 else ""))
 
 
 def cmd_switch(topo: Topo, host: str) -> None:
@@ -276,35 +325,39 @@ def _in(m: Member, argv: list[str]) -> list[str]:
     return (["ip", "netns", "exec", m.namespace] if m.namespace else []) + argv
 
 
-def _ping(src: Member, dst: Member, kind: str, expect: bool) -> dict:
-    argv = _in(src, PING + [dst.address])
+def _ping(src: Member, dst: Member, kind: str, expect: bool, family: int = 4) -> dict:
+    address = dst.addr(family)
+    assert address is not None
+    argv = _in(src, PING + [address])
     added = False
+    host_route = f"{address}/{32 if family == 4 else 128}"
     if kind == "l2":
         # Try to reach dst as if it were on src's own segment: an on-link route
-        # makes src ARP for it on src's VLAN. Only a VLAN leak could answer.
-        p = sh(*_in(src, ["ip", "route", "add", f"{dst.address}/32", "dev", "eth0"]), check=False)
+        # makes src ARP (IPv6: solicit) for it on src's VLAN. Only a VLAN leak could answer.
+        p = sh(*_in(src, ["ip", "route", "add", host_route, "dev", "eth0"]), check=False)
         added = p.returncode == 0
     t = time.monotonic()
     p = subprocess.run(argv, capture_output=True, text=True)
     took = time.monotonic() - t
     if added:
-        sh(*_in(src, ["ip", "route", "del", f"{dst.address}/32", "dev", "eth0"]), check=False)
-    return {"kind": kind, "src": src.name, "dst": dst.name, "src_vlan": src.vlan, "dst_vlan": dst.vlan,
-            "address": dst.address, "expect": expect, "ok": p.returncode == 0, "seconds": round(took, 2)}
+        sh(*_in(src, ["ip", "route", "del", host_route, "dev", "eth0"]), check=False)
+    return {"kind": kind, "family": family, "src": src.name, "dst": dst.name, "src_vlan": src.vlan, "dst_vlan": dst.vlan,
+            "address": address, "expect": expect, "ok": p.returncode == 0, "seconds": round(took, 2)}
 
 
 def cmd_pings(topo: Topo, host: str) -> int:
     members = topo.members()
     jobs = []
-    for src in members:
-        if src.host != host:
-            continue
-        for dst in members:
-            if dst is src:
+    for family in topo.families():
+        for src in members:
+            if src.host != host or src.addr(family) is None:
                 continue
-            jobs.append((src, dst, "ip", topo.expect(src, dst)))
-            if src.namespace and dst.namespace and src.vlan != dst.vlan:
-                jobs.append((src, dst, "l2", False))
+            for dst in members:
+                if dst is src or dst.addr(family) is None:
+                    continue
+                jobs.append((src, dst, "ip", topo.expect(src, dst, family), family))
+                if src.namespace and dst.namespace and src.vlan != dst.vlan:
+                    jobs.append((src, dst, "l2", False, family))
     # Routed and same-VLAN pings first; the layer-2 probes add on-link routes
     # that would change what a concurrent routed ping to the same address does.
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -334,42 +387,51 @@ def cmd_matrix(topo: Topo, sources: list[str]) -> int:
             except json.JSONDecodeError:
                 pass
     members = topo.members()
-    names = [m.name for m in members]
-    ip = {(r["src"], r["dst"]): r for r in results if r["kind"] == "ip"}
-    l2 = [r for r in results if r["kind"] == "l2"]
-    width = max(6, *(len(n) for n in names)) + 1
-    vlan_of = {m.name: m.vlan for m in members}
+    families = topo.families()
+    bad = missing = leaked = probes = 0
     print("Ping matrix (row pings column): ok = replies, -- = no reply;")
     print("a cell marked ! is NOT what the topology says (same VLAN: reachable; other VLANs: only via the router).")
-    print(" " * (width + 6) + "".join(n.rjust(width) for n in names))
-    bad = missing = 0
-    for s in names:
-        row = f"{s:<{width}}{vlan_of[s]:<6}"
-        for d in names:
-            if s == d:
-                cell = "."
-            elif (s, d) not in ip:
-                cell, missing = "?", missing + 1
-            else:
-                r = ip[(s, d)]
-                cell = "ok" if r["ok"] else "--"
-                if r["ok"] != r["expect"]:
-                    cell += "!"
-                    bad += 1
-            row += cell.rjust(width)
-        print(row)
-    leaks = [r for r in l2 if r["ok"]]
-    print(f"VLAN isolation (on-link pings across VLANs, every one must fail): {len(l2) - len(leaks)}/{len(l2)} blocked")
-    for r in leaks:
-        print(f"  LEAK: {r['src']} ({r['src_vlan']}) reached {r['dst']} ({r['dst_vlan']}) at layer 2")
-    total = len(ip) + len(l2)
-    failed = bad + len(leaks) + missing
+    for family in families:
+        # Records of an older testbed.py carry no family: IPv4.
+        mine = [r for r in results if r.get("family", 4) == family]
+        fam = [m for m in members if m.addr(family)]
+        names = [m.name for m in fam]
+        ip = {(r["src"], r["dst"]): r for r in mine if r["kind"] == "ip"}
+        l2 = [r for r in mine if r["kind"] == "l2"]
+        width = max(6, *(len(n) for n in names)) + 1
+        vlan_of = {m.name: m.vlan for m in fam}
+        if len(families) > 1:
+            print(f"IPv{family}:")
+        print(" " * (width + 6) + "".join(n.rjust(width) for n in names))
+        for s in names:
+            row = f"{s:<{width}}{vlan_of[s]:<6}"
+            for d in names:
+                if s == d:
+                    cell = "."
+                elif (s, d) not in ip:
+                    cell, missing = "?", missing + 1
+                else:
+                    r = ip[(s, d)]
+                    cell = "ok" if r["ok"] else "--"
+                    if r["ok"] != r["expect"]:
+                        cell += "!"
+                        bad += 1
+                row += cell.rjust(width)
+            print(row)
+        leaks = [r for r in l2 if r["ok"]]
+        print(f"VLAN isolation{f' (IPv{family})' if len(families) > 1 else ''} (on-link pings across VLANs, every one must fail): "
+              f"{len(l2) - len(leaks)}/{len(l2)} blocked")
+        for r in leaks:
+            print(f"  LEAK: {r['src']} ({r['src_vlan']}) reached {r['dst']} ({r['dst_vlan']}) at layer 2")
+        leaked += len(leaks)
+        probes += len(ip) + len(l2)
+    failed = bad + leaked + missing
     if missing:
         print(f"  {missing} pairs have no result (a host did not report)")
-    if failed == 0 and total:
-        print(f"RESULT: PASS ({total} pings as expected)")
+    if failed == 0 and probes:
+        print(f"RESULT: PASS ({probes} pings as expected)")
         return 0
-    print(f"RESULT: FAIL ({failed} of {total + missing} not as expected)")
+    print(f"RESULT: FAIL ({failed} of {probes + missing} not as expected)")
     return 1
 
 
@@ -377,11 +439,17 @@ def cmd_facts(topo: Topo, host: str) -> int:
     h = topo.host(host)
     mgmt = h.get("management", {})
     legs = topo.router_legs(host)
+    up = topo.uplink_of(host, topo.uplink_nic(host)) if h.get("uplinks") else None
     facts = {
         "NIC": topo.uplink_nic(host),
         "BRIDGE": h.get("bridge", {}).get("name", "br-ovs") if isinstance(h.get("bridge"), dict) else h.get("bridge", "br-ovs"),
         "ADDRESSES": " ".join(mgmt.get("addresses", [])),
         "GATEWAY": mgmt.get("gateway", ""),
+        "GATEWAY6": mgmt.get("gateway6", ""),
+        # A bond of several NICs with LACP: its peer passes no frame before this host bonds too.
+        "UPLINK_LACP": up.get("lacp", "off") if up and "nics" in up else "off",
+        # Every NIC of that uplink (a bond's members): provisioning brings them up, as cabled NICs.
+        "UPLINK_NICS": " ".join(topo.nics_of(up)) if up else topo.uplink_nic(host),
         "ROUTER_HOST": topo.router_host() or "",
         "ROUTER_LEGS": " ".join(i for i, _, _ in legs),
         "TOPOLOGY_NAME": topo.data.get("name", ""),
