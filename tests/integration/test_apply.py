@@ -172,7 +172,10 @@ def test_uplink_move_keeps_the_host_reachable(lab_host):
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "listening"
         client = subprocess.Popen(["ip", "netns", "exec", h.gw, "python3", "-c", TCP_CLIENT], stdout=subprocess.PIPE, text=True)
-        time.sleep(1.0)
+        assert client.stdout is not None
+        # The connection is up and echoing before the move (however long python takes to start).
+        assert [client.stdout.readline().strip() for _ in range(3)] == ["ok"] * 3
+        time.sleep(0.5)
         apply.up(checked, "node1", h.target)
         time.sleep(1.0)
     finally:
@@ -191,7 +194,9 @@ def test_uplink_move_keeps_the_host_reachable(lab_host):
     server.terminate()
     server.wait(timeout=10)
     echoes = out.split()
-    assert len(echoes) >= 15 and echoes[-1] == "ok", out[-200:]
+    # After the first three: the half second before the move, the move, the second after it
+    # (one echo per 100 ms when idle; fewer on a loaded machine, never none, never "bad").
+    assert len(echoes) >= 5 and set(echoes) == {"ok"}, out[-200:]
 
     # And back: the NIC has kept its MAC all along, so `down` costs peers nothing either.
     pinger = subprocess.Popen(["ip", "netns", "exec", h.gw, "ping", "-n", "-i", "0.05", "-W", "5", "192.168.10.11"],
