@@ -38,38 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ovsnet.lab import netns, run, teardown  # noqa: E402
 from ovsnet.lab.names import default_lab_dir  # noqa: E402
 from ovsnet.topology import load_checked  # noqa: E402
+from tests.support.topologies import LAB_TRUNK, lab_hosts  # noqa: E402
 
-TRUNK = 'vlans = ["mgmt", "web", "db", "app"]'
+TRUNK = LAB_TRUNK
 
 
 def topology(k: int) -> str:
-    vlans = [("mgmt", 10, "192.168.10"), ("web", 100, "10.100.0"), ("db", 200, "10.200.0"), ("app", 300, "10.30.0"),
-             ("extra", 400, "10.40.0")]
-    out = ['name = "converge"']
-    for name, vid, net in vlans:
-        out += [f"[vlans.{name}]", f"id = {vid}", f'subnet = "{net}.0/24"', f'router = "{net}.1"', "host_slice = 28"]
-    out += ["[router]", 'vlans = ["mgmt", "web", "app"]']
-    for h in range(1, k + 1):
-        out += [
-            f"[hosts.node{h}]",
-            'bridge = { name = "br-ovs", datapath = "netdev" }',
-            f"[[hosts.node{h}.uplinks]]",
-            'nic = "eth1"',
-            TRUNK,
-            'native_vlan = "mgmt"',
-            f"[hosts.node{h}.management]",
-            f'addresses = ["192.168.10.{10 + h}/24"]',
-            'gateway = "192.168.10.1"',
-            'dns = ["192.168.10.1"]',
-        ]
-        for v in ("web", "db", "app"):
-            out += [f"[[hosts.node{h}.docker]]", f'bridge = "br-{v}"', f'vlan = "{v}"', f'network = "{v}"']
-    for h in range(1, k + 1):
-        out += ["[[endpoints]]", f'name = "web{h}"', f'host = "node{h}"', 'vlan = "web"', f'address = "10.100.0.{100 + h}/24"']
-    out += ["[lab]", 'switch = "switch"']
-    for h in range(1, k + 1):
-        out += ["[[lab.cables]]", f'ends = ["node{h}:eth1", "switch"]']
-    return "\n".join(out) + "\n"
+    return lab_hosts(k, "converge", extra_vlans=(("extra", 400, "10.40.0"),), host_slice=28)
 
 
 def load() -> str:

@@ -43,7 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ovsnet.lab import netns  # noqa: E402
-from tests.support.topologies import tagged_ports  # noqa: E402
+from tests.support.topologies import lab_hosts, tagged_ports  # noqa: E402
 
 BR = "br-ovs"
 VLAN0 = 11  # port i is on VLAN VLAN0 + i (VLAN 10 is management); 4000 ports end at 4010
@@ -156,32 +156,7 @@ def one_size(n: int, prefix: str, workdir: Path) -> None:
 
 
 def lab_topology(k: int) -> str:
-    vlans = [("mgmt", 10, "192.168.10"), ("web", 100, "10.100.0"), ("db", 200, "10.200.0"), ("app", 300, "10.30.0")]
-    out = ['name = "loadlab"']
-    for name, vid, net in vlans:
-        out += [f"[vlans.{name}]", f"id = {vid}", f'subnet = "{net}.0/24"', f'router = "{net}.1"']
-    out += ["[router]", 'vlans = ["mgmt", "web", "app"]']
-    for h in range(1, k + 1):
-        out += [
-            f"[hosts.node{h}]",
-            'bridge = { name = "br-ovs", datapath = "netdev" }',
-            f"[[hosts.node{h}.uplinks]]",
-            'nic = "eth1"',
-            'vlans = ["mgmt", "web", "db", "app"]',
-            'native_vlan = "mgmt"',
-            f"[hosts.node{h}.management]",
-            f'addresses = ["192.168.10.{10 + h}/24"]',
-            'gateway = "192.168.10.1"',
-            'dns = ["192.168.10.1"]',
-        ]
-        for v in ("web", "db", "app"):
-            out += [f"[[hosts.node{h}.docker]]", f'bridge = "br-{v}"', f'vlan = "{v}"', f'network = "{v}"']
-    for h in range(1, k + 1):
-        out += ["[[endpoints]]", f'name = "web{h}"', f'host = "node{h}"', 'vlan = "web"', f'address = "10.100.0.{100 + h}/24"']
-    out += ["[lab]", 'switch = "switch"']
-    for h in range(1, k + 1):
-        out += ["[[lab.cables]]", f'ends = ["node{h}:eth1", "switch"]']
-    return "\n".join(out) + "\n"
+    return lab_hosts(k, "loadlab")
 
 
 def one_lab(k: int, prefix: str, workdir: Path) -> None:

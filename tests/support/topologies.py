@@ -96,3 +96,40 @@ def tagged_ports(n: int, name: str, first_vlan: int, bridge: str = "br-ovs") -> 
     for i in range(n):
         out += ["[[hosts.node1.docker]]", f'bridge = "b{i}"', f'vlan = "v{i}"']
     return "\n".join(out) + "\n"
+
+
+# The benchmarks' labs (bench/load.py, bench/lab_converge.py): K hosts trunked to one lab switch.
+LAB_VLANS = (("mgmt", 10, "192.168.10"), ("web", 100, "10.100.0"), ("db", 200, "10.200.0"), ("app", 300, "10.30.0"))
+LAB_TRUNK = 'vlans = ["mgmt", "web", "db", "app"]'
+
+
+def lab_hosts(k: int, name: str, *, extra_vlans: tuple[tuple[str, int, str], ...] = (), host_slice: int | None = None) -> str:
+    """K hosts, each trunking LAB_TRUNK with Docker networks on web, db and app and an endpoint on web;
+    extra_vlans are declared and left for an edit to use."""
+    out = [f'name = "{name}"']
+    for vlan, vid, net in LAB_VLANS + extra_vlans:
+        out += [f"[vlans.{vlan}]", f"id = {vid}", f'subnet = "{net}.0/24"', f'router = "{net}.1"']
+        if host_slice is not None:
+            out.append(f"host_slice = {host_slice}")
+    out += ["[router]", 'vlans = ["mgmt", "web", "app"]']
+    for h in range(1, k + 1):
+        out += [
+            f"[hosts.node{h}]",
+            'bridge = { name = "br-ovs", datapath = "netdev" }',
+            f"[[hosts.node{h}.uplinks]]",
+            'nic = "eth1"',
+            LAB_TRUNK,
+            'native_vlan = "mgmt"',
+            f"[hosts.node{h}.management]",
+            f'addresses = ["192.168.10.{10 + h}/24"]',
+            'gateway = "192.168.10.1"',
+            'dns = ["192.168.10.1"]',
+        ]
+        for v in ("web", "db", "app"):
+            out += [f"[[hosts.node{h}.docker]]", f'bridge = "br-{v}"', f'vlan = "{v}"', f'network = "{v}"']
+    for h in range(1, k + 1):
+        out += ["[[endpoints]]", f'name = "web{h}"', f'host = "node{h}"', 'vlan = "web"', f'address = "10.100.0.{100 + h}/24"']
+    out += ["[lab]", 'switch = "switch"']
+    for h in range(1, k + 1):
+        out += ["[[lab.cables]]", f'ends = ["node{h}:eth1", "switch"]']
+    return "\n".join(out) + "\n"
