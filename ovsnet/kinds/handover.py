@@ -155,9 +155,10 @@ class Handovers(Kind):
             # alone (and OVS does not bring a system port up): ovsnet does.
             ctx.add(Action.MODIFY, f"link:{w.nic}", Phase.LINUX, f"the trunk must be up; {LABELS[manager]} no longer brings it up",
                     before="down", after="up", ops=(NlSetLink(w.nic, up=True),), undo=(NlSetLink(w.nic, up=False),))
-        changed = [(e, files.text(e.path)) for e in h.files if files.text(e.path) != e.text]
+        texts = {e.path: files.text(e.path) for e in h.files}  # each file read once (from disk on a real host)
+        changed = [(e, texts[e.path]) for e in h.files if texts[e.path] != e.text]
         if saved is None:
-            ctx.keep[self.name] = SavedHandover(manager, w.nic, w.port, files=tuple((e.path, files.text(e.path)) for e in h.files),
+            ctx.keep[self.name] = SavedHandover(manager, w.nic, w.port, files=tuple((e.path, texts[e.path]) for e in h.files),
                                                 client_id=h.client_id)
         if not changed:
             return
@@ -207,8 +208,9 @@ class Handovers(Kind):
         files = ctx.current.files or HostFiles()
         w = next((x for x in want if x.nic == saved.nic), HandoverWant(Handover.AUTO, saved.nic, saved.port, False))
         h, _ = self._handoff(w, ctx, saved.manager, saved)
-        back = [(path, orig, files.text(path)) for path, orig in saved.files if files.text(path) != orig]
-        back += [(path, None, files.text(path)) for path in h.port_state if files.text(path) is not None]
+        texts = {path: files.text(path) for path in (*(p for p, _ in saved.files), *h.port_state)}
+        back = [(path, orig, texts[path]) for path, orig in saved.files if texts[path] != orig]
+        back += [(path, None, texts[path]) for path in h.port_state if texts[path] is not None]
         take = _ops(h.take)
         for k, (path, orig, now) in enumerate(back):
             ctx.add(Action.RESTORE, f"file:{path}", Phase.HANDOVER, "as it was before the first up", before=summary(now), after=summary(orig),
