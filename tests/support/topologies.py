@@ -133,3 +133,17 @@ def lab_hosts(k: int, name: str, *, extra_vlans: tuple[tuple[str, int, str], ...
     for h in range(1, k + 1):
         out += ["[[lab.cables]]", f'ends = ["node{h}:eth1", "switch"]']
     return "\n".join(out) + "\n"
+
+
+def growing(names: list[str], vlans: list[str]) -> str:
+    """Hosts named `names`, each trunking web and db with a Docker network on each, after the
+    given [vlans.*] lines: for the property that appending a host never moves a slice."""
+    out = ['name = "grow"', *vlans]
+    for n in names:
+        out += [
+            f"[hosts.{n}]",
+            f"[[hosts.{n}.uplinks]]", 'nic = "eth1"', 'vlans = ["web", "db"]',
+            f"[[hosts.{n}.docker]]", 'bridge = "br-web"', 'vlan = "web"', 'network = "web"',
+            f"[[hosts.{n}.docker]]", 'bridge = "br-db"', 'vlan = "db"', 'network = "db"',
+        ]
+    return "\n".join(out) + "\n"

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ovsnet.topology import addressing
 from ovsnet.topology.load import parse
+from tests.support.topologies import growing
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_TEXT = (ROOT / "topologies" / "seed.toml").read_text()
@@ -108,16 +109,8 @@ def test_host_slice_shorter_than_subnet():
 
 
 def many_hosts(names: list[str]) -> str:
-    out = ['name = "grow"', "[vlans.web]", "id = 100", 'subnet = "10.100.0.0/24"', 'router = "10.100.0.1"',
-           "[vlans.db]", "id = 200", 'subnet = "10.200.0.0/22"']
-    for n in names:
-        out += [
-            f"[hosts.{n}]",
-            f"[[hosts.{n}.uplinks]]", 'nic = "eth1"', 'vlans = ["web", "db"]',
-            f"[[hosts.{n}.docker]]", 'bridge = "br-web"', 'vlan = "web"', 'network = "web"',
-            f"[[hosts.{n}.docker]]", 'bridge = "br-db"', 'vlan = "db"', 'network = "db"',
-        ]
-    return "\n".join(out) + "\n"
+    return growing(names, ["[vlans.web]", "id = 100", 'subnet = "10.100.0.0/24"', 'router = "10.100.0.1"',
+                           "[vlans.db]", "id = 200", 'subnet = "10.200.0.0/22"'])
 
 
 host_names = st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True)

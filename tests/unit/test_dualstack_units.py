@@ -35,6 +35,7 @@ from ovsnet.verify.matrix import probe_plans
 from ovsnet.verify.probing import probe_records
 from ovsnet.verify.report import build_report, dual
 from tests.support.snapshots import applied
+from tests.support.topologies import growing
 
 ROOT = Path(__file__).resolve().parents[2]
 DUALSTACK = ROOT / "topologies" / "dualstack.toml"
@@ -121,17 +122,9 @@ def test_slices_of_both_families_are_inside_distinct_and_clear_of_reserved(ds):
 
 
 def dual_hosts(names: list[str]) -> str:
-    out = ['name = "grow"', "[vlans.web]", "id = 100", 'subnet = "10.100.0.0/24"', 'router = "10.100.0.1"',
-           'subnet6 = "fd00:100::/64"', 'router6 = "fd00:100::1"', "host_slice6 = 68",
-           "[vlans.db]", "id = 200", 'subnet6 = "fd00:200::/120"']
-    for n in names:
-        out += [
-            f"[hosts.{n}]",
-            f"[[hosts.{n}.uplinks]]", 'nic = "eth1"', 'vlans = ["web", "db"]',
-            f"[[hosts.{n}.docker]]", 'bridge = "br-web"', 'vlan = "web"', 'network = "web"',
-            f"[[hosts.{n}.docker]]", 'bridge = "br-db"', 'vlan = "db"', 'network = "db"',
-        ]
-    return "\n".join(out) + "\n"
+    return growing(names, ["[vlans.web]", "id = 100", 'subnet = "10.100.0.0/24"', 'router = "10.100.0.1"',
+                           'subnet6 = "fd00:100::/64"', 'router6 = "fd00:100::1"', "host_slice6 = 68",
+                           "[vlans.db]", "id = 200", 'subnet6 = "fd00:200::/120"'])
 
 
 host_names = st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True)
