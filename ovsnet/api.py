@@ -30,11 +30,13 @@ def load(path: str | Path) -> Any:
 
 def target(checked: Any, host: str, *, db: str | None = None, netns: str | None = None, state_dir: str | None = None,
            resolv_conf: str | None = None, gateway_timeout: float | None = None, docker_host: str | None = None,
-           datapath: str | None = None, ovs_timeout: float | None = None, root: str | None = None) -> Any:
+           datapath: str | None = None, ovs_timeout: float | None = None, root: str | None = None,
+           docker_timeout: float | None = None) -> Any:
     """Where `host` lives: its OVSDB, network namespace and files (the host's own defaults when not given).
 
     datapath overrides the topology's (a lab host has only the userspace one);
-    ovs_timeout is how long ovs-vswitchd may take to apply a transaction; root
+    ovs_timeout is how long ovs-vswitchd may take to apply a transaction,
+    docker_timeout how long the Docker Engine may take per call; root
     is where the host's own files are (/etc/resolv.conf, network managers' files).
     """
     from dataclasses import replace
@@ -55,6 +57,10 @@ def target(checked: Any, host: str, *, db: str | None = None, netns: str | None 
         if not 0 < ovs_timeout <= 600:
             raise UsageError(f"ovs_timeout {ovs_timeout:g}: give the seconds ovs-vswitchd may take, more than 0 and at most 600")
         t = replace(t, ovs_timeout=float(ovs_timeout))
+    if docker_timeout is not None:
+        if not 0 < docker_timeout <= 600:
+            raise UsageError(f"docker_timeout {docker_timeout:g}: give the seconds the Docker Engine may take per call, more than 0 and at most 600")
+        t = replace(t, docker_timeout=float(docker_timeout))
     return t
 
 

@@ -69,7 +69,7 @@ class Live:
                 self.docker_error = "Docker networks are not managed by this ovsnet build (the docker package is missing)"
                 return None
             try:
-                self._docker = Docker(self.target.docker_host)
+                self._docker = Docker(self.target.docker_host, timeout=self.target.docker_timeout)
             except BackendError as exc:
                 self.docker_error = str(exc)
         return self._docker

@@ -35,6 +35,9 @@ class Target:
     docker_host: str | None = None  # None: DOCKER_HOST or Docker's default socket
     datapath: str | None = None  # overrides the topology's (the lab forces netdev)
     ovs_timeout: float = 10.0
+    # Per Docker API call. A local daemon answers in milliseconds; an emulated
+    # guest's took more than 10 s to create one network.
+    docker_timeout: float = 10.0
     gateway_timeout: float = 5.0
     # The host's filesystem, for its network manager's state and configuration
     # (/run/systemd/netif, /etc/network/interfaces, dhclient's pid and lease

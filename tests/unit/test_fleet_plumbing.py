@@ -120,7 +120,7 @@ def test_apply_module_refuses_skipping_the_gateway_check_on_up(tmp_path):
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
         "topology": str(REPO / "topologies" / "seed.toml"), "host": "node1", "state": "present", "gateway_check": False}}))
     module = REPO / "ansible" / "collections" / "ansible_collections" / "ovsnet" / "fleet" / "plugins" / "modules" / "ovsnet_apply.py"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "ansible" / "collections")}
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'ansible' / 'collections'}:{REPO}"}  # this checkout's ovsnet
     proc = subprocess.run([sys.executable, str(module), str(args)], capture_output=True, text=True, env=env, timeout=120)
     result = json.loads(proc.stdout)
     assert proc.returncode == 1 and result["failed"] is True
@@ -128,3 +128,40 @@ def test_apply_module_refuses_skipping_the_gateway_check_on_up(tmp_path):
                              "(on up, the gateway check is what rolls a bad move back)")
     assert result["exit_code"] == 2 and result["reason"] == "bad input"
 
+
+
+def test_docker_timeout_reaches_the_target_and_the_docker_client(monkeypatch):
+    """A slow Engine (an emulated guest's took over 10 s to create a network) gets the time it is given."""
+    import ovsnet.backends.docker as docker_backend
+    from ovsnet.apply.live import Live
+
+    checked = api.load(str(REPO / "topologies" / "seed.toml"))
+    assert api.target(checked, "node1").docker_timeout == 10.0
+    where = api.target(checked, "node1", docker_timeout=120)
+    assert where.docker_timeout == 120.0
+    made = []
+    monkeypatch.setattr(docker_backend, "Docker", lambda host, timeout: made.append((host, timeout)) or object())
+    assert Live(where).docker() is not None
+    assert made == [(None, 120.0)]
+
+
+@pytest.mark.parametrize("given", [0, -1, 601, float("nan")])
+def test_docker_timeout_out_of_range_is_bad_input(given):
+    checked = api.load(str(REPO / "topologies" / "seed.toml"))
+    with pytest.raises(UsageError) as err:
+        api.target(checked, "node1", docker_timeout=given)
+    assert str(err.value) == (f"docker_timeout {given:g}: give the seconds the Docker Engine may take per call, "
+                              "more than 0 and at most 600")
+
+
+def test_apply_module_passes_a_bad_docker_timeout_back_as_bad_input(tmp_path):
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "topology": str(REPO / "topologies" / "seed.toml"), "host": "node1", "state": "present", "docker_timeout": 0}}))
+    module = REPO / "ansible" / "collections" / "ansible_collections" / "ovsnet" / "fleet" / "plugins" / "modules" / "ovsnet_apply.py"
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'ansible' / 'collections'}:{REPO}"}  # this checkout's ovsnet
+    proc = subprocess.run([sys.executable, str(module), str(args)], capture_output=True, text=True, env=env, timeout=120)
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 1 and result["exit_code"] == 2 and result["reason"] == "bad input"
+    assert result["msg"] == ("ovsnet bad input (exit 2): docker_timeout 0: give the seconds the Docker Engine may take "
+                             "per call, more than 0 and at most 600")

@@ -36,6 +36,7 @@ TARGET_ARGS = dict(
     datapath=dict(type="str", choices=["system", "netdev"]),
     gateway_timeout=dict(type="float"),
     ovs_timeout=dict(type="float"),
+    docker_timeout=dict(type="float"),
 )
 
 _IMPORT_ERROR = None
@@ -68,7 +69,7 @@ def load(module):
         where = api.target(
             checked, p["host"], db=p["db"], netns=p["netns"], state_dir=p["state_dir"], resolv_conf=p["resolv_conf"],
             gateway_timeout=p["gateway_timeout"], docker_host=p["docker_host"], datapath=p["datapath"],
-            ovs_timeout=p["ovs_timeout"],
+            ovs_timeout=p["ovs_timeout"], docker_timeout=p["docker_timeout"],
         )
     except OvsnetError as exc:
         fail(module, exc)

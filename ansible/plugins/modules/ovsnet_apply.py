@@ -82,6 +82,9 @@ options:
   ovs_timeout:
     description: Seconds ovs-vswitchd may take to apply a transaction (default 10).
     type: float
+  docker_timeout:
+    description: Seconds the Docker Engine may take to answer one call (default 10; a slow or emulated host needs more).
+    type: float
 attributes:
   check_mode:
     support: full

@@ -51,6 +51,9 @@ options:
   ovs_timeout:
     description: Not used by a read; accepted so that one set of variables serves every module.
     type: float
+  docker_timeout:
+    description: Seconds the Docker Engine may take to answer one call (default 10).
+    type: float
 attributes:
   check_mode:
     support: full
