@@ -149,12 +149,7 @@ class Handovers(Kind):
         files = ctx.current.files or HostFiles()
         h, spec = self._handoff(w, ctx, manager, saved)
         ctx.notes.extend(h.notes)
-        nic = ctx.current.linux.links.get(w.nic)
-        if nic is not None and not nic.up:
-            # The manager brought the NIC up at boot; handed over, it leaves the link
-            # alone (and OVS does not bring a system port up): ovsnet does.
-            ctx.add(Action.MODIFY, f"link:{w.nic}", Phase.LINUX, f"the trunk must be up; {LABELS[manager]} no longer brings it up",
-                    before="down", after="up", ops=(NlSetLink(w.nic, up=True),), undo=(NlSetLink(w.nic, up=False),))
+        # Handed over, the manager leaves the NIC down at boot: the nic kind brings it up.
         texts = {e.path: files.text(e.path) for e in h.files}  # each file read once (from disk on a real host)
         changed = [(e, texts[e.path]) for e in h.files if texts[e.path] != e.text]
         if saved is None:

@@ -23,5 +23,5 @@ def shape(topo, host):
         out[kind] = sorted(rows, key=repr)
     # An uplink MTU written as the default (1500) sets what the NIC already
     # has: import cannot tell it from "leave it", and writes nothing.
-    out["nic"] = [r for r in out.get("nic", []) if r.get("mtu") != 1500]
+    out["nic"] = sorted(({**r, "mtu": None if r.get("mtu") == 1500 else r.get("mtu")} for r in out.get("nic", [])), key=repr)
     return out

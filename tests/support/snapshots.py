@@ -62,7 +62,8 @@ def applied(topo: Topology, host: str, settings: Settings = Settings(), docker: 
         link(v.name, kind="veth", peer=v.peer, mtu=v.mtu, alias=alias)
         link(v.peer, kind="veth", peer=v.name, mtu=v.mtu, master=v.master, alias=alias)
     for n in want.of("nic"):
-        link(n.name, mtu=n.mtu)
+        if n.mtu is not None:
+            link(n.name, mtu=n.mtu)
     addresses: list[Address] = []
     routes: list[Route] = []
     for up in want.of("uplink"):

@@ -14,7 +14,7 @@ from ovsnet.backends.netlink.ops import NlSetLink
 from ovsnet.current import OvsBridge, OvsPort, OvsState
 from ovsnet.errors import BackendError
 from ovsnet.kinds import Desired
-from ovsnet.kinds.nic import NicMtu, SavedMtus
+from ovsnet.kinds.nic import NicWant, SavedNics
 from ovsnet.kinds.uplink import SavedUplink
 from ovsnet.marks import OWNER_KEY, ROLE_KEY
 from ovsnet.plan import planner
@@ -44,9 +44,9 @@ def with_nic_mtu(state, nic: str, mtu: int):
 
 
 def test_desired_has_each_uplink_nic_with_its_mtu():
-    assert host(JUMBO).of("nic") == (NicMtu("eth1", 9000, "the uplink's mtu in the topology"),)
+    assert host(JUMBO).of("nic") == (NicWant("eth1", 9000),)
     # node2's uplink has no mtu in the file: its NIC's MTU is left alone, whatever it is.
-    assert host(JUMBO, "node2").of("nic") == ()
+    assert host(JUMBO, "node2").of("nic") == (NicWant("eth1", None),)
 
 
 def test_the_flat_layout_has_no_nic_mtu():
@@ -64,7 +64,7 @@ def test_nic_mtu_change_is_planned_with_its_undo_and_remembered():
     assert c.line() == "modify  link:eth1  mtu 1500 -> mtu 9000"
     assert c.ops == (NlSetLink("eth1", mtu=9000),)
     assert c.undo == (NlSetLink("eth1", mtu=1500),)
-    assert p.keep["nic"] == SavedMtus({"eth1": 1500})
+    assert p.keep["nic"] == SavedNics({"eth1": 1500})
     # before the OVS transaction that adds the NIC, like the other Linux changes
     phases = [x.phase for x in p.changes]
     assert p.changes.index(c) < phases.index(Phase.OVSDB)
@@ -103,7 +103,7 @@ def test_teardown_restores_the_saved_mtu_before_the_bridge_goes():
     marks = {OWNER_KEY: TOPO, ROLE_KEY: "uplink"}
     st = replace(st, ovs=OvsState({"br-ovs": OvsBridge("br-ovs", "system", ("eth1",), {OWNER_KEY: TOPO, ROLE_KEY: "bridge"})},
                                   {"eth1": OvsPort("eth1", "br-ovs", 10, frozenset({10}), "native-untagged", (), marks)}))
-    saved = {"nic": SavedMtus({"eth1": 1500, "gone0": 1500})}
+    saved = {"nic": SavedNics({"eth1": 1500, "gone0": 1500})}
     p = planner.teardown(d, st, saved)
     res = [c.resource for c in p.changes]
     mtu = res.index("link:eth1")
@@ -118,11 +118,11 @@ def test_teardown_restores_the_saved_mtu_before_the_bridge_goes():
 
 def test_state_file_keeps_nic_mtus(tmp_path):
     up = SavedUplink("eth1", ("192.0.2.11/24",), (), None)
-    record.write(tmp_path, Record("t", "h", {"uplink": up, "nic": SavedMtus({"eth1": 1500})}))
+    record.write(tmp_path, Record("t", "h", {"uplink": up, "nic": SavedNics({"eth1": 1500})}))
     back = record.read(tmp_path, "t", "h")
-    assert back == Record("t", "h", {"uplink": up, "nic": SavedMtus({"eth1": 1500})})
+    assert back == Record("t", "h", {"uplink": up, "nic": SavedNics({"eth1": 1500})})
     body = json.loads(record.path_for(tmp_path, "t", "h").read_text())
-    assert body["parts"]["nic"] == {"eth1": 1500}
+    assert body["parts"]["nic"] == {"mtus": {"eth1": 1500}, "were_down": []}
 
 
 def test_state_file_of_format_1_still_reads(tmp_path):
@@ -134,12 +134,12 @@ def test_state_file_of_format_1_still_reads(tmp_path):
     p.write_text(json.dumps({"format": 1, "topology": "t", "host": "h", "nic_mtus": {"eth1": 1500},
                              "uplink": {"nic": "eth1", "addresses": ["192.0.2.11/24"], "routes": [], "dns": ["9.9.9.9"], "nic_master": None}}))
     back = record.read(tmp_path, "t", "h")
-    assert back is not None and back.parts["nic"] == SavedMtus({"eth1": 1500})
+    assert back is not None and back.parts["nic"] == SavedNics({"eth1": 1500})
     assert back.parts["uplink"] == SavedUplink("eth1", ("192.0.2.11/24",), (), None)
     assert back.parts["dns"].servers == ("9.9.9.9",)
 
 
-@pytest.mark.parametrize("bad", [[1500], {"eth1": "1500"}, {"eth1": True}, "x"])
+@pytest.mark.parametrize("bad", [[1500], {"eth1": "1500"}, {"eth1": True}, "x", {"mtus": {"eth1": "x"}}, {"were_down": "eth2"}])
 def test_state_file_with_bad_nic_mtus_is_corrupt(tmp_path, bad):
     p = record.path_for(tmp_path, "t", "h")
     p.parent.mkdir(parents=True)
@@ -151,11 +151,11 @@ def test_state_file_with_bad_nic_mtus_is_corrupt(tmp_path, bad):
 def test_merge_keeps_the_oldest_mtu_and_uplink():
     up1 = SavedUplink("eth1", ("192.0.2.11/24",), (), None)
     up2 = SavedUplink("eth1", (), (), None)
-    first = Record("t", "h").merged({"uplink": up1, "nic": SavedMtus({"eth1": 1500})})
-    assert first == Record("t", "h", {"uplink": up1, "nic": SavedMtus({"eth1": 1500})})
+    first = Record("t", "h").merged({"uplink": up1, "nic": SavedNics({"eth1": 1500})})
+    assert first == Record("t", "h", {"uplink": up1, "nic": SavedNics({"eth1": 1500})})
     # a later plan sees ovsnet's own values: the first record wins
-    later = first.merged({"uplink": up2, "nic": SavedMtus({"eth1": 9000, "eth2": 1400})})
-    assert later == Record("t", "h", {"uplink": up1, "nic": SavedMtus({"eth1": 1500, "eth2": 1400})})
+    later = first.merged({"uplink": up2, "nic": SavedNics({"eth1": 9000, "eth2": 1400})})
+    assert later == Record("t", "h", {"uplink": up1, "nic": SavedNics({"eth1": 1500, "eth2": 1400})})
     assert Record("t", "h").merged({}) == Record("t", "h") and Record("t", "h").empty
 
 
@@ -165,3 +165,62 @@ def test_an_mtu_the_nic_refuses_says_so():
     text = NlSetLink("eth1", mtu=9000).explain(errno.EINVAL)
     assert text.startswith("Invalid argument: eth1 does not take mtu 9000") and "lower the mtu in the topology" in text
     assert NlSetLink("eth1", up=True).explain(errno.EINVAL) == "Invalid argument"
+
+
+def with_nic_down(state, nic: str, master: str | None = None):
+    links = dict(state.linux.links)
+    links[nic] = replace(links[nic], up=False, master=master)
+    return replace(state, linux=replace(state.linux, links=links))
+
+
+def test_an_uplink_nic_that_is_down_is_brought_up_and_remembered():
+    """Neither OVS datapath brings a port's NIC up: a fresh host's unconfigured second NIC would carry nothing."""
+    d = host(JUMBO)
+    p = planner.diff(d, with_nic_down(from_nothing(d), "eth1"))
+    (c,) = [c for c in p.changes if c.resource == "link:eth1"]
+    assert c.line() == "modify  link:eth1  mtu 1500, down -> mtu 9000, up"
+    assert c.ops == (NlSetLink("eth1", mtu=9000), NlSetLink("eth1", up=True))
+    assert c.undo == (NlSetLink("eth1", up=False), NlSetLink("eth1", mtu=1500))
+    assert p.keep["nic"] == SavedNics({"eth1": 1500}, frozenset({"eth1"}))
+    # node2 sets no mtu: only the admin state
+    d2 = host(JUMBO, "node2")
+    (c2,) = [c for c in planner.diff(d2, with_nic_down(from_nothing(d2), "eth1")).changes if c.resource == "link:eth1"]
+    assert c2.line() == "modify  link:eth1  down -> up" and c2.ops == (NlSetLink("eth1", up=True),)
+
+
+def test_a_linux_bond_member_that_is_down_is_left_to_the_bond_kind():
+    d = host(JUMBO, "node2")
+    p = planner.diff(d, with_nic_down(from_nothing(d), "eth1", master="bond9"))
+    assert not [c for c in p.changes if c.resource == "link:eth1" and c.phase is Phase.LINUX and "up" in (c.after or "")]
+    assert "nic" not in p.keep
+
+
+def test_down_puts_a_nic_that_was_down_down_again_after_ovs_lets_it_go():
+    d = host(JUMBO, "node2")
+    marks = {OWNER_KEY: TOPO, ROLE_KEY: "uplink"}
+    st = replace(from_nothing(d), ovs=OvsState({"br-ovs": OvsBridge("br-ovs", "system", ("eth1",), {OWNER_KEY: TOPO, ROLE_KEY: "bridge"})},
+                                               {"eth1": OvsPort("eth1", "br-ovs", 10, frozenset({10}), "native-untagged", (), marks)}))
+    saved = {"nic": SavedNics({}, frozenset({"eth1", "gone0"}))}
+    p = planner.teardown(d, st, saved)
+    (c,) = [c for c in p.changes if c.resource == "link:eth1"]
+    assert c.action is Action.RESTORE and c.phase is Phase.CLEANUP and c.line() == "restore link:eth1  up -> down"
+    assert c.ops == (NlSetLink("eth1", up=False),) and c.undo == (NlSetLink("eth1", up=True),)
+    assert "link:gone0" not in [x.resource for x in p.changes]
+    # already down, or back in a Linux bond: nothing to do
+    assert "link:eth1" not in [x.resource for x in planner.teardown(d, with_nic_down(st, "eth1"), saved).changes]
+    assert "link:eth1" not in [x.resource for x in planner.teardown(d, with_nic_down(st, "eth1", master="bond9"), saved).changes]
+
+
+def test_state_file_keeps_the_nics_that_were_down(tmp_path):
+    record.write(tmp_path, Record("t", "h", {"nic": SavedNics({"eth1": 1500}, frozenset({"eth2"}))}))
+    assert record.read(tmp_path, "t", "h") == Record("t", "h", {"nic": SavedNics({"eth1": 1500}, frozenset({"eth2"}))})
+    merged = Record("t", "h", {"nic": SavedNics({}, frozenset({"eth2"}))}).merged({"nic": SavedNics({"eth1": 9000}, frozenset({"eth3"}))})
+    assert merged.parts["nic"] == SavedNics({"eth1": 9000}, frozenset({"eth2", "eth3"}))
+
+
+def test_state_file_of_format_2_with_mtus_only_still_reads(tmp_path):
+    """A record written before the admin state was kept: the nic part is NIC -> MTU."""
+    p = record.path_for(tmp_path, "t", "h")
+    p.parent.mkdir(parents=True)
+    p.write_text(json.dumps({"format": 2, "topology": "t", "host": "h", "parts": {"nic": {"eth1": 1500}}}))
+    assert record.read(tmp_path, "t", "h") == Record("t", "h", {"nic": SavedNics({"eth1": 1500})})
