@@ -27,7 +27,8 @@ def read_nameservers(path: str) -> tuple[str, ...] | None:
 def write_nameservers(path: str, servers: tuple[str, ...]) -> None:
     p = Path(path)
     try:
-        old = p.read_text().splitlines() if p.exists() else []
+        text = p.read_text() if p.exists() else ""
+        old = text.splitlines()
         new = [f"nameserver {s}" for s in servers]
         # The new servers take the place of the first old one, so writing the
         # old servers back gives the file back as it was, line for line.
@@ -38,7 +39,10 @@ def write_nameservers(path: str, servers: tuple[str, ...]) -> None:
                 new = []
             else:
                 out.append(line)
-        body = "\n".join(out + new) + "\n"
+        lines = out + new
+        # Byte for byte on the way back: an empty file stays empty, a last line without
+        # its newline keeps going without one.
+        body = "\n".join(lines) + ("\n" if lines and (text.endswith("\n") or not text) else "")
         # resolv.conf is often a symlink (systemd-resolved); write through it.
         real = p.resolve()
         tmp = real.with_name(f".{real.name}.ovsnet")

@@ -69,7 +69,9 @@ def inventory(work: Path) -> Path:
             "ovsnet_offline": True,
             # node1's gateway (node2's router) answers once node2 has run up, in the same batch.
             "ovsnet_gateway_timeout": 180,
-            # An emulated guest's Docker Engine took over 10 s (the default) to create one network.
+            # In emulated, loaded guests ovsdb-server took over 10 s (the default) to answer one
+            # transaction, and the Docker Engine over 10 s to create one network.
+            "ovsnet_ovs_timeout": 120,
             "ovsnet_docker_timeout": 120,
             "ovsnet_verify_endpoints": False,
         },
