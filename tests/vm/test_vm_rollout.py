@@ -20,9 +20,10 @@ from this machine, as a user would run it:
   unplugs the router, and SSH runs over eth0 anyway): eth1's addresses and
   MTU, the routes and resolv.conf as before the rollout.
 
-Beyond CI's budget: runs with OVSNET_VM_TESTS=all. Creating a Docker network
-in an emulated, loaded guest took longer than ovsnet's default 10 s Docker
-timeout, so the inventory gives the Engine 120 s (ovsnet_docker_timeout).
+Beyond CI's budget: runs with OVSNET_VM_TESTS=all. In an emulated, loaded
+guest, creating a Docker network and answering an OVSDB transaction each
+took longer than ovsnet's default 10 s, so the inventory gives both daemons
+120 s (ovsnet_docker_timeout, ovsnet_ovs_timeout).
 """
 
 from __future__ import annotations
