@@ -184,6 +184,14 @@ def prepare_host(host: Host, names: LabNames, kernel: Kernel, ledger: Ledger, la
     # Before any DHCP client: its script writes here (the namespace's own resolv.conf).
     path.write_text(f"# {host.name} in ovsnet lab {names.prefix}\n")
     kernel.apply(ns, _before_ovsnet(host))
+    # The lab's userspace datapath reads a NIC with a packet socket, so the
+    # host's kernel still sees every frame that NIC receives (the kernel
+    # datapath takes them away from the stack); by Linux's default it then
+    # answers ARP for the host's address on a bond member whose MAC is not the
+    # management port's, and a peer that caches that MAC loses the host
+    # (verify of bonded.toml, about one run in ten). Answering only on the
+    # interface that holds the address is what a kernel-datapath host does.
+    write_sysctl(ns, "net/ipv4/conf/all/arp_ignore", "1")
     m = host.management
     if m is not None and m.dhcp and host.uplink_nic:
         dhcp.start_client(ns, host.uplink_nic, host_root(lab_dir, ns))
