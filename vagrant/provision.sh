@@ -187,9 +187,10 @@ fi
 # iface-to-br: a bond's member is an interface of the bond's port, not a port of its own.
 if [ -z "$(ovs-vsctl --timeout=5 iface-to-br "$NIC" 2>/dev/null)" ]; then
   say "starting state: $ADDRESSES and the default route via $GATEWAY${GATEWAY6:+ and $GATEWAY6} on $NIC"
-  # Every member of a bond up, as a host's cabled NICs are: neither OVS (bridge.c brings a
-  # port's interface up only for vlan_mode=splinter) nor ovsnet brings an admin-down member up.
-  for n in $UPLINK_NICS; do ip link set dev "$n" up; done
+  # Only the NIC holding the address up: a bond's other members stay down, as on a host
+  # whose distro never configured them. OVS does not bring a port's interface up;
+  # `ovsnet up` does (and `down` sets them down again).
+  ip link set dev "$NIC" up
   for a in $ADDRESSES; do
     # IPv6: nodad, so that the address is usable at once rather than tentative.
     case "$a" in *:*) ip addr replace "$a" dev "$NIC" nodad ;; *) ip addr replace "$a" dev "$NIC" ;; esac

@@ -111,6 +111,11 @@ def test_lacp_negotiated_on_the_kernel_datapath(bed: Bed) -> None:
             code, body = status(vm)
             assert code == 0 and body["in_sync"] is True and body["health"] == [], f"{vm.name}: {body}"
             assert f"bond {BOND}: 2/2 members up, LACP negotiated on 2/2" in body["facts"], f"{vm.name}: {body['facts']}"
+            # Provisioning left the member without the address down (a NIC nothing configured):
+            # `up` brought it up, and the record says so for `down`.
+            parts = json.loads(vm.check("cat /var/lib/ovsnet/seed-vm-bonded/" + vm.name + ".json", 30))["parts"]
+            holder = parts["uplink"]["nic"]
+            assert parts["nic"]["were_down"] == sorted(set(MEMBERS.values()) - {holder}), f"{vm.name}: {parts}"
 
 
 def matrix(bed: Bed, what: str) -> str:
