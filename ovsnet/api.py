@@ -42,8 +42,7 @@ def target(checked: Any, host: str, *, db: str | None = None, netns: str | None 
     from dataclasses import replace
 
     from ovsnet.apply import check_gateway_timeout, host_of
-    from ovsnet.apply.target import Target
-    from ovsnet.errors import UsageError
+    from ovsnet.apply.target import Target, check_daemon_timeout
 
     h = host_of(checked, host)
     t = Target(ovsdb=db or h.ovsdb, netns=netns, docker_host=docker_host or h.docker_host, resolv_conf=resolv_conf, datapath=datapath)
@@ -54,13 +53,9 @@ def target(checked: Any, host: str, *, db: str | None = None, netns: str | None 
     if gateway_timeout is not None:
         t = replace(t, gateway_timeout=check_gateway_timeout(gateway_timeout))
     if ovs_timeout is not None:
-        if not 0 < ovs_timeout <= 600:
-            raise UsageError(f"ovs_timeout {ovs_timeout:g}: give the seconds ovs-vswitchd may take, more than 0 and at most 600")
-        t = replace(t, ovs_timeout=float(ovs_timeout))
+        t = replace(t, ovs_timeout=check_daemon_timeout("ovs_timeout", ovs_timeout, "Open vSwitch"))
     if docker_timeout is not None:
-        if not 0 < docker_timeout <= 600:
-            raise UsageError(f"docker_timeout {docker_timeout:g}: give the seconds the Docker Engine may take per call, more than 0 and at most 600")
-        t = replace(t, docker_timeout=float(docker_timeout))
+        t = replace(t, docker_timeout=check_daemon_timeout("docker_timeout", docker_timeout, "the Docker Engine"))
     return t
 
 

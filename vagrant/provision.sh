@@ -244,6 +244,9 @@ if [ "$MODE" = fresh ]; then
 fi
 
 # --- 5. ovsnet up ------------------------------------------------------------------------
+# Under emulation, and with the host machine loaded, ovsdb-server and the Docker Engine
+# have taken more than ovsnet's default 10 s to answer one call.
+UP_ARGS+=(--ovs-timeout 120 --docker-timeout 120)
 say "ovsnet up $TOPO --host $HOST --allow-uplink-move ${UP_ARGS[*]}"
 ovsnet up "$TOPO" --host "$HOST" --allow-uplink-move "${UP_ARGS[@]}"
 

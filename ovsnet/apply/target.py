@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ovsnet.errors import UsageError
 from ovsnet.topology.model import DEFAULT_OVSDB
 
 DEFAULT_STATE_DIR = "/var/lib/ovsnet"
@@ -64,3 +65,13 @@ class Target:
     @property
     def resolv_conf_path(self) -> str:
         return self.resolv_conf or f"{self.etc}/resolv.conf"
+
+
+DAEMON_TIMEOUT_MAX = 600.0
+
+
+def check_daemon_timeout(option: str, seconds: float, daemon: str) -> float:
+    """A per-call timeout for one of the host's daemons, or a UsageError saying what is allowed."""
+    if not 0 < seconds <= DAEMON_TIMEOUT_MAX:  # NaN fails this too
+        raise UsageError(f"{option} {seconds:g}: give the seconds {daemon} may take per call, more than 0 and at most {DAEMON_TIMEOUT_MAX:g}")
+    return float(seconds)

@@ -31,6 +31,10 @@ _TARGET = {
     "state_dir": (Optional[str], typer.Option(None, "--state-dir", help="Where ovsnet keeps what the host had before it, and its locks.", envvar="OVSNET_STATE_DIR")),
     "resolv_conf": (Optional[str], typer.Option(None, "--resolv-conf", help="The resolv.conf whose nameservers ovsnet manages (default: the host's, or the namespace's).")),
     "root": (Optional[str], typer.Option(None, "--root", help="Where the host's network manager keeps its files (default /; a simulated host's own directory).")),
+    "ovs_timeout": (Optional[float], typer.Option(None, "--ovs-timeout", metavar="SECONDS", show_default=False,
+                                                  help="Seconds Open vSwitch may take per call (default 10; a slow or emulated host needs more).")),
+    "docker_timeout": (Optional[float], typer.Option(None, "--docker-timeout", metavar="SECONDS", show_default=False,
+                                                     help="Seconds the Docker Engine may take per call (default 10).")),
 }
 _OUTPUT = {
     "as_json": (bool, typer.Option(False, "--json", help="Machine-readable output on stdout.")),
@@ -47,14 +51,17 @@ class Where:
     state_dir: str | None = None
     resolv_conf: str | None = None
     root: str | None = None
+    ovs_timeout: float | None = None
+    docker_timeout: float | None = None
 
     @property
     def given(self) -> list[str]:
-        return [f"--{n.replace('_', '-')}" for n in ("db", "netns", "state_dir", "resolv_conf", "root") if getattr(self, n)]
+        return [f"--{n.replace('_', '-')}" for n in ("db", "netns", "state_dir", "resolv_conf", "root", "ovs_timeout", "docker_timeout")
+                if getattr(self, n) is not None]
 
     def target(self, checked: Any, host: str) -> Any:
         from ovsnet.apply import host_of
-        from ovsnet.apply.target import Target
+        from ovsnet.apply.target import Target, check_daemon_timeout
 
         h = host_of(checked, host)
         kw: dict[str, Any] = {"ovsdb": self.db or h.ovsdb, "netns": self.netns, "docker_host": h.docker_host}
@@ -64,6 +71,10 @@ class Where:
             kw["resolv_conf"] = self.resolv_conf
         if self.root:
             kw["root"] = self.root
+        if self.ovs_timeout is not None:
+            kw["ovs_timeout"] = check_daemon_timeout("--ovs-timeout", self.ovs_timeout, "Open vSwitch")
+        if self.docker_timeout is not None:
+            kw["docker_timeout"] = check_daemon_timeout("--docker-timeout", self.docker_timeout, "the Docker Engine")
         return Target(**kw)
 
 
