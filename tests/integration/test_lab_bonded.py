@@ -174,6 +174,44 @@ def test_verify_lab_passes_over_the_bonds(bonded):
     assert sorted(c.interface for c in trunks) == ["h1-eth1", "h1-eth2", "h2-eth1", "h2-eth2"]
 
 
+ARP_PROBE = r"""
+import socket, struct, sys, time
+port, sender_mac, target_ip = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), socket.inet_aton(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind((port, 0))
+arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, sender_mac, socket.inet_aton("192.168.10.250"), b"\0" * 6, target_ip)
+for _ in range(3):
+    s.send(b"\xff" * 6 + sender_mac + b"\x08\x06" + arp)
+    time.sleep(0.3)
+"""
+
+
+def test_only_the_management_port_answers_arp_for_the_hosts_address(bonded, tmp_path):
+    """An ARP request for node1's address, sent to its kernel on each member cable, is answered by one MAC only:
+    the management port's (the lab's hosts answer ARP only on the interface holding the address, as a host on
+    the kernel datapath does; a reply with another member's MAC made peers lose the host)."""
+    sw = bonded.lab.names.switch_ns
+    mgmt = {lk["ifname"]: lk["address"] for lk in ns_json(bonded.lab.names.host_ns("node1"), "link")}["mgmt0"]
+    seen: set[str] = set()
+    for member in MEMBERS:
+        port = f"h1-{member}"
+        log = tmp_path / f"{port}.arp"
+        dump = subprocess.Popen(["ip", "netns", "exec", sw, "tcpdump", "-l", "-n", "-e", "-i", port, "arp and arp[6:2] == 2"],
+                                stdout=log.open("w"), stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1.0)
+            subprocess.run(["ip", "netns", "exec", sw, "python3", "-c", ARP_PROBE, port, "02:00:00:00:0a:fa", "192.168.10.11"],
+                           check=True, timeout=30)
+            time.sleep(1.0)
+        finally:
+            dump.terminate()
+            dump.wait(timeout=10)
+        repliers = set(re.findall(r"^\S+ ([0-9a-f:]{17}) > ", log.read_text(), re.M))
+        assert repliers <= {mgmt}, f"ARP for 192.168.10.11 sent on {member}'s cable answered by {repliers}, not only mgmt0's {mgmt}:\n{log.read_text()}"
+        seen |= repliers
+    assert seen == {mgmt}, "mgmt0 never answered (the replies come back over either member)"
+
+
 def test_a_vlan_added_to_a_bond_converges_the_switchs_lag_in_place(bonded):
     """`lab up` on the built lab (#13): node1's bond and the switch's LAG facing it carry the new VLAN; nothing is recreated."""
     text = bonded.file.read_text()
@@ -262,40 +300,3 @@ def test_down_restores_the_members_exactly(bonded):
         assert result.applied
         assert members_state(bonded.lab.names.host_ns(host)) == bonded.before[host], host
 
-
-ARP_PROBE = r"""
-import socket, struct, sys, time
-port, sender_mac, target_ip = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), socket.inet_aton(sys.argv[3])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
-s.bind((port, 0))
-arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, sender_mac, socket.inet_aton("192.168.10.250"), b"\0" * 6, target_ip)
-for _ in range(3):
-    s.send(b"\xff" * 6 + sender_mac + b"\x08\x06" + arp)
-    time.sleep(0.3)
-"""
-
-
-def test_only_the_management_port_answers_arp_for_the_hosts_address(bonded, tmp_path):
-    """An ARP request for node1's address, sent to its kernel on each member cable, is answered by one MAC only:
-    the management port's (the lab's hosts answer ARP only on the interface holding the address, as a host on
-    the kernel datapath does; a reply with another member's MAC made peers lose the host)."""
-    sw = bonded.lab.names.switch_ns
-    mgmt = {lk["ifname"]: lk["address"] for lk in ns_json(bonded.lab.names.host_ns("node1"), "link")}["mgmt0"]
-    seen: set[str] = set()
-    for member in MEMBERS:
-        port = f"h1-{member}"
-        log = tmp_path / f"{port}.arp"
-        dump = subprocess.Popen(["ip", "netns", "exec", sw, "tcpdump", "-l", "-n", "-e", "-i", port, "arp and arp[6:2] == 2"],
-                                stdout=log.open("w"), stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(1.0)
-            subprocess.run(["ip", "netns", "exec", sw, "python3", "-c", ARP_PROBE, port, "02:00:00:00:0a:fa", "192.168.10.11"],
-                           check=True, timeout=30)
-            time.sleep(1.0)
-        finally:
-            dump.terminate()
-            dump.wait(timeout=10)
-        repliers = set(re.findall(r"^\S+ ([0-9a-f:]{17}) > ", log.read_text(), re.M))
-        assert repliers <= {mgmt}, f"ARP for 192.168.10.11 sent on {member}'s cable answered by {repliers}, not only mgmt0's {mgmt}:\n{log.read_text()}"
-        seen |= repliers
-    assert seen == {mgmt}, "mgmt0 never answered (the replies come back over either member)"
