@@ -132,8 +132,12 @@ def handoff(spec: PortSpec, files: HostFiles) -> Handoff:
         files=(FileEdit(conf_path(spec), conf, f"NetworkManager leaves {spec.nic} to OVS"),
                # NetworkManager ignores a keyfile that others may read.
                FileEdit(keyfile_path(spec), keyfile, f"NetworkManager runs {spec.port}", 0o600)),
-        take=(Program(("nmcli", "general", "reload", "conf")), Program(("nmcli", "connection", "load", keyfile_path(spec))),
-              Program(("nmcli", "connection", "up", "uuid", uid))),
+        # NetworkManager takes the NIC down as it stops managing it (its unmanaged
+        # state), at once, within `reload conf`: with DHCP, `connection up` would
+        # ask through a trunk that is down and get no lease. ovsnet brings the
+        # trunk up between the two (ovsnet.kinds.handover).
+        release=(Program(("nmcli", "general", "reload", "conf")),),
+        take=(Program(("nmcli", "connection", "load", keyfile_path(spec))), Program(("nmcli", "connection", "up", "uuid", uid))),
         # Managed again, the NIC gets its own connection back by NetworkManager's autoconnect.
         give=(Program(("nmcli", "connection", "reload")), Program(("nmcli", "general", "reload", "conf"))),
         client_id=identity, notes=tuple(notes))

@@ -124,8 +124,9 @@ def test_networkmanager_static_unmanages_the_nic_and_adds_a_generic_keyfile_for_
         "[ipv4]\nmethod=manual\naddress1=192.168.10.11/24\ngateway=192.168.10.1\ndns=192.168.10.1;\nmay-fail=false\n\n"
         "[ipv6]\nmethod=ignore\n")
     assert networkmanager.connection_uuid(STATIC) == uid != networkmanager.connection_uuid(replace(STATIC, host="node2"))
-    assert h.take == (Program(("nmcli", "general", "reload", "conf")), Program(("nmcli", "connection", "load", key.path)),
-                      Program(("nmcli", "connection", "up", "uuid", uid)))
+    # NetworkManager lets the NIC go (and takes it down) first; the port is asked for after the trunk is up again.
+    assert h.release == (Program(("nmcli", "general", "reload", "conf")),)
+    assert h.take == (Program(("nmcli", "connection", "load", key.path)), Program(("nmcli", "connection", "up", "uuid", uid)))
     assert h.give == (Program(("nmcli", "connection", "reload")), Program(("nmcli", "general", "reload", "conf")))
 
 
@@ -218,9 +219,18 @@ def test_a_handover_is_each_file_as_a_change_then_the_manager_reads_them(manager
     p = planner.diff(d, replace(from_nothing(d), managers=managed(manager), files=host_files))
     assert not p.blockers
     ch = handover_changes(p)
-    # Last, the trunk is brought up again (NetworkManager takes a device it lets go of down).
-    assert (ch[-1].resource, ch[-1].ops) == ("link:eth1", (NlSetLink("eth1", up=True),))
-    ch = ch[:-1]
+    up = ("link:eth1", (NlSetLink("eth1", up=True),))
+    if manager == NETWORKMANAGER:
+        # NetworkManager lets the NIC go, taking it down; the trunk is up again before the port asks for its address.
+        assert [(c.resource, c.ops) for c in ch[-3:]] == [
+            ("manager:networkmanager", (RunProgram(("nmcli", "general", "reload", "conf")),)), up,
+            ("manager:networkmanager", (RunProgram(("nmcli", "connection", "load", "/etc/NetworkManager/system-connections/ovsnet-seed-mgmt0.nmconnection")),
+                                        RunProgram(("nmcli", "connection", "up", "uuid", networkmanager.connection_uuid(STATIC)))))]
+        ch = ch[:-3] + ch[-1:]
+    else:
+        # Last, the trunk is brought up again.
+        assert (ch[-1].resource, ch[-1].ops) == up
+        ch = ch[:-1]
     assert [c.action for c in ch] == [Action.CREATE if not c.resource.endswith("/interfaces") else Action.MODIFY for c in ch[:-1]] + [Action.MODIFY]
     assert len(ch) == files + 1 and all(c.resource.startswith("file:/etc/") for c in ch[:-1]) and ch[-1].resource == f"manager:{manager}"
     for c in ch[:-1]:
@@ -245,7 +255,8 @@ def converged(manager: str, edit: dict[str, str | None] | None = None):
     d = planner.desire(t, t.hosts["node1"])
     first = planner.diff(d, replace(from_nothing(d), managers=managed(manager), files=HostFiles(texts={"/etc/network/interfaces": INTERFACES})))
     written = {op.path: op.text for c in handover_changes(first) for op in c.ops if isinstance(op, WriteFile)}
-    assert [c.resource for c in handover_changes(first)][-2:] == [f"manager:{manager}", "link:eth1"]
+    assert [c.resource for c in handover_changes(first)][-2:] == ([f"manager:{manager}", "link:eth1"] if manager != NETWORKMANAGER
+                                                                    else ["link:eth1", f"manager:{manager}"])
     written.update(edit or {})
     cur = replace(applied(t, "node1"), files=HostFiles(texts=written))
     return d, cur, first.keep["handover"], written
@@ -260,7 +271,8 @@ def test_after_the_handover_the_plan_is_empty_and_an_edited_or_removed_file_is_d
     for edited in ("# edited by hand\n", None):
         _, cur2, _, _ = converged(manager, {path: edited})
         ch = handover_changes(planner.diff(d, cur2, {"handover": saved}))
-        assert [c.resource for c in ch] == [f"file:{path}", f"manager:{manager}", "link:eth1"]
+        assert [c.resource for c in ch] == [f"file:{path}"] + ([f"manager:{manager}", "link:eth1"] if manager != NETWORKMANAGER
+                                                               else [f"manager:{manager}", "link:eth1", f"manager:{manager}"])
         assert ch[0].action is (Action.CREATE if edited is None else Action.MODIFY) and ch[0].ops == (WriteFile(path, written[path], ch[0].ops[0].mode),)
 
 
