@@ -176,8 +176,10 @@ class Handovers(Kind):
             ctx.add(Action.MODIFY, f"manager:{manager}", Phase.HANDOVER, f"{label} reads its configuration again and lets {spec.nic} go",
                     before=f"runs {spec.nic}", after=f"leaves {spec.nic} to OVS", ops=_ops(h.release))
             ctx.add(*trunk_up, before="up", after="up", ops=(NlSetLink(w.nic, up=True),))
+        # What the manager then keeps about the port (ifupdown's state file) leaves with a rollback,
+        # as with down: left behind, it would say a port that is gone is configured.
         ctx.add(Action.MODIFY, f"manager:{manager}", Phase.HANDOVER, f"{label} reads its files again", before=f"runs {spec.nic}",
-                after=f"runs {spec.port}", ops=_ops(h.take))
+                after=f"runs {spec.port}", ops=_ops(h.take), undo=tuple(WriteFile(path, None) for path in h.port_state))
         if not h.release:
             ctx.add(*trunk_up, before="up", after="up", ops=(NlSetLink(w.nic, up=True),))
 

@@ -241,6 +241,8 @@ def test_a_handover_is_each_file_as_a_change_then_the_manager_reads_them(manager
     assert all(isinstance(o, RunProgram) for o in ch[0].undo[1:]) and (len(ch[0].undo) > 1 or manager == IFUPDOWN)
     assert all(len(c.undo) == 1 for c in ch[1:-1])
     assert all(isinstance(o, (RunProgram, DhclientRun)) for o in ch[-1].ops)
+    # A rollback takes away what the manager keeps about the port (ifup's state file), as down does.
+    assert ch[-1].undo == ((WriteFile("/run/network/ifstate.mgmt0", None),) if manager == IFUPDOWN else ())
     saved = p.keep["handover"]
     assert saved.manager == manager and dict(saved.files) == {c.resource[5:]: host_files.text(c.resource[5:]) for c in ch[:-1]}
     # The record survives its JSON form.
