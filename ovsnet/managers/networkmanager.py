@@ -101,8 +101,15 @@ def client_identity(spec: PortSpec, files: HostFiles) -> tuple[str, list[str]]:
 
 
 def handoff(spec: PortSpec, files: HostFiles) -> Handoff:
+    # NetworkManager leaves a device it has no plugin for (an OVS internal port is a
+    # "generic" device) unmanaged by default, and one that was down when it started
+    # too ("external-down"): at boot it would never activate the port's connection
+    # (seen on the VMs: `nmcli connection up` at `up` works, being an explicit
+    # request, and the reboot left the port bare). A [device] section's managed=1
+    # is the strongest of its settings and overrides both.
     conf = (f"{marker(spec, f'{spec.nic} is a port of an Open vSwitch bridge; NetworkManager runs {spec.port} instead')}\n"
-            f"[keyfile]\nunmanaged-devices+=interface-name:{spec.nic}\n")
+            f"[keyfile]\nunmanaged-devices+=interface-name:{spec.nic}\n\n"
+            f"[device-ovsnet-{safe(spec.topology)}-{safe(spec.port)}]\nmatch-device=interface-name:{spec.port}\nmanaged=1\n")
     uid = connection_uuid(spec)
     name = f"ovsnet-{safe(spec.topology)}-{safe(spec.port)}"
     lines = [marker(spec, f"the management port, handed over from {spec.nic}"),

@@ -116,7 +116,9 @@ def test_networkmanager_static_unmanages_the_nic_and_adds_a_generic_keyfile_for_
     h = networkmanager.handoff(STATIC, HostFiles(texts={}))
     conf, key = h.files
     assert conf.path == "/etc/NetworkManager/conf.d/90-ovsnet-seed.conf"
-    assert (conf.text or "").split("\n", 1)[1] == "[keyfile]\nunmanaged-devices+=interface-name:eth1\n"
+    # The port managed although NetworkManager leaves a generic device, or one down at its start, unmanaged by default.
+    assert (conf.text or "").split("\n", 1)[1] == ("[keyfile]\nunmanaged-devices+=interface-name:eth1\n\n"
+                                                 "[device-ovsnet-seed-mgmt0]\nmatch-device=interface-name:mgmt0\nmanaged=1\n")
     assert key.path == "/etc/NetworkManager/system-connections/ovsnet-seed-mgmt0.nmconnection" and key.mode == 0o600
     uid = networkmanager.connection_uuid(STATIC)
     assert (key.text or "").split("\n", 1)[1] == (
