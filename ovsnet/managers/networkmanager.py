@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from ovsnet.current import HostFiles, Link
-from ovsnet.managers import NETWORKMANAGER, Managed, under
+from ovsnet.managers import NETWORKMANAGER, Managed, stopped, under
 from ovsnet.managers.handoff import FileEdit, Handoff, PortSpec, Program, lease_client_id, marker, safe, v6
 
 DEVICES = "/run/NetworkManager/devices"
@@ -30,7 +30,12 @@ def _keyfile(path: Path) -> configparser.ConfigParser | None:
     return parser
 
 
+UNIT = "NetworkManager.service"
+
+
 def detect(root: Path, link: Link) -> Managed | None:
+    if stopped(root, UNIT):
+        return None  # its devices/ files are from before it stopped
     device = _keyfile(under(root, f"{DEVICES}/{link.index}"))
     if device is None or not device.has_section("device"):
         return None

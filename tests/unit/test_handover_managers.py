@@ -348,3 +348,27 @@ def test_after_a_reboot_ovsnet_brings_the_trunk_up_that_the_manager_no_longer_do
     assert all(c.phase is not Phase.HANDOVER for c in p.changes)
     assert (c.resource, c.phase, c.before, c.after) == ("link:eth1", Phase.LINUX, "down", "up")
     assert c.reason == "the trunk must be up; systemd-networkd no longer brings it up"
+
+
+@pytest.mark.parametrize("module,unit,state", [
+    (networkmanager, "NetworkManager.service", ("run/NetworkManager/devices/3", "[device]\nmanaged=true\n")),
+    (networkd, "systemd-networkd.service", ("run/systemd/netif/links/3", "ADMIN_STATE=configured\nNETWORK_FILE=/etc/systemd/network/20-eth1.network\n")),
+])
+def test_a_stopped_managers_state_files_are_not_taken_for_it(tmp_path, module, unit, state):
+    """Stopped during a boot, the daemon leaves its state files in /run (seen on the VMs:
+    NetworkManager's said managed=true and hid ifupdown's NIC). systemd says whether it runs."""
+    from ovsnet.current import Link
+
+    path, text = state
+    (tmp_path / path).parent.mkdir(parents=True)
+    (tmp_path / path).write_text(text)
+    nic = Link("eth1", 3)
+    assert module.detect(tmp_path, nic) is not None  # no systemd: the state file counts
+    (tmp_path / "run/systemd/system").mkdir(parents=True)
+    assert module.detect(tmp_path, nic) is None  # systemd, and the unit has neither invocation nor cgroup
+    (tmp_path / "sys/fs/cgroup/system.slice" / unit).mkdir(parents=True)
+    assert module.detect(tmp_path, nic) is not None
+    (tmp_path / "sys/fs/cgroup/system.slice" / unit).rmdir()
+    (tmp_path / "run/systemd/units").mkdir(parents=True)
+    (tmp_path / "run/systemd/units" / f"invocation:{unit}").symlink_to("0123456789abcdef")
+    assert module.detect(tmp_path, nic) is not None
