@@ -128,9 +128,13 @@ SCENARIOS = {
     "networkmanager-dhcp": Scenario(networkmanager("eth1", dhcp=True), "networkmanager", "NetworkManager",
                                     "nmcli -t -f GENERAL.STATE,GENERAL.CONNECTION device show mgmt0", "GENERAL.CONNECTION:ovsnet-ho-mgmt0",
                                     "nmcli -t -f GENERAL.STATE device show eth1", "unmanaged"),
+    # ifupdown's view of eth1: what `ifup` would run for it now (dry run, its state file ignored):
+    # the link brought up and no address (`ifquery eth1` prints a manual stanza's options: none).
     "ifupdown-static": Scenario(ifupdown("eth1", dhcp=False), "ifupdown", "ifupdown",
                                 "ifquery --state mgmt0", "mgmt0=mgmt0",
-                                "ifquery eth1", "method: manual"),
+                                "out=$(ifup --no-act --verbose --force --no-scripts eth1 2>&1); echo \"$out\"; "
+                                "echo \"$out\" | grep -q 'ip link set dev eth1 .*up' && ! echo \"$out\" | grep -q 'addr add' "
+                                "&& echo 'ifupdown: eth1 link up only, no address'", "ifupdown: eth1 link up only, no address"),
 }
 
 
