@@ -29,6 +29,7 @@ class Executor:
         self.after_change = after_change
         self.done: list[Change] = []
         self._done_ids: set[int] = set()
+        self.undo_failed: list[Change] = []  # what a rollback could not undo
         self.step = "reading the host"  # what runs now, for the failure report
 
     def run(self, changes: Sequence[Change], checks: Sequence[Any] = (), order: Sequence[Phase] = PHASES) -> None:
@@ -127,6 +128,7 @@ class Executor:
                 undone += [c.resource for c in group]
             except Exception as exc:  # keep undoing the rest
                 errors += [f"{c.resource} ({exc})" for c in group]
+                self.undo_failed += group
             return
         left = group
         while left:
@@ -139,4 +141,5 @@ class Executor:
                 failed = failed if isinstance(failed, int) else next((k for k in range(len(left)) if k not in set(getattr(exc, "touched", ()))), 0)
                 undone += [left[k].resource for k in range(failed)]
                 errors.append(f"{left[failed].resource} ({exc})")
+                self.undo_failed.append(left[failed])
                 left = left[failed + 1:]  # keep undoing the rest

@@ -234,17 +234,31 @@ def _apply(p: Plan, live: Live, target: Target, topology: str, host: str, after_
     except BaseException as exc:
         failed = ex.step
         undone, errors = ex.rollback()
-        if wrote and not errors:
-            if saved is None:
-                record.remove(target.state_dir, topology, host)
-            else:
-                record.write(target.state_dir, saved)
+        if wrote:
+            _record_after_rollback(target, before, p, ex.undo_failed, saved is None)
         if isinstance(exc, KeyboardInterrupt):
             raise
         if not isinstance(exc, OvsnetError):
             exc = BackendError(f"{type(exc).__name__}: {exc}")
         raise ApplyFailed(failed, exc, undone, errors, verb) from None
     return ex.done
+
+
+def _record_after_rollback(target: Target, before: record.Record, p: Plan, stuck: list[Change], had_none: bool) -> None:
+    """The record as before the run, plus the parts of the kinds whose changes could not all be undone.
+
+    A part this run added describes the host before *this* run; once its kind's
+    changes are undone it is stale, and a later run must not take it for the
+    host's original state (a later `down` putting back a lease or a manager's
+    files that are no longer the host's). A kind with a change left in place
+    keeps its part: `down` needs it to put that back.
+    """
+    kinds = {c.kind for c in stuck}
+    left = before.merged({k: v for k, v in p.keep.items() if k in kinds})
+    if left.empty and had_none:
+        record.remove(target.state_dir, before.topology, before.host)
+    else:
+        record.write(target.state_dir, left)
 
 
 def _crash_hook() -> Callable[[Change], None] | None:

@@ -62,10 +62,11 @@ class Context:
         self.keep: dict[str, Any] = {}
         self.moves_from: list[str] = []
         self.health: list[Health] = []
+        self.kind = ""  # the kind planning now (the planner sets it): each change says whose it is
 
     def add(self, action: Action, resource: str, phase: Phase, reason: str, *, before: str | None = None,
             after: str | None = None, ops: tuple[Any, ...] = (), undo: tuple[Any, ...] = ()) -> None:
-        self.changes.append(Change(action, resource, phase, reason, before, after, ops, undo))
+        self.changes.append(Change(action, resource, phase, reason, before, after, ops, undo, self.kind))
 
     def block(self, resource: str, message: str, hint: str = ADOPT_HINT) -> None:
         self.blockers.append(Blocker(resource, message, hint))

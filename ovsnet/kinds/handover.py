@@ -164,11 +164,19 @@ class Handovers(Kind):
                     before=summary(now), after=summary(e.text), ops=(WriteFile(e.path, e.text, e.mode),),
                     undo=(WriteFile(e.path, now),) + (give if k == 0 else ()))
         label = LABELS[manager]
+        # NetworkManager takes a device down as it stops managing it: the trunk must be
+        # up again before the port asks for its lease across it (Handoff.release).
+        trunk_up = (Action.MODIFY, f"link:{w.nic}", Phase.HANDOVER, f"the trunk stays up once {label} lets it go")
+        if h.release:
+            ctx.add(Action.MODIFY, f"manager:{manager}", Phase.HANDOVER, f"{label} reads its configuration again and lets {spec.nic} go",
+                    before=f"runs {spec.nic}", after=f"leaves {spec.nic} to OVS", ops=_ops(h.release))
+            ctx.add(*trunk_up, before="up", after="up", ops=(NlSetLink(w.nic, up=True),))
+        # What the manager then keeps about the port (ifupdown's state file) leaves with a rollback,
+        # as with down: left behind, it would say a port that is gone is configured.
         ctx.add(Action.MODIFY, f"manager:{manager}", Phase.HANDOVER, f"{label} reads its files again", before=f"runs {spec.nic}",
-                after=f"runs {spec.port}", ops=_ops(h.take))
-        # NetworkManager takes a device down as it stops managing it: the trunk must stay up.
-        ctx.add(Action.MODIFY, f"link:{w.nic}", Phase.HANDOVER, f"the trunk stays up once {label} lets it go", before="up", after="up",
-                ops=(NlSetLink(w.nic, up=True),))
+                after=f"runs {spec.port}", ops=_ops(h.take), undo=tuple(WriteFile(path, None) for path in h.port_state))
+        if not h.release:
+            ctx.add(*trunk_up, before="up", after="up", ops=(NlSetLink(w.nic, up=True),))
 
     def _handoff(self, w: HandoverWant, ctx: Context, manager: str, saved: SavedHandover | None) -> tuple[Handoff, PortSpec]:
         """The handover computed from the host's files as they were before ovsnet (the record's copies)."""

@@ -72,6 +72,22 @@ def detect(root: str | Path, links: Mapping[str, Link], netns: str | None = None
     return out
 
 
+def stopped(root: Path, unit: str) -> bool:
+    """systemd says the manager's service is not running now.
+
+    A daemon's state files under /run outlive it when it is stopped during a
+    boot (NetworkManager's devices/<ifindex> still said managed=true: found on
+    the VMs, where it then hid ifupdown's NIC). A running unit has its
+    invocation link in /run/systemd/units and its cgroup; a host without
+    systemd (no /run/systemd/system) tells nothing, and the state files count.
+    """
+    if not under(root, "/run/systemd/system").is_dir():
+        return False
+    if under(root, f"/run/systemd/units/invocation:{unit}").is_symlink():
+        return False
+    return not under(root, f"/sys/fs/cgroup/system.slice/{unit}").is_dir()
+
+
 def under(root: Path, path: str) -> Path:
     """An absolute path of the host, under `root`."""
     return root / path.lstrip("/")

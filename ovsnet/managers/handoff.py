@@ -67,6 +67,11 @@ class Handoff:
     # What the manager itself keeps about the port and `down` removes with it
     # (ifupdown's state file): not the user's, so not in the record.
     port_state: tuple[str, ...] = ()
+    # After the files are written and before `take`: the manager lets go of the
+    # NIC. A manager that takes a NIC down as it lets it go (NetworkManager) has
+    # these apart: ovsnet brings the trunk up again between the two, so that the
+    # port's first DHCP request crosses it.
+    release: tuple[Step, ...] = ()
 
 
 def marker(spec: PortSpec, what: str) -> str:

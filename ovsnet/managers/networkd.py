@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ovsnet.current import HostFiles, Link
-from ovsnet.managers import NETWORKD, Managed, under
+from ovsnet.managers import NETWORKD, Managed, stopped, under
 from ovsnet.managers.handoff import FileEdit, Handoff, PortSpec, Program, lease_client_id, marker, safe
 
 STATE_DIR = "/run/systemd/netif/links"
@@ -26,7 +26,12 @@ def read_state(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
 
 
+UNIT = "systemd-networkd.service"
+
+
 def detect(root: Path, link: Link) -> Managed | None:
+    if stopped(root, UNIT):
+        return None  # its links/ files are from before it stopped
     state_file = under(root, f"{STATE_DIR}/{link.index}")
     state = read_state(state_file)
     network_file = state.get("NETWORK_FILE")

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from ovsnet.current import HostFiles, Link
-from ovsnet.managers import NETWORKMANAGER, Managed, under
+from ovsnet.managers import NETWORKMANAGER, Managed, stopped, under
 from ovsnet.managers.handoff import FileEdit, Handoff, PortSpec, Program, lease_client_id, marker, safe, v6
 
 DEVICES = "/run/NetworkManager/devices"
@@ -30,7 +30,12 @@ def _keyfile(path: Path) -> configparser.ConfigParser | None:
     return parser
 
 
+UNIT = "NetworkManager.service"
+
+
 def detect(root: Path, link: Link) -> Managed | None:
+    if stopped(root, UNIT):
+        return None  # its devices/ files are from before it stopped
     device = _keyfile(under(root, f"{DEVICES}/{link.index}"))
     if device is None or not device.has_section("device"):
         return None
@@ -101,8 +106,15 @@ def client_identity(spec: PortSpec, files: HostFiles) -> tuple[str, list[str]]:
 
 
 def handoff(spec: PortSpec, files: HostFiles) -> Handoff:
+    # NetworkManager leaves a device it has no plugin for (an OVS internal port is a
+    # "generic" device) unmanaged by default, and one that was down when it started
+    # too ("external-down"): at boot it would never activate the port's connection
+    # (seen on the VMs: `nmcli connection up` at `up` works, being an explicit
+    # request, and the reboot left the port bare). A [device] section's managed=1
+    # is the strongest of its settings and overrides both.
     conf = (f"{marker(spec, f'{spec.nic} is a port of an Open vSwitch bridge; NetworkManager runs {spec.port} instead')}\n"
-            f"[keyfile]\nunmanaged-devices+=interface-name:{spec.nic}\n")
+            f"[keyfile]\nunmanaged-devices+=interface-name:{spec.nic}\n\n"
+            f"[device-ovsnet-{safe(spec.topology)}-{safe(spec.port)}]\nmatch-device=interface-name:{spec.port}\nmanaged=1\n")
     uid = connection_uuid(spec)
     name = f"ovsnet-{safe(spec.topology)}-{safe(spec.port)}"
     lines = [marker(spec, f"the management port, handed over from {spec.nic}"),
@@ -132,8 +144,12 @@ def handoff(spec: PortSpec, files: HostFiles) -> Handoff:
         files=(FileEdit(conf_path(spec), conf, f"NetworkManager leaves {spec.nic} to OVS"),
                # NetworkManager ignores a keyfile that others may read.
                FileEdit(keyfile_path(spec), keyfile, f"NetworkManager runs {spec.port}", 0o600)),
-        take=(Program(("nmcli", "general", "reload", "conf")), Program(("nmcli", "connection", "load", keyfile_path(spec))),
-              Program(("nmcli", "connection", "up", "uuid", uid))),
+        # NetworkManager takes the NIC down as it stops managing it (its unmanaged
+        # state), at once, within `reload conf`: with DHCP, `connection up` would
+        # ask through a trunk that is down and get no lease. ovsnet brings the
+        # trunk up between the two (ovsnet.kinds.handover).
+        release=(Program(("nmcli", "general", "reload", "conf")),),
+        take=(Program(("nmcli", "connection", "load", keyfile_path(spec))), Program(("nmcli", "connection", "up", "uuid", uid))),
         # Managed again, the NIC gets its own connection back by NetworkManager's autoconnect.
         give=(Program(("nmcli", "connection", "reload")), Program(("nmcli", "general", "reload", "conf"))),
         client_id=identity, notes=tuple(notes))

@@ -56,6 +56,9 @@ class Change:
     after: str | None = None
     ops: tuple[Any, ...] = ()
     undo: tuple[Any, ...] = ()
+    # The kind that planned it ("" outside a kind): a rollback that cannot undo
+    # it keeps that kind's part of the record, and only that (ovsnet.apply.run).
+    kind: str = ""
 
     def line(self) -> str:
         if self.action is Action.CREATE:

@@ -42,7 +42,9 @@ def diff(desired: Desired, current: Current, saved: Mapping[str, Any] | None = N
     ctx = Context(desired.topology, desired.host, current, saved or {}, settings)
     with paused_gc():
         for k in KINDS:
+            ctx.kind = k.name
             k.plan(desired.of(k.name), ctx)
+        ctx.kind = ""
         _copy_record(desired, current, saved or {}, ctx)
     return _plan(ctx, tuple(Phase))
 
@@ -85,7 +87,9 @@ def teardown(desired: Desired, current: Current, saved: Mapping[str, Any] | None
     # In reverse: what was built last goes first (a veth before the bridge it
     # is in), so that undoing a failed down rebuilds in the build's order.
     for k in reversed(KINDS):
+        ctx.kind = k.name
         k.teardown(desired.of(k.name), ctx)
+    ctx.kind = ""
     return _plan(ctx, TEARDOWN_ORDER)
 
 

@@ -116,7 +116,9 @@ def test_networkmanager_static_unmanages_the_nic_and_adds_a_generic_keyfile_for_
     h = networkmanager.handoff(STATIC, HostFiles(texts={}))
     conf, key = h.files
     assert conf.path == "/etc/NetworkManager/conf.d/90-ovsnet-seed.conf"
-    assert (conf.text or "").split("\n", 1)[1] == "[keyfile]\nunmanaged-devices+=interface-name:eth1\n"
+    # The port managed although NetworkManager leaves a generic device, or one down at its start, unmanaged by default.
+    assert (conf.text or "").split("\n", 1)[1] == ("[keyfile]\nunmanaged-devices+=interface-name:eth1\n\n"
+                                                 "[device-ovsnet-seed-mgmt0]\nmatch-device=interface-name:mgmt0\nmanaged=1\n")
     assert key.path == "/etc/NetworkManager/system-connections/ovsnet-seed-mgmt0.nmconnection" and key.mode == 0o600
     uid = networkmanager.connection_uuid(STATIC)
     assert (key.text or "").split("\n", 1)[1] == (
@@ -124,8 +126,9 @@ def test_networkmanager_static_unmanages_the_nic_and_adds_a_generic_keyfile_for_
         "[ipv4]\nmethod=manual\naddress1=192.168.10.11/24\ngateway=192.168.10.1\ndns=192.168.10.1;\nmay-fail=false\n\n"
         "[ipv6]\nmethod=ignore\n")
     assert networkmanager.connection_uuid(STATIC) == uid != networkmanager.connection_uuid(replace(STATIC, host="node2"))
-    assert h.take == (Program(("nmcli", "general", "reload", "conf")), Program(("nmcli", "connection", "load", key.path)),
-                      Program(("nmcli", "connection", "up", "uuid", uid)))
+    # NetworkManager lets the NIC go (and takes it down) first; the port is asked for after the trunk is up again.
+    assert h.release == (Program(("nmcli", "general", "reload", "conf")),)
+    assert h.take == (Program(("nmcli", "connection", "load", key.path)), Program(("nmcli", "connection", "up", "uuid", uid)))
     assert h.give == (Program(("nmcli", "connection", "reload")), Program(("nmcli", "general", "reload", "conf")))
 
 
@@ -218,9 +221,18 @@ def test_a_handover_is_each_file_as_a_change_then_the_manager_reads_them(manager
     p = planner.diff(d, replace(from_nothing(d), managers=managed(manager), files=host_files))
     assert not p.blockers
     ch = handover_changes(p)
-    # Last, the trunk is brought up again (NetworkManager takes a device it lets go of down).
-    assert (ch[-1].resource, ch[-1].ops) == ("link:eth1", (NlSetLink("eth1", up=True),))
-    ch = ch[:-1]
+    up = ("link:eth1", (NlSetLink("eth1", up=True),))
+    if manager == NETWORKMANAGER:
+        # NetworkManager lets the NIC go, taking it down; the trunk is up again before the port asks for its address.
+        assert [(c.resource, c.ops) for c in ch[-3:]] == [
+            ("manager:networkmanager", (RunProgram(("nmcli", "general", "reload", "conf")),)), up,
+            ("manager:networkmanager", (RunProgram(("nmcli", "connection", "load", "/etc/NetworkManager/system-connections/ovsnet-seed-mgmt0.nmconnection")),
+                                        RunProgram(("nmcli", "connection", "up", "uuid", networkmanager.connection_uuid(STATIC)))))]
+        ch = ch[:-3] + ch[-1:]
+    else:
+        # Last, the trunk is brought up again.
+        assert (ch[-1].resource, ch[-1].ops) == up
+        ch = ch[:-1]
     assert [c.action for c in ch] == [Action.CREATE if not c.resource.endswith("/interfaces") else Action.MODIFY for c in ch[:-1]] + [Action.MODIFY]
     assert len(ch) == files + 1 and all(c.resource.startswith("file:/etc/") for c in ch[:-1]) and ch[-1].resource == f"manager:{manager}"
     for c in ch[:-1]:
@@ -231,6 +243,8 @@ def test_a_handover_is_each_file_as_a_change_then_the_manager_reads_them(manager
     assert all(isinstance(o, RunProgram) for o in ch[0].undo[1:]) and (len(ch[0].undo) > 1 or manager == IFUPDOWN)
     assert all(len(c.undo) == 1 for c in ch[1:-1])
     assert all(isinstance(o, (RunProgram, DhclientRun)) for o in ch[-1].ops)
+    # A rollback takes away what the manager keeps about the port (ifup's state file), as down does.
+    assert ch[-1].undo == ((WriteFile("/run/network/ifstate.mgmt0", None),) if manager == IFUPDOWN else ())
     saved = p.keep["handover"]
     assert saved.manager == manager and dict(saved.files) == {c.resource[5:]: host_files.text(c.resource[5:]) for c in ch[:-1]}
     # The record survives its JSON form.
@@ -245,7 +259,8 @@ def converged(manager: str, edit: dict[str, str | None] | None = None):
     d = planner.desire(t, t.hosts["node1"])
     first = planner.diff(d, replace(from_nothing(d), managers=managed(manager), files=HostFiles(texts={"/etc/network/interfaces": INTERFACES})))
     written = {op.path: op.text for c in handover_changes(first) for op in c.ops if isinstance(op, WriteFile)}
-    assert [c.resource for c in handover_changes(first)][-2:] == [f"manager:{manager}", "link:eth1"]
+    assert [c.resource for c in handover_changes(first)][-2:] == ([f"manager:{manager}", "link:eth1"] if manager != NETWORKMANAGER
+                                                                    else ["link:eth1", f"manager:{manager}"])
     written.update(edit or {})
     cur = replace(applied(t, "node1"), files=HostFiles(texts=written))
     return d, cur, first.keep["handover"], written
@@ -260,7 +275,8 @@ def test_after_the_handover_the_plan_is_empty_and_an_edited_or_removed_file_is_d
     for edited in ("# edited by hand\n", None):
         _, cur2, _, _ = converged(manager, {path: edited})
         ch = handover_changes(planner.diff(d, cur2, {"handover": saved}))
-        assert [c.resource for c in ch] == [f"file:{path}", f"manager:{manager}", "link:eth1"]
+        assert [c.resource for c in ch] == [f"file:{path}"] + ([f"manager:{manager}", "link:eth1"] if manager != NETWORKMANAGER
+                                                               else [f"manager:{manager}", "link:eth1", f"manager:{manager}"])
         assert ch[0].action is (Action.CREATE if edited is None else Action.MODIFY) and ch[0].ops == (WriteFile(path, written[path], ch[0].ops[0].mode),)
 
 
@@ -334,3 +350,27 @@ def test_after_a_reboot_ovsnet_brings_the_trunk_up_that_the_manager_no_longer_do
     assert c.reason == "an uplink NIC carries frames only when up, and OVS does not bring a port's NIC up"
     # eth1 was up before ovsnet's first change (the manager ran it): down must not set it down
     assert "nic" not in p.keep
+
+
+@pytest.mark.parametrize("module,unit,state", [
+    (networkmanager, "NetworkManager.service", ("run/NetworkManager/devices/3", "[device]\nmanaged=true\n")),
+    (networkd, "systemd-networkd.service", ("run/systemd/netif/links/3", "ADMIN_STATE=configured\nNETWORK_FILE=/etc/systemd/network/20-eth1.network\n")),
+])
+def test_a_stopped_managers_state_files_are_not_taken_for_it(tmp_path, module, unit, state):
+    """Stopped during a boot, the daemon leaves its state files in /run (seen on the VMs:
+    NetworkManager's said managed=true and hid ifupdown's NIC). systemd says whether it runs."""
+    from ovsnet.current import Link
+
+    path, text = state
+    (tmp_path / path).parent.mkdir(parents=True)
+    (tmp_path / path).write_text(text)
+    nic = Link("eth1", 3)
+    assert module.detect(tmp_path, nic) is not None  # no systemd: the state file counts
+    (tmp_path / "run/systemd/system").mkdir(parents=True)
+    assert module.detect(tmp_path, nic) is None  # systemd, and the unit has neither invocation nor cgroup
+    (tmp_path / "sys/fs/cgroup/system.slice" / unit).mkdir(parents=True)
+    assert module.detect(tmp_path, nic) is not None
+    (tmp_path / "sys/fs/cgroup/system.slice" / unit).rmdir()
+    (tmp_path / "run/systemd/units").mkdir(parents=True)
+    (tmp_path / "run/systemd/units" / f"invocation:{unit}").symlink_to("0123456789abcdef")
+    assert module.detect(tmp_path, nic) is not None

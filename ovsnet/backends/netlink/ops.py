@@ -36,8 +36,9 @@ class NlOp:
     """Base of every netlink op."""
 
     backend: ClassVar[str] = "netlink"
-    # A delete of what is already gone reached the end state it asked for.
-    absent_is_done: ClassVar[bool] = False
+    # A delete of what is already gone reached the end state it asked for:
+    # the kernel's answers that say "gone" for this op.
+    absent_is_done: ClassVar[frozenset[int]] = frozenset()
 
     def messages(self, index_of: IndexOf) -> list[Message]:
         raise NotImplementedError
@@ -111,7 +112,7 @@ class NlSetLink(NlOp):
 @dataclass(frozen=True)
 class NlDeleteLink(NlOp):
     name: str
-    absent_is_done: ClassVar[bool] = True
+    absent_is_done: ClassVar[frozenset[int]] = frozenset({errno.ENODEV})
 
     def messages(self, index_of: IndexOf) -> list[Message]:
         return [(codec.del_link(self.name), None)]
@@ -151,6 +152,9 @@ class NlAddAddress(NlOp):
 class NlDelAddress(NlOp):
     ifname: str
     cidr: str
+    # Gone already: a network manager that took over the link flushed it (NetworkManager
+    # does as it deactivates a port whose DHCP failed), and a rollback must not call that a failure.
+    absent_is_done: ClassVar[frozenset[int]] = frozenset({errno.EADDRNOTAVAIL})
 
     def messages(self, index_of: IndexOf) -> list[Message]:
         return [(codec.address(False, index_of(self.ifname), self.cidr), None)]

@@ -66,7 +66,7 @@ class Sender:
                     return self.outcome
                 for raw, creates in messages:
                     code = self._send(raw)
-                    if code == errno.ENODEV and op.absent_is_done:
+                    if code in op.absent_is_done:
                         code = 0  # already gone: the end state a delete asks for
                     if code:
                         self._fail(g, op, code, acked, created)
