@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
 from ovsnet.backends.netlink.ops import NlSetLink
+from ovsnet.current import Link
 from ovsnet.kinds.base import Context, Kind, Settings
 from ovsnet.plan.model import Action, Phase
 from ovsnet.topology.model import Host, Layout, Topology
@@ -32,6 +33,12 @@ class SavedNics:
 
     mtus: Mapping[str, int] = field(default_factory=dict)
     were_down: frozenset[str] = frozenset()
+
+
+def _in_linux_bond(ctx: Context, link: Link) -> bool:
+    """On the kernel datapath every OVS port's NIC has a master too (ovs-system): only a bond counts."""
+    master = ctx.current.linux.links.get(link.master) if link.master else None
+    return master is not None and master.kind == "bond"
 
 
 class Nics(Kind):
@@ -59,7 +66,7 @@ class Nics(Kind):
                 undo.append(NlSetLink(nic.name, mtu=cur.mtu))
                 mtus[nic.name] = cur.mtu
             # A member of a Linux bond is brought up by the bond kind, which frees it.
-            if not cur.up and not cur.master:
+            if not cur.up and not _in_linux_bond(ctx, cur):
                 before.append("down")
                 after.append("up")
                 ops.append(NlSetLink(nic.name, up=True))
@@ -87,8 +94,8 @@ class Nics(Kind):
                         ops=(NlSetLink(nic, mtu=mtu),), undo=(NlSetLink(nic, mtu=link.mtu),))
         for nic in sorted(saved.were_down):
             link = ctx.current.linux.links.get(nic)
-            if link is None or not link.up or link.master:
-                continue  # down already, or something else (a Linux bond it went back to) runs it now
+            if link is None or not link.up or _in_linux_bond(ctx, link):
+                continue  # down already, or back in its Linux bond, which runs it now
             # After the OVS transaction has let the NIC go (cleanup runs last).
             ctx.add(Action.RESTORE, f"link:{nic}", Phase.CLEANUP, "down, as it was before the first up", before="up", after="down",
                     ops=(NlSetLink(nic, up=False),), undo=(NlSetLink(nic, up=True),))

@@ -11,7 +11,7 @@ import pytest
 from ovsnet.apply import record
 from ovsnet.apply.record import Record
 from ovsnet.backends.netlink.ops import NlSetLink
-from ovsnet.current import OvsBridge, OvsPort, OvsState
+from ovsnet.current import Link, OvsBridge, OvsPort, OvsState
 from ovsnet.errors import BackendError
 from ovsnet.kinds import Desired
 from ovsnet.kinds.nic import NicWant, SavedNics
@@ -167,9 +167,11 @@ def test_an_mtu_the_nic_refuses_says_so():
     assert NlSetLink("eth1", up=True).explain(errno.EINVAL) == "Invalid argument"
 
 
-def with_nic_down(state, nic: str, master: str | None = None):
+def with_nic_down(state, nic: str, master: str | None = None, master_kind: str = "bond", up: bool = False):
     links = dict(state.linux.links)
-    links[nic] = replace(links[nic], up=False, master=master)
+    links[nic] = replace(links[nic], up=up, master=master)
+    if master:
+        links[master] = Link(master, 90, kind=master_kind, up=True)
     return replace(state, linux=replace(state.linux, links=links))
 
 
@@ -195,6 +197,14 @@ def test_a_linux_bond_member_that_is_down_is_left_to_the_bond_kind():
     assert "nic" not in p.keep
 
 
+def test_a_nic_down_in_the_kernel_datapath_is_brought_up():
+    """On the kernel datapath an OVS port's NIC has master ovs-system: down after a reboot, it is still brought up."""
+    d = host(JUMBO, "node2")
+    p = planner.diff(d, with_nic_down(from_nothing(d), "eth1", master="ovs-system", master_kind="openvswitch"))
+    (c,) = [c for c in p.changes if c.resource == "link:eth1"]
+    assert c.line() == "modify  link:eth1  down -> up"
+
+
 def test_down_puts_a_nic_that_was_down_down_again_after_ovs_lets_it_go():
     d = host(JUMBO, "node2")
     marks = {OWNER_KEY: TOPO, ROLE_KEY: "uplink"}
@@ -208,7 +218,10 @@ def test_down_puts_a_nic_that_was_down_down_again_after_ovs_lets_it_go():
     assert "link:gone0" not in [x.resource for x in p.changes]
     # already down, or back in a Linux bond: nothing to do
     assert "link:eth1" not in [x.resource for x in planner.teardown(d, with_nic_down(st, "eth1"), saved).changes]
-    assert "link:eth1" not in [x.resource for x in planner.teardown(d, with_nic_down(st, "eth1", master="bond9"), saved).changes]
+    assert "link:eth1" not in [x.resource for x in planner.teardown(d, with_nic_down(st, "eth1", master="bond9", up=True), saved).changes]
+    # still in the kernel datapath's OVS port when down plans: set down once OVS lets it go
+    kernel = planner.teardown(d, with_nic_down(st, "eth1", master="ovs-system", master_kind="openvswitch", up=True), saved)
+    assert [x.line() for x in kernel.changes if x.resource == "link:eth1"] == ["restore link:eth1  up -> down"]
 
 
 def test_state_file_keeps_the_nics_that_were_down(tmp_path):
