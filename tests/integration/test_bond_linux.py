@@ -22,28 +22,10 @@ from ovsnet.topology import check
 from ovsnet.topology.load import parse
 from tests.support.commands import ns_json, sh
 from tests.support.labhost import node1_target
+from tests.support.topologies import two_nic_bond
 
 pytestmark = pytest.mark.root
 
-TOPOLOGY = """name = "obd{tag}"
-[vlans.mgmt]
-id = 10
-subnet = "192.168.10.0/24"
-router = "192.168.10.1"
-
-[hosts.node1]
-bridge = {{ name = "br-ovs", datapath = "netdev" }}
-
-[[hosts.node1.uplinks]]
-nics = ["eth1", "eth2"]
-bond = "bond0"
-vlans = ["mgmt"]
-native_vlan = "mgmt"
-
-[hosts.node1.management]
-addresses = ["192.168.10.11/24"]
-gateway = "192.168.10.1"
-"""
 
 
 def state(ns: str) -> dict:
@@ -77,7 +59,7 @@ def on_a_linux_bond(ovs, make_ns, tmp_path, run_prefix):
                                              "addr add 192.168.10.11/24 dev bond0\nroute add default via 192.168.10.1 dev bond0\n")
     assert ping(host, "192.168.10.1")
     target = node1_target(ovs.remote, host, tmp_path, "nameserver 9.9.9.9\n", gateway_timeout=15.0)
-    return host, check(parse(TOPOLOGY.format(tag=run_prefix[-5:]), "linux-bond.toml")), target
+    return host, check(parse(two_nic_bond(f"obd{run_prefix[-5:]}"), "linux-bond.toml")), target
 
 
 def test_the_address_moves_off_a_linux_bond_and_down_gives_it_back(on_a_linux_bond):

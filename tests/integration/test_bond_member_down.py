@@ -20,28 +20,10 @@ from ovsnet.topology import check
 from ovsnet.topology.load import parse
 from tests.support.commands import ns_json, sh
 from tests.support.labhost import node1_target
+from tests.support.topologies import two_nic_bond
 
 pytestmark = pytest.mark.root
 
-TOPOLOGY = """name = "omd{tag}"
-[vlans.mgmt]
-id = 10
-subnet = "192.168.10.0/24"
-router = "192.168.10.1"
-
-[hosts.node1]
-bridge = {{ name = "br-ovs", datapath = "netdev" }}
-
-[[hosts.node1.uplinks]]
-nics = ["eth1", "eth2"]
-bond = "bond0"
-vlans = ["mgmt"]
-native_vlan = "mgmt"
-
-[hosts.node1.management]
-addresses = ["192.168.10.11/24"]
-gateway = "192.168.10.1"
-"""
 
 
 def state(ns: str) -> dict:
@@ -70,7 +52,7 @@ def second_nic_down(ovs, make_ns, tmp_path, run_prefix):
     sh("ip", "-n", gw, "-batch", "-", input="addr add 192.168.10.1/24 dev sw\nlink set sw up\n")
     sh("ip", "-n", host, "-batch", "-", input="link set eth1 up\naddr add 192.168.10.11/24 dev eth1\nroute add default via 192.168.10.1 dev eth1\n")
     target = node1_target(ovs.remote, host, tmp_path, "nameserver 9.9.9.9\n", gateway_timeout=15.0)
-    return host, check(parse(TOPOLOGY.format(tag=run_prefix[-5:]), "member-down.toml")), target
+    return host, check(parse(two_nic_bond(f"omd{run_prefix[-5:]}"), "member-down.toml")), target
 
 
 def test_up_brings_a_down_member_up_and_down_puts_it_back_down(ovs, second_nic_down):

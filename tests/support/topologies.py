@@ -147,3 +147,26 @@ def growing(names: list[str], vlans: list[str]) -> str:
             f"[[hosts.{n}.docker]]", 'bridge = "br-db"', 'vlan = "db"', 'network = "db"',
         ]
     return "\n".join(out) + "\n"
+
+
+def two_nic_bond(name: str) -> str:
+    """node1 alone, its uplink an OVS bond of eth1 and eth2 (no LACP) trunking the management VLAN natively."""
+    return f"""name = "{name}"
+[vlans.mgmt]
+id = 10
+subnet = "192.168.10.0/24"
+router = "{MGMT_GATEWAY}"
+
+[hosts.node1]
+bridge = {{ name = "br-ovs", datapath = "netdev" }}
+
+[[hosts.node1.uplinks]]
+nics = ["eth1", "eth2"]
+bond = "bond0"
+vlans = ["mgmt"]
+native_vlan = "mgmt"
+
+[hosts.node1.management]
+addresses = ["{NODE1_ADDRESS}"]
+gateway = "{MGMT_GATEWAY}"
+"""
