@@ -216,8 +216,13 @@ def second_nic_on_vlan10(provisioned: Bed) -> Iterator[Bed]:
     bed[ROUTER].run("ovs-vsctl --if-exists del-port eth2; ip link set eth2 down", 60)
 
 
-def ipv4_on(vm: Vm, dev: str) -> list[dict]:
-    data = json.loads(vm.check(f"ip -j -4 addr show dev {dev}", 30) or "[]")
+def ipv4_on(vm: Vm, dev: str, missing_ok: bool = False) -> list[dict]:
+    r = vm.run(f"ip -j -4 addr show dev {dev}", 30)
+    if missing_ok and not r.ok and "does not exist" in r.err:
+        return []
+    if not r.ok:
+        raise AssertionError(f"{vm.name}: ip -4 addr show dev {dev}: exit {r.code}:\n{r.text}")
+    data = json.loads(r.out or "[]")
     return [a for link in data for a in link.get("addr_info", []) if a.get("family") == "inet"]
 
 
@@ -227,7 +232,8 @@ def wait_for_address(vm: Vm, c: Case, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     seen: list[dict] = []
     while time.monotonic() < deadline:
-        seen = ipv4_on(vm, c.nic)
+        # After a reboot the guest agent may answer before Open vSwitch has made its internal port.
+        seen = ipv4_on(vm, c.nic, missing_ok=True)
         for a in seen:
             ip = ipaddress.IPv4Address(a["local"])
             if c.dhcp and DHCP_POOL[0] <= ip <= DHCP_POOL[1] and a.get("prefixlen") == 24:
