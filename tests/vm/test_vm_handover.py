@@ -60,6 +60,8 @@ TOPO = "/etc/ovsnet/ho.toml"
 WATCH_LOG = "/var/log/ovm-addresses.log"
 WATCH_UNIT = "/etc/systemd/system/ovm-address-watch.service"
 MANAGER_FILES = "/etc/systemd/network /etc/NetworkManager /etc/network"
+# Emulated and loaded, ovs-vswitchd once took over the default 10 s to apply a transaction.
+SLOW = "--ovs-timeout 120 --docker-timeout 120"
 # The unit of the test bed that records every address change from early boot,
 # before Open vSwitch, ovsnet or any manager runs; each boot opens with its id.
 WATCH = """[Unit]
@@ -209,7 +211,7 @@ def test_handover_up_reboot_down(bed: Bed, name: str) -> None:
         with timed(MODULE, f"{name}: up with the handover"):
             r = vm.run(f"ovsnet plan {TOPO} --host node1", 300)
             assert "file:/etc/" in r.text and f"manager:{s.handover}" in r.text, r.text
-            vm.check(f"ovsnet up {TOPO} --host node1 --allow-uplink-move --gateway-timeout 60", 600, "up with the handover")
+            vm.check(f"ovsnet up {TOPO} --host node1 --allow-uplink-move --gateway-timeout 60 {SLOW}", 600, "up with the handover")
             check_handed_over(bed, s, address, "after up")
         if c.dhcp:
             with timed(MODULE, f"{name}: a DHCP renewal on mgmt0, none on eth1"):
@@ -254,7 +256,7 @@ def test_handover_up_reboot_down(bed: Bed, name: str) -> None:
 
         with timed(MODULE, f"{name}: down gives the NIC back"):
             vm.check(f"systemctl --no-reload disable ovsnet-ho-node1.service; rm -f /etc/systemd/system/ovsnet-ho-node1.service; "
-                     f"ovsnet down {TOPO} --host node1", 600, "down")
+                     f"ovsnet down {TOPO} --host node1 {SLOW}", 600, "down")
             installed = False
             assert hashes(bed) == before, f"{name}: the manager's files differ after down"
             back = wait_for_address(vm, c, 180)
@@ -280,5 +282,5 @@ def test_handover_up_reboot_down(bed: Bed, name: str) -> None:
         with timed(MODULE, f"{name}: undo"):
             if installed:
                 vm.run("systemctl --no-reload disable ovsnet-ho-node1.service; rm -f /etc/systemd/system/ovsnet-ho-node1.service", 60)
-            vm.run(f"ovsnet down {TOPO} --host node1", 600)
+            vm.run(f"ovsnet down {TOPO} --host node1 {SLOW}", 600)
             vm.run(f"{c.teardown}; ip -4 addr flush dev {c.nic}; ip -4 route flush dev {c.nic}; ip link set {c.nic} down", 120)
