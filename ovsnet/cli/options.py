@@ -13,7 +13,7 @@ import functools
 import inspect
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -56,8 +56,7 @@ class Where:
 
     @property
     def given(self) -> list[str]:
-        return [f"--{n.replace('_', '-')}" for n in ("db", "netns", "state_dir", "resolv_conf", "root", "ovs_timeout", "docker_timeout")
-                if getattr(self, n) is not None]
+        return [f"--{f.name.replace('_', '-')}" for f in fields(self) if getattr(self, f.name) is not None]
 
     def target(self, checked: Any, host: str) -> Any:
         from ovsnet.apply import host_of

@@ -17,11 +17,10 @@ import subprocess
 import pytest
 
 from ovsnet import apply
-from ovsnet.backends.ethtool import set_tx_checksum
 from ovsnet.topology import check
 from ovsnet.topology.load import parse
 from tests.support.commands import ns_json, sh
-from tests.support.labhost import node1_target
+from tests.support.labhost import node1_target, wire_two_cables
 from tests.support.topologies import two_nic_bond
 
 pytestmark = pytest.mark.root
@@ -49,12 +48,7 @@ def on_a_linux_bond(ovs, make_ns, tmp_path, run_prefix):
                           capture_output=True, text=True)
     if made.returncode != 0:
         pytest.skip(f"this kernel makes no Linux bond: {made.stderr.strip()}")
-    sh("ip", "-n", gw, "link", "add", "br", "type", "bridge")
-    for i in (1, 2):
-        sh("ip", "link", "add", f"eth{i}", "netns", host, "type", "veth", "peer", "name", f"gw{i}", "netns", gw)
-        set_tx_checksum(gw, f"gw{i}", False)
-        sh("ip", "-n", gw, "-batch", "-", input=f"link set gw{i} master br\nlink set gw{i} up\n")
-    sh("ip", "-n", gw, "-batch", "-", input="addr add 192.168.10.1/24 dev br\nlink set br up\n")
+    wire_two_cables(host, gw)
     sh("ip", "-n", host, "-batch", "-", input="link set eth1 master bond0\nlink set eth2 master bond0\nlink set bond0 up\n"
                                              "addr add 192.168.10.11/24 dev bond0\nroute add default via 192.168.10.1 dev bond0\n")
     assert ping(host, "192.168.10.1")

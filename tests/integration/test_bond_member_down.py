@@ -15,11 +15,10 @@ import subprocess
 import pytest
 
 from ovsnet import apply
-from ovsnet.backends.ethtool import set_tx_checksum
 from ovsnet.topology import check
 from ovsnet.topology.load import parse
 from tests.support.commands import ns_json, sh
-from tests.support.labhost import node1_target
+from tests.support.labhost import node1_target, wire_two_cables
 from tests.support.topologies import two_nic_bond
 
 pytestmark = pytest.mark.root
@@ -44,12 +43,7 @@ def ovs_member(remote: str, name: str) -> tuple[str, str]:
 @pytest.fixture
 def second_nic_down(ovs, make_ns, tmp_path, run_prefix):
     host, gw = ovs.netns, make_ns("gw")
-    sh("ip", "-n", gw, "link", "add", "sw", "type", "bridge")
-    for i in (1, 2):
-        sh("ip", "link", "add", f"eth{i}", "netns", host, "type", "veth", "peer", "name", f"gw{i}", "netns", gw)
-        set_tx_checksum(gw, f"gw{i}", False)
-        sh("ip", "-n", gw, "-batch", "-", input=f"link set gw{i} master sw\nlink set gw{i} up\n")
-    sh("ip", "-n", gw, "-batch", "-", input="addr add 192.168.10.1/24 dev sw\nlink set sw up\n")
+    wire_two_cables(host, gw)
     sh("ip", "-n", host, "-batch", "-", input="link set eth1 up\naddr add 192.168.10.11/24 dev eth1\nroute add default via 192.168.10.1 dev eth1\n")
     target = node1_target(ovs.remote, host, tmp_path, "nameserver 9.9.9.9\n", gateway_timeout=15.0)
     return host, check(parse(two_nic_bond(f"omd{run_prefix[-5:]}"), "member-down.toml")), target

@@ -22,7 +22,6 @@ import pytest
 from ovsnet import api
 from ovsnet.lab import netns
 from ovsnet.lab.ledger import load_lab
-from ovsnet.lab.names import targets
 from tests.support.fleet import REPO, FleetLab, Pinger, fleet_lab
 
 pytestmark = pytest.mark.root
@@ -44,13 +43,6 @@ def fleet(tmp_path_factory):
     print(f"\nfleet figures: {json.dumps(RESULTS)}")
 
 
-def _plans(lab: FleetLab) -> dict[str, int]:
-    """Changes `up` would still make on each host (0: in sync)."""
-    checked = api.load(FLEET)
-    lab_obj = load_lab(checked.topology, lab.prefix)
-    return {h: len(api.status(checked, h, t).changes) for h, t in targets(lab_obj).items()}
-
-
 def _switch(lab: FleetLab, *argv: str) -> None:
     lab.ovsnet("lab", "exec", str(FLEET), "switch", "--prefix", lab.prefix, "--", *argv)
 
@@ -70,7 +62,7 @@ def test_check_mode_changes_nothing_and_reports_every_fresh_host(fleet):
     assert {line.split("[")[1].split("]")[0] for line in plan_lines} == set(HOSTS)
     for h in HOSTS:
         assert fleet.snapshot(h) == fleet.fresh[h], h
-    assert all(n > 0 for n in _plans(fleet).values())
+    assert all(n > 0 for n in fleet.pending().values())
     RESULTS["check_seconds"] = round(run.seconds, 1)
 
 
@@ -89,7 +81,7 @@ def test_failing_host_rolls_back_and_stops_the_rollout(fleet):
     assert run.recap["node1"].failed == 0 and run.recap["node3"].failed == 0 and run.recap["node4"].failed == 0
     assert "node2 failed at \"Apply" in run.output and "rolled back" in run.output
     assert "gateway" in run.output.split("node2 failed at", 1)[1][:2000]
-    plans = _plans(fleet)
+    plans = fleet.pending()
     assert plans["node1"] == 0, "node1, of the batch before, stays configured"
     assert plans["node3"] > 0 and plans["node4"] > 0, "the batches after never ran"
     for h in ("node2", "node3", "node4"):
@@ -103,7 +95,7 @@ def test_rollout_converges_and_verify_lab_passes(fleet, tmp_path):
         run = fleet.playbook("rollout", "-e", "ovsnet_serial=2")
     assert run.returncode == 0, run.output[-6000:]
     assert all(r.failed == 0 and r.unreachable == 0 for r in run.recap.values())
-    assert _plans(fleet) == {h: 0 for h in HOSTS}
+    assert fleet.pending() == {h: 0 for h in HOSTS}
     sent, lost = pinger.lost_between(run.windows["node3"])
     RESULTS.update(rollout_seconds=round(run.seconds, 1), ping_during_node3_apply={"sent": sent, "lost": lost},
                    node3_apply_window=run.windows["node3"])

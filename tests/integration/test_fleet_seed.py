@@ -19,21 +19,13 @@ import subprocess
 
 import pytest
 
-from ovsnet import api
 from ovsnet.lab import netns
-from ovsnet.lab.ledger import load_lab
-from ovsnet.lab.names import targets
 from tests.support.fleet import REPO, fleet_lab
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.environ.get("OVSNET_LAB_TESTS") != "all", reason="beyond CI's time budget: runs with OVSNET_LAB_TESTS=all")]
 SEED = REPO / "topologies" / "seed.toml"
 HOSTS = ("node1", "node2")
-
-
-def _pending(prefix: str) -> dict[str, int]:
-    checked = api.load(SEED)
-    return {h: len(api.status(checked, h, t).changes) for h, t in targets(load_lab(checked.topology, prefix)).items()}
 
 
 def test_the_seed_topology_rolls_out_over_ssh_and_tears_down(tmp_path):
@@ -48,13 +40,13 @@ def test_the_seed_topology_rolls_out_over_ssh_and_tears_down(tmp_path):
         changed = {line.split("[")[1].split("]")[0] for line in run.output.splitlines() if line.startswith("changed: [node")}
         assert changed == set(HOSTS)
         assert {h: lab.snapshot(h) for h in HOSTS} == fresh
-        assert all(n > 0 for n in _pending(lab.prefix).values())
+        assert all(n > 0 for n in lab.pending().values())
         print(f"\nseed fleet: check {run.seconds:.0f} s", end="")
 
         run = lab.playbook("rollout", "-e", "ovsnet_serial=2")
         assert run.returncode == 0, run.output[-6000:]
         assert all(r.failed == 0 and r.unreachable == 0 and r.changed > 0 for r in run.recap.values()), run.recap
-        assert _pending(lab.prefix) == {h: 0 for h in HOSTS}
+        assert lab.pending() == {h: 0 for h in HOSTS}
         lab.ovsnet("lab", "attach", str(SEED), "--prefix", lab.prefix)
         verify = lab.ovsnet("verify", str(SEED), "--lab", "--prefix", lab.prefix, check=False)
         assert verify.returncode == 0, verify.stdout + verify.stderr

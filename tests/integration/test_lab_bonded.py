@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -200,7 +201,7 @@ def test_only_the_management_port_answers_arp_for_the_hosts_address(bonded, tmp_
                                 stdout=log.open("w"), stderr=subprocess.DEVNULL)
         try:
             time.sleep(1.0)
-            subprocess.run(["ip", "netns", "exec", sw, "python3", "-c", ARP_PROBE, port, "02:00:00:00:0a:fa", "192.168.10.11"],
+            subprocess.run(["ip", "netns", "exec", sw, sys.executable, "-c", ARP_PROBE, port, "02:00:00:00:0a:fa", "192.168.10.11"],
                            check=True, timeout=30)
             time.sleep(1.0)
         finally:

@@ -87,6 +87,15 @@ class FleetLab:
     def ns(self, host: str) -> str:
         return self.namespaces[host]
 
+    def pending(self) -> dict[str, int]:
+        """Changes `up` would still make on each host (0: in sync)."""
+        from ovsnet import api
+        from ovsnet.lab.ledger import load_lab
+        from ovsnet.lab.names import targets
+
+        checked = api.load(self.topology)
+        return {h: len(api.status(checked, h, t).changes) for h, t in targets(load_lab(checked.topology, self.prefix)).items()}
+
     def snapshot(self, host: str) -> dict[str, object]:
         return snapshot(self.ns(host))
 

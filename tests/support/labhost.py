@@ -82,6 +82,17 @@ def wire_uplink(ns: str, gw: str) -> None:
                                            f"route add default via {MGMT_GATEWAY} dev eth1\n")
 
 
+def wire_two_cables(ns: str, gw: str) -> None:
+    """eth1 and eth2 in `ns`, each cabled to a port of the gateway's Linux bridge `sw`, which holds the gateway's address."""
+    sh("ip", "-n", gw, "link", "add", "sw", "type", "bridge")
+    for i in (1, 2):
+        sh("ip", "link", "add", f"eth{i}", "netns", ns, "type", "veth", "peer", "name", f"gw{i}", "netns", gw)
+        set_tx_checksum(gw, f"gw{i}", False)  # as in wire_uplink
+        sh("ip", "-n", gw, "-batch", "-", input=f"link set gw{i} master sw\nlink set gw{i} up\n")
+    prefixlen = NODE1_ADDRESS.split("/")[1]
+    sh("ip", "-n", gw, "-batch", "-", input=f"addr add {MGMT_GATEWAY}/{prefixlen} dev sw\nlink set sw up\n")
+
+
 def node1_target(ovsdb: str, ns: str, workdir: Path, resolv_text: str, **options) -> Target:
     """Where ovsnet applies to this host: its OVS, its namespace, and state and resolv.conf under `workdir`.
 

@@ -7,28 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import ovsnet.apply
-from ovsnet.apply import Result
-from ovsnet.apply.target import Target
 from ovsnet.cli import app
-from ovsnet.plan.model import Plan
 
 SEED = str(Path(__file__).resolve().parents[2] / "topologies" / "seed.toml")
 runner = CliRunner()
-
-
-@pytest.fixture
-def seen(monkeypatch):
-    """Stand in for the apply: record the Target the CLI built, change nothing."""
-    targets: list[Target] = []
-
-    def fake(checked, host, target, *rest, **kw):
-        targets.append(target)
-        return Result(Plan("seed", host, ()), (), 0.0)
-
-    monkeypatch.setattr(ovsnet.apply, "up", fake)
-    monkeypatch.setattr(ovsnet.apply, "down", fake)
-    return targets
 
 
 @pytest.mark.parametrize("verb", ["up", "down"])

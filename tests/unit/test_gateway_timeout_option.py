@@ -7,29 +7,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import ovsnet.apply
-from ovsnet.apply import GATEWAY_TIMEOUT_MAX, Result, check_gateway_timeout
+from ovsnet.apply import GATEWAY_TIMEOUT_MAX, check_gateway_timeout
 from ovsnet.apply.target import Target
 from ovsnet.cli import app
 from ovsnet.errors import UsageError
-from ovsnet.plan.model import Plan
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = str(ROOT / "topologies" / "seed.toml")
 runner = CliRunner()
-
-
-@pytest.fixture
-def seen(monkeypatch):
-    """Stand in for the apply: record the Target the CLI built, change nothing."""
-    targets: list[Target] = []
-
-    def fake_up(checked, host, target, options, report):
-        targets.append(target)
-        return Result(Plan("seed", host, ()), (), 0.0)
-
-    monkeypatch.setattr(ovsnet.apply, "up", fake_up)
-    return targets
 
 
 def up(*extra: str):
